@@ -17,7 +17,6 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
-CONTRACTS = ("source", "reject", "candidate", "screening_item", "annotation", "rationale", "export_row")
 
 
 class ContractError(ValueError):
@@ -35,6 +34,12 @@ def schemas_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "schemas"
 
 
+def contract_names() -> tuple[str, ...]:
+    """Every contract: one ``<name>.schema.json`` file each in :func:`schemas_dir` (``defs`` is shared)."""
+    names = (p.name.removesuffix(".schema.json") for p in schemas_dir().glob("*.schema.json"))
+    return tuple(sorted(n for n in names if n != "defs"))
+
+
 @cache
 def _registry() -> Registry:
     resources = []
@@ -49,8 +54,8 @@ def _registry() -> Registry:
 @cache
 def load_schema(contract: str) -> dict[str, Any]:
     """The JSON Schema document of ``contract`` (e.g. ``"annotation"``)."""
-    if contract not in CONTRACTS:
-        raise KeyError(f"unknown contract {contract!r}; known: {', '.join(CONTRACTS)}")
+    if contract not in contract_names():
+        raise KeyError(f"unknown contract {contract!r}; known: {', '.join(contract_names())}")
     return json.loads((schemas_dir() / f"{contract}.schema.json").read_text())
 
 
@@ -68,7 +73,7 @@ def _semantic_problems(contract: str, record: dict[str, Any]) -> list[str]:
     """Rules JSON Schema cannot say well: the best candidate must be acceptable, etc."""
     problems: list[str] = []
     answers = []
-    if contract in ("annotation", "export_row"):
+    if contract in ("annotation", "export_row", "label"):
         if record.get("status", "submitted") == "submitted":
             answers.append(("", record))
     elif contract == "screening_item" and record.get("known_answer"):

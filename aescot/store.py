@@ -67,7 +67,9 @@ for _spec in (
     TableSpec("candidates", ("candidate_id",), "candidate"),
     TableSpec("items", ("item_id",), "screening_item"),
     TableSpec("annotations", ("annotation_id",), "annotation"),
+    TableSpec("labels", ("item_id",), "label"),
     TableSpec("rationales", ("rationale_id",), "rationale"),
+    TableSpec("selections", ("item_id",), "selection"),
 ):
     register_table(_spec)
 
