@@ -1,0 +1,324 @@
+"""Ingest: turn what users send (a folder, a glob, a CSV/Parquet manifest) into validated,
+normalised sources with product masks in the store.
+
+Each file is read once, hashed (its source id), normalised, perceptually hashed and masked.
+Bad files become rejects with a reason; exact and near-duplicate sources are reported and
+skipped; files already ingested are counted and skipped, so re-running adds nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import fsspec
+import numpy as np
+import pyarrow.parquet as pq
+from PIL import Image
+from pydantic import BaseModel, Field
+
+from aescot.ids import sha256_bytes
+from aescot.images import ImageLimits, ImageRejected, encode_png, normalise_image
+from aescot.mask import MaskConfig, MaskError, product_mask
+from aescot.phash import phash_hex
+from aescot.rejects import Reject, record_rejects
+from aescot.store import DatasetStore
+from aescot.timeutil import now_iso
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+MASK_SUFFIX = ".mask"  # sidecar masks: photo.png -> photo.mask.png
+STAGE = "ingest"
+
+
+class IngestConfig(BaseModel):
+    """Typed settings of the ingest stage."""
+
+    limits: ImageLimits = Field(default_factory=ImageLimits)
+    mask: MaskConfig = Field(default_factory=MaskConfig)
+    hash_method: str = "phash"
+    hash_size: int = Field(8, ge=4, le=16)
+    near_duplicate_distance: int = Field(
+        4, ge=-1, description="Hamming radius for near-duplicate sources; -1 turns the check off"
+    )
+    batch_size: int = Field(128, ge=1, description="sources per atomic append (a crash loses at most one batch)")
+    workers: int = Field(2, ge=1, description="decoding threads")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One input: where the image is, an optional user mask, an optional product name."""
+
+    path: str
+    mask: str | None = None
+    product: str | None = None
+
+
+@dataclass
+class IngestReport:
+    """What an ingest run did."""
+
+    seen: int = 0
+    added: int = 0
+    already_present: int = 0
+    ignored_files: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    added_ids: list[str] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejects)
+
+    def reasons(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.rejects:
+            out[r.reason] = out.get(r.reason, 0) + 1
+        return dict(sorted(out.items()))
+
+
+# --- finding inputs ------------------------------------------------------------------------------
+
+
+def _is_mask_file(p: Path) -> bool:
+    return p.stem.endswith(MASK_SUFFIX)
+
+
+def _sidecar_mask(p: Path) -> str | None:
+    for ext in (".png", p.suffix):
+        cand = p.with_name(p.stem + MASK_SUFFIX + ext)
+        if cand.exists():
+            return str(cand)
+    return None
+
+
+def _read_manifest(path: str) -> list[SourceFile]:
+    base = os.path.dirname(path)
+    if path.endswith(".parquet"):
+        with fsspec.open(path, "rb") as fh:
+            rows = pq.read_table(fh).to_pylist()
+    else:
+        with fsspec.open(path, "r", encoding="utf-8-sig", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    if rows and not ({"path", "image"} & set(rows[0])):
+        raise ValueError(f"manifest {path} needs a 'path' (or 'image') column; it has {sorted(rows[0])}")
+
+    def resolve(p: str | None) -> str | None:
+        if not p:
+            return None
+        return p if "://" in p or os.path.isabs(p) else os.path.join(base, p)
+
+    return [
+        SourceFile(resolve(r.get("path") or r.get("image")), resolve(r.get("mask")), (r.get("product") or None))
+        for r in rows
+        if (r.get("path") or r.get("image"))
+    ]
+
+
+def discover(inputs: Iterable[str]) -> tuple[list[SourceFile], int]:
+    """Expand folders, globs and manifests into source files; returns (files, ignored count)."""
+    files: list[SourceFile] = []
+    ignored = 0
+    for spec in inputs:
+        spec = str(spec)
+        if spec.endswith((".csv", ".parquet")):
+            files.extend(_read_manifest(spec))
+            continue
+        if os.path.isdir(spec):
+            paths = sorted(p for p in Path(spec).rglob("*") if p.is_file() and not p.name.startswith("."))
+        elif any(ch in spec for ch in "*?["):
+            paths = sorted(Path(p) for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+        else:
+            paths = [Path(spec)]
+        for p in paths:
+            if _is_mask_file(p):
+                continue
+            if p.suffix.lower() not in IMAGE_EXTENSIONS and len(paths) > 1:
+                ignored += 1
+                continue
+            files.append(SourceFile(str(p), _sidecar_mask(p)))
+    return files, ignored
+
+
+# --- preparing one file (pure: no store writes) ------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    file: SourceFile
+    source_id: str
+    png: bytes
+    mask_png: bytes
+    mask_method: str
+    mask_coverage: float
+    width: int
+    height: int
+    mode: str
+    original_format: str | None
+    original_mode: str | None
+    notes: list[str]
+    phash: str
+
+
+def _read(path: str) -> bytes:
+    with fsspec.open(path, "rb") as fh:
+        return fh.read()
+
+
+def prepare(file: SourceFile, cfg: IngestConfig, data: bytes | None = None) -> Prepared | Reject:
+    """Read, hash, normalise and mask one file; a problem becomes a :class:`Reject`."""
+    try:
+        data = _read(file.path) if data is None else data
+    except (OSError, ValueError) as exc:
+        return Reject(STAGE, file.path, "unreadable", f"cannot read the file: {exc}")
+    try:
+        norm = normalise_image(data, cfg.limits)
+        user = None
+        if file.mask:
+            try:
+                user = Image.open(io.BytesIO(_read(file.mask)))
+                user.load()
+            except (OSError, ValueError) as exc:
+                return Reject(STAGE, file.path, "bad_mask", f"mask {file.mask} cannot be read: {exc}")
+        mask = product_mask(norm.image, cfg.mask, user)
+    except (ImageRejected, MaskError) as exc:
+        return Reject(STAGE, file.path, exc.reason, exc.detail)
+    img = norm.image
+    return Prepared(
+        file=file,
+        source_id=sha256_bytes(data),
+        png=encode_png(img),
+        mask_png=encode_png(mask.image),
+        mask_method=mask.method,
+        mask_coverage=round(mask.coverage, 6),
+        width=img.width,
+        height=img.height,
+        mode=img.mode,
+        original_format=norm.original_format,
+        original_mode=norm.original_mode,
+        notes=norm.notes,
+        phash=phash_hex(img, cfg.hash_size, cfg.hash_method),
+    )
+
+
+# --- near-duplicate lookup -----------------------------------------------------------------------
+
+
+class _HashIndex:
+    """Known source hashes; near-duplicate lookup by Hamming radius (vectorised brute force)."""
+
+    def __init__(self, ids: list[str], hashes: list[str]):
+        self.ids = list(ids)
+        self.hashes = list(hashes)
+        self._arr: np.ndarray | None = None
+
+    def _matrix(self) -> np.ndarray:
+        if self._arr is None or len(self._arr) != len(self.hashes):
+            width = max((len(h) for h in self.hashes), default=16)
+            nbytes = (width + 1) // 2
+            self._arr = np.array(
+                [np.frombuffer(bytes.fromhex(h.zfill(nbytes * 2)), np.uint8) for h in self.hashes], np.uint8
+            ).reshape(len(self.hashes), nbytes)
+        return self._arr
+
+    def nearest(self, h: str, radius: int) -> tuple[str, int] | None:
+        if radius < 0 or not self.hashes:
+            return None
+        q = np.frombuffer(bytes.fromhex(h.zfill(self._matrix().shape[1] * 2)), np.uint8)
+        dist = np.bitwise_count(self._matrix() ^ q).sum(axis=1)
+        i = int(dist.argmin())
+        return (self.ids[i], int(dist[i])) if dist[i] <= radius else None
+
+    def add(self, source_id: str, h: str) -> None:
+        self.ids.append(source_id)
+        self.hashes.append(h)
+
+
+# --- the stage -----------------------------------------------------------------------------------
+
+
+def _prepared_stream(files: list[SourceFile], cfg: IngestConfig) -> Iterator[Prepared | Reject]:
+    if cfg.workers <= 1:
+        yield from (prepare(f, cfg) for f in files)
+        return
+    with ThreadPoolExecutor(cfg.workers) as pool:  # Pillow releases the GIL while decoding
+        yield from pool.map(lambda f: prepare(f, cfg), files)
+
+
+def _record(store: DatasetStore, p: Prepared) -> dict:
+    image_id, image_key = store.put_image(p.png)
+    _, mask_key = store.put_image(p.mask_png)
+    return {
+        "source_id": p.source_id,
+        "image_id": image_id,
+        "image_key": image_key,
+        "mask_key": mask_key,
+        "mask_method": p.mask_method,
+        "mask_coverage": p.mask_coverage,
+        "width": p.width,
+        "height": p.height,
+        "mode": p.mode,
+        "original_name": os.path.basename(p.file.path),
+        "original_format": p.original_format,
+        "original_mode": p.original_mode,
+        "notes": p.notes,
+        "phash": p.phash,
+        "product": p.file.product,
+        "ingested_at": now_iso(),
+    }
+
+
+def ingest(
+    store: DatasetStore,
+    inputs: Iterable[str],
+    config: IngestConfig | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_discovered: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Ingest every image in ``inputs`` into ``store``; returns what happened.
+
+    Images are written before the rows that reference them, rows are appended in batches:
+    a crash loses at most one batch of work, and a re-run completes it without duplicates.
+    """
+    cfg = config or IngestConfig()
+    files, ignored = discover(inputs)
+    report = IngestReport(ignored_files=ignored)
+    if on_discovered:
+        on_discovered(len(files))
+    existing = store.read("sources", columns=["source_id", "phash"])
+    known = {r["source_id"] for r in existing}
+    index = _HashIndex([r["source_id"] for r in existing], [r["phash"] for r in existing])
+    batch: list[dict] = []
+    seen_now: dict[str, str] = {}
+    for item in _prepared_stream(files, cfg):
+        report.seen += 1
+        if isinstance(item, Reject):
+            report.rejects.append(item)
+        elif item.source_id in known:
+            if item.source_id in seen_now:
+                report.rejects.append(Reject(STAGE, item.file.path, "exact_duplicate",
+                                             f"same bytes as {seen_now[item.source_id]}", item.source_id))
+            else:
+                report.already_present += 1
+        elif near := index.nearest(item.phash, cfg.near_duplicate_distance):
+            report.rejects.append(Reject(STAGE, item.file.path, "near_duplicate",
+                                         f"perceptual hash within {near[1]} bits of source {near[0][:12]}",
+                                         near[0]))
+        else:
+            batch.append(_record(store, item))
+            known.add(item.source_id)
+            seen_now[item.source_id] = item.file.path
+            index.add(item.source_id, item.phash)
+            report.added_ids.append(item.source_id)
+            if len(batch) >= cfg.batch_size:
+                report.added += store.append("sources", batch)
+                batch = []
+        if progress:
+            progress(1)
+    report.added += store.append("sources", batch)
+    record_rejects(store, report.rejects)
+    return report
