@@ -1,0 +1,1 @@
+"""The ``aescot`` command: a thin layer over the library."""

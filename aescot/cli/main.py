@@ -1,0 +1,21 @@
+"""Entry point of the ``aescot`` command. Each area registers its commands here."""
+
+from __future__ import annotations
+
+import typer
+
+from aescot.cli import sources
+
+app = typer.Typer(
+    name="aescot",
+    help="Build image-screening datasets: ingest sources, generate candidates, label them in Label Studio, "
+    "add teacher rationales, filter and export Parquet for SFT/RL.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+
+sources.register(app)
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

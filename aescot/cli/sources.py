@@ -1,0 +1,59 @@
+"""``aescot ingest`` and ``aescot status``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from aescot.cli.common import DEFAULT_ROOT, RootOption, console, open_store, progress_bar
+from aescot.ingest import IngestConfig, ingest
+from aescot.status import stage_counts
+
+
+def ingest_cmd(
+    inputs: Annotated[list[str], typer.Argument(help="Folders, globs ('photos/**/*.jpg'), or manifest .csv/.parquet files.")],
+    root: RootOption = DEFAULT_ROOT,
+    near_duplicate_distance: Annotated[int, typer.Option(help="Hamming radius for near-duplicate sources (-1: off).")] = 4,
+    max_side: Annotated[int, typer.Option(help="Downscale sources whose longest side is larger.")] = 2048,
+    min_side: Annotated[int, typer.Option(help="Reject sources whose shorter side is smaller.")] = 64,
+    workers: Annotated[int, typer.Option(help="Decoding threads.")] = 2,
+) -> None:
+    """Ingest source photos: normalise, mask, hash; reject bad files with a reason.
+
+    A manifest has a 'path' column and optional 'mask' and 'product' columns. A mask can
+    also sit beside its photo as '<name>.mask.png'. Re-running adds nothing already there.
+    """
+    store = open_store(root)
+    cfg = IngestConfig(near_duplicate_distance=near_duplicate_distance, workers=workers)
+    cfg.limits.max_side, cfg.limits.min_side = max_side, min_side
+    with progress_bar("ingest") as bar:
+        task = bar.task_ids[0]
+        report = ingest(store, inputs, cfg, progress=lambda n: bar.advance(task, n),
+                        on_discovered=lambda n: bar.update(task, total=n))
+    console.print(
+        f"[bold]ingest[/] {report.seen} files: [green]{report.added} added[/], "
+        f"{report.already_present} already present, [red]{report.rejected} rejected[/]"
+        + (f", {report.ignored_files} non-image files ignored" if report.ignored_files else "")
+    )
+    if report.rejects:
+        table = Table("file", "reason", "detail", title="rejected", title_justify="left")
+        for r in report.rejects:
+            table.add_row(r.subject, r.reason, r.detail)
+        console.print(table)
+    console.print(f"store: {store.root}")
+
+
+def status_cmd(root: RootOption = DEFAULT_ROOT) -> None:
+    """Counts per stage: sources, candidates, items, tasks, annotations, labels, rationales, kept."""
+    store = open_store(root)
+    table = Table("stage", "count", "detail", title=f"aescot status — {store.root}", title_justify="left")
+    for row in stage_counts(store):
+        table.add_row(row.stage, str(row.count), row.detail)
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest_cmd)
+    app.command("status")(status_cmd)
