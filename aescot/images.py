@@ -168,7 +168,7 @@ def _exif_orientation(img: Image.Image) -> int | None:
 def encode_png(img: Image.Image) -> bytes:
     """Deterministic PNG bytes (no metadata), so equal pixels give an equal content id."""
     buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=6)
+    img.save(buf, format="PNG", compress_level=1)  # fast; still deterministic
     return buf.getvalue()
 
 

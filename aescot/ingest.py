@@ -169,12 +169,26 @@ def _read(path: str) -> bytes:
         return fh.read()
 
 
-def prepare(file: SourceFile, cfg: IngestConfig, data: bytes | None = None) -> Prepared | Reject:
-    """Read, hash, normalise and mask one file; a problem becomes a :class:`Reject`."""
+@dataclass
+class Known:
+    """A file whose bytes are already a source: nothing to decode."""
+
+    file: SourceFile
+    source_id: str
+
+
+def prepare(file: SourceFile, cfg: IngestConfig, known: set[str] | frozenset[str] = frozenset()) -> Prepared | Known | Reject:
+    """Read, hash, normalise and mask one file; a problem becomes a :class:`Reject`.
+
+    Files whose bytes hash to a ``known`` source id are returned as :class:`Known` undecoded.
+    """
     try:
-        data = _read(file.path) if data is None else data
+        data = _read(file.path)
     except (OSError, ValueError) as exc:
         return Reject(STAGE, file.path, "unreadable", f"cannot read the file: {exc}")
+    source_id = sha256_bytes(data)
+    if source_id in known:
+        return Known(file, source_id)
     try:
         norm = normalise_image(data, cfg.limits)
         user = None
@@ -190,7 +204,7 @@ def prepare(file: SourceFile, cfg: IngestConfig, data: bytes | None = None) -> P
     img = norm.image
     return Prepared(
         file=file,
-        source_id=sha256_bytes(data),
+        source_id=source_id,
         png=encode_png(img),
         mask_png=encode_png(mask.image),
         mask_method=mask.method,
@@ -241,12 +255,13 @@ class _HashIndex:
 # --- the stage -----------------------------------------------------------------------------------
 
 
-def _prepared_stream(files: list[SourceFile], cfg: IngestConfig) -> Iterator[Prepared | Reject]:
+def _prepared_stream(files: list[SourceFile], cfg: IngestConfig, known: set[str]) -> Iterator[Prepared | Known | Reject]:
+    frozen = frozenset(known)  # sources in the store before this run; in-run duplicates are caught later
     if cfg.workers <= 1:
-        yield from (prepare(f, cfg) for f in files)
+        yield from (prepare(f, cfg, frozen) for f in files)
         return
-    with ThreadPoolExecutor(cfg.workers) as pool:  # Pillow releases the GIL while decoding
-        yield from pool.map(lambda f: prepare(f, cfg), files)
+    with ThreadPoolExecutor(cfg.workers) as pool:  # Pillow and hashlib release the GIL
+        yield from pool.map(lambda f: prepare(f, cfg, frozen), files)
 
 
 def _record(store: DatasetStore, p: Prepared) -> dict:
@@ -294,23 +309,21 @@ def ingest(
     index = _HashIndex([r["source_id"] for r in existing], [r["phash"] for r in existing])
     batch: list[dict] = []
     seen_now: dict[str, str] = {}
-    for item in _prepared_stream(files, cfg):
+    for item in _prepared_stream(files, cfg, known):
         report.seen += 1
         if isinstance(item, Reject):
             report.rejects.append(item)
-        elif item.source_id in known:
-            if item.source_id in seen_now:
-                report.rejects.append(Reject(STAGE, item.file.path, "exact_duplicate",
-                                             f"same bytes as {seen_now[item.source_id]}", item.source_id))
-            else:
-                report.already_present += 1
+        elif isinstance(item, Known):
+            report.already_present += 1
+        elif item.source_id in seen_now:
+            report.rejects.append(Reject(STAGE, item.file.path, "exact_duplicate",
+                                         f"same bytes as {seen_now[item.source_id]}", item.source_id))
         elif near := index.nearest(item.phash, cfg.near_duplicate_distance):
             report.rejects.append(Reject(STAGE, item.file.path, "near_duplicate",
                                          f"perceptual hash within {near[1]} bits of source {near[0][:12]}",
                                          near[0]))
         else:
             batch.append(_record(store, item))
-            known.add(item.source_id)
             seen_now[item.source_id] = item.file.path
             index.add(item.source_id, item.phash)
             report.added_ids.append(item.source_id)

@@ -21,6 +21,7 @@ class MaskConfig(BaseModel):
     max_coverage: float = Field(0.95, ge=0, le=1, description="a larger one means the background is not plain")
     border_fraction: float = Field(0.04, gt=0, lt=0.5, description="ring of the image used as background sample")
     min_distance: float = Field(18.0, gt=0, description="RGB distance from the background colour that counts as product")
+    work_side: int = Field(384, ge=64, description="segment on a copy at most this large, then upsample the mask")
 
 
 class MaskError(ValueError):
@@ -70,15 +71,18 @@ def segment_plain_background(img: Image.Image, cfg: MaskConfig) -> Mask:
 
     Works for product shots on plain (white, grey, coloured, mildly graded) backgrounds.
     """
-    rgb = np.asarray(img.convert("RGB"), dtype=np.float32)
+    work = img.convert("RGB")
+    if max(work.size) > cfg.work_side:
+        work.thumbnail((cfg.work_side, cfg.work_side), Image.Resampling.BILINEAR)
+    rgb = np.asarray(work, dtype=np.float32)
     h, w, _ = rgb.shape
     b = max(1, int(round(min(h, w) * cfg.border_fraction)))
     border = np.concatenate([rgb[:b].reshape(-1, 3), rgb[-b:].reshape(-1, 3),
                              rgb[:, :b].reshape(-1, 3), rgb[:, -b:].reshape(-1, 3)])
     bg = np.median(border, axis=0)
-    spread = float(np.percentile(np.linalg.norm(border - bg, axis=1), 95))
-    dist = np.linalg.norm(rgb - bg, axis=2)
-    fg = dist > max(cfg.min_distance, 2.5 * spread)
+    spread = float(np.percentile(np.sqrt(((border - bg) ** 2).sum(axis=1)), 95))
+    threshold = max(cfg.min_distance, 2.5 * spread)
+    fg = ((rgb - bg) ** 2).sum(axis=2) > threshold**2
     fg = ndimage.binary_opening(fg, iterations=1)
     fg = ndimage.binary_fill_holes(fg)
     labels, n = ndimage.label(fg)
@@ -86,6 +90,9 @@ def segment_plain_background(img: Image.Image, cfg: MaskConfig) -> Mask:
         sizes = ndimage.sum(fg, labels, index=np.arange(1, n + 1))
         keep = np.flatnonzero(sizes >= 0.1 * sizes.max()) + 1
         fg = np.isin(labels, keep)
+    if work.size != img.size:
+        up = _binary(fg).resize(img.size, Image.Resampling.BILINEAR)
+        fg = np.asarray(up) > 127
     return _checked(fg, "segmented", cfg)
 
 
