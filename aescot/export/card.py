@@ -1,0 +1,217 @@
+"""The dataset card: README.md (Hugging Face YAML header + tables) and PNG plots beside the Parquet."""
+
+from __future__ import annotations
+
+import io
+import json
+import posixpath
+from collections import Counter, defaultdict
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from aescot.export.features import LETTERS
+from aescot.export.splits import DIMENSIONS, SPLITS, LeakReport, SplitPlan
+from aescot.store import DatasetStore
+
+if TYPE_CHECKING:
+    from aescot.export.run import ExportConfig, ExportSummary
+
+FORMAT_TITLES = {
+    "sft": "SFT, LLaMA-Factory sharegpt layout (`messages` with `<image>` placeholders + `images`)",
+    "sft_trl": "SFT, TRL conversational vision layout (typed `messages` + `images`)",
+    "rl": "RL / GRPO: `prompt`, `images` and verifiable ground truth",
+    "pairs": "candidate preference pairs (chosen/rejected images) for reward models and image DPO",
+}
+BINS = [i / 10 for i in range(11)]
+
+
+def _hist(values: list[float]) -> list[int]:
+    counts = [0] * 10
+    for v in values:
+        counts[min(int(v * 10), 9)] += 1
+    return counts
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _yaml(cfg: "ExportConfig", summary: "ExportSummary") -> str:
+    lines = ["---", f"pretty_name: {json.dumps(cfg.pretty_name)}", f"license: {cfg.license}",
+             "task_categories:", "- image-text-to-text", "tags:", "- aescot", "- image-screening",
+             "- multimodal-reasoning", "configs:"]
+    first = True
+    for fmt in cfg.formats:
+        splits = [s for s in SPLITS if summary.rows.get(fmt, {}).get(s)]
+        if not splits:
+            continue
+        lines.append(f"- config_name: {fmt}")
+        if first:
+            lines.append("  default: true")
+            first = False
+        lines.append("  data_files:")
+        for s in splits:
+            lines += [f"  - split: {s}", f"    path: {fmt}/{s}/*.parquet"]
+    lines.append("---")
+    return "\n".join(lines)
+
+
+def _plots(fs, out: str, dim_counts: dict[str, Counter], consistency: list[float], agreement: list[float]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+
+    def save(fig, name: str) -> None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        fs.makedirs(posixpath.join(out, "plots"), exist_ok=True)
+        with fs.open(posixpath.join(out, "plots", name), "wb") as fh:
+            fh.write(buf.getvalue())
+        written.append(f"plots/{name}")
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(SPLITS)
+    for k, split in enumerate(SPLITS):
+        ax.bar([i + k * width for i in range(len(DIMENSIONS))], [dim_counts[split].get(d, 0) for d in DIMENSIONS],
+               width, label=split)
+    ax.set_xticks([i + width for i in range(len(DIMENSIONS))], [d.replace("_", "\n") for d in DIMENSIONS])
+    ax.set_ylabel("flawed candidates")
+    ax.set_title("Defects per dimension and split")
+    ax.legend()
+    save(fig, "dimensions_per_split.png")
+
+    for name, values, title in (("consistency_hist.png", consistency, "Teacher consistency per item"),
+                                ("agreement_hist.png", agreement, "Annotator agreement per item")):
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.hist(values, bins=BINS, edgecolor="black")
+        ax.set_xlabel(title.split(" per")[0].lower())
+        ax.set_ylabel("items")
+        ax.set_title(title)
+        save(fig, name)
+    return written
+
+
+def _generator_settings(store: DatasetStore, item_ids: set[str], items: pa.Table) -> list[list[Any]]:
+    cand_ids = set()
+    for item in items.select(["item_id", "candidates"]).to_pylist():
+        if item["item_id"] in item_ids:
+            cand_ids.update(c["candidate_id"] for c in item["candidates"])
+    cands = store.read_arrow("candidates", columns=["candidate_id", "generator", "model", "params"])
+    counts: Counter = Counter()
+    params: dict[tuple, Counter] = defaultdict(Counter)
+    for c in cands.to_pylist():
+        if c["candidate_id"] in cand_ids:
+            key = (c["generator"], c["model"] or "")
+            counts[key] += 1
+            try:
+                keys = sorted(json.loads(c["params"]))
+            except (ValueError, TypeError, AttributeError):
+                keys = []
+            params[key].update(keys)
+    return [[g, m or "-", n, ", ".join(sorted(params[(g, m)]))[:200]] for (g, m), n in sorted(counts.items())]
+
+
+def write_card(store: DatasetStore, fs, out: str, cfg: "ExportConfig", summary: "ExportSummary", plan: SplitPlan,
+               leak: LeakReport, labels: pa.Table, selections: pa.Table, prompt_text: str) -> None:
+    """Write README.md, the plots and LLaMA-Factory's dataset_info.json into ``out``."""
+    split_of = plan.split_of_item
+    dim_counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
+    stratum_counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
+    agreement: list[float] = []
+    agreement_by_split: dict[str, list[float]] = defaultdict(list)
+    for row in labels.select(["item_id", "dimensions", "agreement"]).to_pylist():
+        split = split_of.get(row["item_id"])
+        if split is None:
+            continue
+        for letter in LETTERS:
+            dim_counts[split].update(row["dimensions"][letter])
+        agreement.append(row["agreement"])
+        agreement_by_split[split].append(row["agreement"])
+    sel = [s for s in selections.select(["item_id", "kept", "reason", "consistency", "min_consistency",
+                                         "teacher_model", "prompt_version"]).to_pylist() if s["item_id"] in split_of]
+    consistency = [s["consistency"] for s in sel if s["consistency"] is not None]
+    reasons = Counter(s["reason"] for s in sel)
+    teachers = Counter((s["teacher_model"], s["prompt_version"]) for s in sel)
+    thresholds = sorted({s["min_consistency"] for s in sel})
+    store_items = store.read_arrow("items", columns=["item_id", "candidates"])
+    generators = _generator_settings(store, set(split_of), store_items)
+    split_of_group = {g: plan.split_of_source[s] for s, g in plan.group_of_source.items() if s in plan.split_of_source}
+    for group, st in plan.stratum_of_group.items():
+        stratum_counts[split_of_group[group]][st] += 1
+
+    plots = _plots(fs, out, dim_counts, consistency, agreement) if cfg.plots else []
+
+    formats_present = [f for f in cfg.formats if summary.rows.get(f)]
+    parts = [_yaml(cfg, summary), "", f"# {cfg.pretty_name}", "",
+             "Image-screening data built with [aescot](https://aescot.dev): each item is a source photo of a health "
+             "product and four candidates A-D generated from it; people labelled which candidates are acceptable, "
+             "the best one and the defect dimensions of each flawed one; a teacher model wrote the chain-of-thought "
+             "rationales kept for SFT (only those consistent with the people).", "",
+             "## Licence", "", f"`{cfg.license}`" + (" — set the licence of your sources and generator with "
+                                                     "`--license` before publishing." if cfg.license == "other" else
+                                                     ""), "",
+             "## Files and rows", "",
+             _table(["config", "what", *SPLITS],
+                    [[f, FORMAT_TITLES[f], *[summary.rows.get(f, {}).get(s, 0) for s in SPLITS]]
+                     for f in formats_present]), "",
+             f"Images are {'embedded as bytes' if cfg.images == 'embed' else 'referenced by URI'} "
+             "in the Hugging Face `Image` layout `{bytes, path}`; image lists are in the order source, A, B, C, D.",
+             "", "## Items per split and dimension", "",
+             _table(["split", "labelled items", *DIMENSIONS],
+                    [[s, summary.items.get(s, 0), *[dim_counts[s].get(d, 0) for d in DIMENSIONS]] for s in SPLITS]),
+             "", "Dimension columns count flawed candidates failing that dimension.", "",
+             _table(["split", *DIMENSIONS, "none"],
+                    [[s, *[stratum_counts[s].get(d, 0) for d in (*DIMENSIONS, "none")]] for s in SPLITS]), "",
+             "Source groups per stratum (the dimension a group's items fail most often).", "",
+             "![defects per dimension](plots/dimensions_per_split.png)" if plots else "", "",
+             "## Annotator agreement", "",
+             _table(["split", "items", "mean agreement"],
+                    [[s, len(v), f"{sum(v) / len(v):.3f}"] for s, v in agreement_by_split.items() if v]), "",
+             "Agreement: share of annotators whose best choice equals the consensus label.", "",
+             "![agreement](plots/agreement_hist.png)" if plots else "", "",
+             "## Teacher consistency and filter", "",
+             _table(["consistency bin", "items"],
+                    [[f"[{BINS[i]:.1f}, {BINS[i + 1]:.1f}{']' if i == 9 else ')'}", n]
+                     for i, n in enumerate(_hist(consistency))]), "",
+             _table(["filter decision", "items"], [[r, n] for r, n in sorted(reasons.items())]), "",
+             f"Minimum consistency: {', '.join(str(t) for t in thresholds) or '-'}.", "",
+             "![consistency](plots/consistency_hist.png)" if plots else "", "",
+             "## Generator and teacher settings", "",
+             _table(["generator", "model", "candidates", "parameters"], generators) if generators else
+             "No candidate records.", "",
+             _table(["teacher model", "prompt version", "items"], [[m, v, n] for (m, v), n in sorted(teachers.items())])
+             if teachers else "No teacher selections.", "",
+             "## Splits", "",
+             f"Grouped by source: a source and its near-duplicates (perceptual-hash distance <= "
+             f"{cfg.near_duplicate_bits} bits, transitively) share one split; stratified by each group's most frequent "
+             f"defect dimension; seed {cfg.seed}; ratios {json.dumps(cfg.ratios)}. "
+             f"{len(set(plan.group_of_source.values()))} source groups; {len(plan.conflicts)} split conflicts.", "",
+             f"Leak check on the written files: **{leak.summary()}**.", "",
+             "## Loading", "", "```python", "from datasets import load_dataset",
+             f'ds = load_dataset("parquet", data_files={{"train": "{formats_present[0] if formats_present else "rl"}'
+             '/train/*.parquet"}})', "# or, with this folder as a Hub repo or local path: load_dataset(path, name)", "```",
+             "", "LLaMA-Factory: `dataset_info.json` here registers `aescot_sft_<split>` (sharegpt, images); point "
+             "`dataset_dir` at this folder. TRL: `SFTTrainer` on `sft_trl`, `GRPOTrainer` on `rl` with the reward "
+             "functions in `aescot.rewards` (they read `acceptable`, `best`, `dimensions`).", "",
+             "## The question", "", "```text", prompt_text, "```", ""]
+    with fs.open(posixpath.join(out, "README.md"), "w") as fh:
+        fh.write("\n".join(parts))
+
+    info = {}
+    for s in SPLITS:
+        if summary.rows.get("sft", {}).get(s):
+            info[f"aescot_sft_{s}"] = {
+                "file_name": f"sft/{s}", "formatting": "sharegpt",
+                "columns": {"messages": "messages", "images": "images"},
+                "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                         "assistant_tag": "assistant"},
+            }
+    with fs.open(posixpath.join(out, "dataset_info.json"), "w") as fh:
+        fh.write(json.dumps(info, indent=1))

@@ -1,0 +1,66 @@
+"""The column layout of each export format, as Hugging Face ``datasets`` features.
+
+The Arrow schema written to Parquet comes from ``Features.arrow_schema``, so it carries the
+``huggingface`` metadata: ``load_dataset("parquet", ...)`` decodes image columns to PIL images
+(embedded ``bytes``, or ``path`` = a URI when images are referenced), and the same files load in
+TRL and LLaMA-Factory, which read through ``datasets``.
+
+Formats:
+
+* ``sft`` — LLaMA-Factory's multimodal *sharegpt* layout: ``messages`` = [{role, content}] with one
+  ``<image>`` placeholder per image in the user turn (order: source, A, B, C, D), ``images``.
+* ``sft_trl`` — TRL's conversational vision layout: ``messages`` whose ``content`` is a list of
+  typed parts (``{"type": "image"}`` / ``{"type": "text", "text": ...}``) interleaved as the
+  placeholders were, ``images``. (TRL reads ``messages`` before ``prompt``/``completion`` and
+  treats string content as text, so the two layouts cannot share one column.)
+* ``rl`` — TRL ``GRPOTrainer`` layout: ``prompt`` (typed conversational user turn), ``images``,
+  plus the verifiable ground truth as extra columns (TRL hands them to reward functions as
+  keyword arguments): ``acceptable``, ``best``, ``dimensions``, ``scores``; ``problem`` (the prompt as
+  text with ``<image>`` placeholders) and ``answer`` (the canonical answer text) for EasyR1/verl.
+* ``pairs`` — candidate preference pairs for reward models / image DPO: ``source_image``,
+  ``chosen_image``, ``rejected_image`` with letters, candidate ids, the pair ``kind`` and a score margin.
+"""
+
+from __future__ import annotations
+
+import datasets
+from datasets import Features, Image, List, Value
+
+FORMATS = ("sft", "sft_trl", "rl", "pairs")
+LETTERS = ("A", "B", "C", "D")
+
+_str = Value("string")
+_f64 = Value("float64")
+
+_common = {
+    "item_id": _str,
+    "source_id": _str,
+    "split": _str,
+}
+_typed_content = List({"type": _str, "text": _str})
+_dims = {letter: List(_str) for letter in LETTERS}
+_scores = {letter: _f64 for letter in LETTERS}
+
+
+def features(fmt: str) -> Features:
+    """The ``datasets.Features`` of an export format."""
+    if fmt == "sft":
+        return Features({**_common, "messages": List({"role": _str, "content": _str}), "images": List(Image()),
+                         "consistency": _f64, "agreement": _f64, "rationale_id": _str})
+    if fmt == "sft_trl":
+        return Features({**_common, "messages": List({"role": _str, "content": _typed_content}),
+                         "images": List(Image()), "consistency": _f64, "agreement": _f64, "rationale_id": _str})
+    if fmt == "rl":
+        return Features({**_common, "prompt": List({"role": _str, "content": _typed_content}),
+                         "images": List(Image()), "problem": _str, "answer": _str,
+                         "acceptable": List(_str), "best": _str, "dimensions": _dims, "scores": _scores,
+                         "agreement": _f64, "n_annotations": Value("int64"), "gold": Value("bool")})
+    if fmt == "pairs":
+        return Features({**_common, "prompt": _str, "source_image": Image(), "chosen_image": Image(),
+                         "rejected_image": Image(), "chosen": _str, "rejected": _str,
+                         "chosen_candidate_id": _str, "rejected_candidate_id": _str, "kind": _str,
+                         "rejected_dimensions": List(_str), "margin": _f64, "agreement": _f64})
+    raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+
+
+__all__ = ["FORMATS", "LETTERS", "features", "datasets"]

@@ -1,0 +1,324 @@
+"""``export_dataset``: the export stage, from the store's tables to a training-ready folder.
+
+Output layout (``out`` is a local folder or any fsspec URI)::
+
+    <out>/README.md                     dataset card (Hugging Face YAML header: configs, licence)
+    <out>/plots/*.png                   card plots
+    <out>/dataset_info.json             LLaMA-Factory dataset registry for the sft folders
+    <out>/manifest.json                 input fingerprint, config, counts, leak check (written last)
+    <out>/<format>/<split>/<split>-00000-of-00001.parquet
+
+The export is a snapshot. Running it again with unchanged inputs and config does nothing
+(fingerprint in the manifest); with changed inputs it rebuilds in a staging folder and swaps
+each format folder in only when every file is written, so a crash never leaves a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import BaseModel, Field, field_validator
+
+from aescot.export.features import FORMATS, LETTERS, features
+from aescot.export.prompt import student_prompt_text
+from aescot.export.rows import pair_rows, rl_row, sft_rows
+from aescot.export.splits import SPLITS, SPLITS_TABLE, LeakReport, SplitPlan, assign_splits, check_leaks
+from aescot.export.writer import ShardWriter
+from aescot.ids import canonical_json, sha256_bytes
+from aescot.rejects import Reject, record_rejects
+from aescot.store import DatasetStore
+from aescot.timeutil import now_iso
+
+STAGE = "export"
+Format = Literal["sft", "sft_trl", "rl", "pairs"]
+
+
+class ExportConfig(BaseModel):
+    """What to export and how."""
+
+    out: str = Field(description="output folder or fsspec URI")
+    formats: list[Format] = Field(default_factory=lambda: list(FORMATS))
+    images: Literal["embed", "uri"] = Field("embed", description="embed image bytes, or reference the store URI")
+    seed: int = 0
+    ratios: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1})
+    near_duplicate_bits: int = Field(8, ge=0, description="phash Hamming distance under which sources are grouped")
+    resplit: bool = Field(False, description="forget remembered split assignments and assign afresh")
+    rows_per_shard: int = Field(10_000, ge=1)
+    row_group_rows: int = Field(256, ge=1)
+    row_group_bytes: int = Field(64 * 1024 * 1024, ge=1)
+    batch_size: int = Field(256, ge=1, description="items joined and converted per batch")
+    license: str = Field("other", description="licence field of the dataset card (an SPDX id or 'other')")
+    pretty_name: str = "aescot image screening"
+    plots: bool = True
+    force: bool = Field(False, description="rebuild even when the inputs are unchanged")
+
+    @field_validator("ratios")
+    @classmethod
+    def _known_splits(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = set(v) - set(SPLITS)
+        if unknown or any(x < 0 for x in v.values()) or sum(v.values()) <= 0:
+            raise ValueError(f"ratios need keys among {SPLITS}, non-negative with a positive sum; got {v}")
+        return v
+
+    def fingerprint_part(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"out", "force", "plots"})
+
+
+@dataclass
+class ExportSummary:
+    """What an export run did."""
+
+    out: str
+    skipped: bool  # inputs and config unchanged since the last export: nothing rewritten
+    rows: dict[str, dict[str, int]] = field(default_factory=dict)  # format -> split -> rows
+    items: dict[str, int] = field(default_factory=dict)  # split -> labelled items exported
+    rejects: int = 0
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+    split_conflicts: int = 0
+    leak_ok: bool = True
+    leak_summary: str = ""
+    fingerprint: str = ""
+    files: list[str] = field(default_factory=list)
+
+
+# --- reading inputs -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Inputs:
+    labels: pa.Table
+    items: pa.Table
+    selections: pa.Table
+    rationales: pa.Table
+    phash: dict[str, str]
+    previous: dict[str, str]
+    label_index: dict[str, int]
+    item_index: dict[str, int]
+    selection_index: dict[str, int]
+    rationale_index: dict[str, int]
+
+
+def _index(table: pa.Table, key: str) -> dict[str, int]:
+    return {k: i for i, k in enumerate(table.column(key).to_pylist())}
+
+
+def _read_inputs(store: DatasetStore, cfg: ExportConfig) -> _Inputs:
+    labels = store.read_arrow("labels")
+    items = store.read_arrow("items")
+    selections = store.read_arrow("selections")
+    chosen = pc.drop_null(selections.column("rationale_id")) if selections.num_rows else pa.array([], pa.string())
+    rationales = store.read_arrow("rationales", columns=["rationale_id", "item_id", "text"])
+    rationales = rationales.filter(pc.is_in(rationales.column("rationale_id"), value_set=chosen))
+    src = store.read_arrow("sources", columns=["source_id", "phash"])
+    phash = dict(zip(src.column("source_id").to_pylist(), src.column("phash").to_pylist()))
+    previous: dict[str, str] = {}
+    if not cfg.resplit:
+        prev = store.read_arrow(SPLITS_TABLE.name)
+        previous = dict(zip(prev.column("source_id").to_pylist(), prev.column("split").to_pylist()))
+    return _Inputs(labels, items, selections, rationales, phash, previous, _index(labels, "item_id"),
+                   _index(items, "item_id"), _index(selections, "item_id"), _index(rationales, "rationale_id"))
+
+
+def _fingerprint(inp: _Inputs, cfg: ExportConfig, prompt_text: str, plan: SplitPlan) -> str:
+    def cols(t: pa.Table, names: list[str]) -> list:
+        return sorted(zip(*(t.column(n).to_pylist() for n in names))) if t.num_rows else []
+
+    doc = {
+        "config": cfg.fingerprint_part(),
+        "prompt": prompt_text,
+        "labels": cols(inp.labels, ["item_id", "updated_at"]),
+        "items": cols(inp.items, ["item_id"]),
+        "selections": cols(inp.selections, ["item_id", "decided_at"]),
+        "sources": sorted(inp.phash.items()),
+        "splits": sorted(plan.split_of_item.items()),
+    }
+    return sha256_bytes(canonical_json(doc).encode())
+
+
+# --- the run ------------------------------------------------------------------------------------------
+
+
+def _image_value(store: DatasetStore, key: str, mode: str) -> dict[str, Any]:
+    if mode == "embed":
+        return {"bytes": store.read_bytes(key), "path": posixpath.basename(key)}
+    if not store.exists(key):
+        raise FileNotFoundError(key)
+    return {"bytes": None, "path": store.uri(key)}
+
+
+def _plan(store: DatasetStore, inp: _Inputs, cfg: ExportConfig, rejects: list[Reject]) -> SplitPlan:
+    item_dims: dict[str, tuple[str, list[str]]] = {}
+    for item_id, i in inp.label_index.items():
+        j = inp.item_index.get(item_id)
+        if j is None:
+            rejects.append(Reject(STAGE, item_id, "item_missing", "a label exists but its screening item does not"))
+            continue
+        dims = inp.labels.column("dimensions")[i].as_py()
+        item_dims[item_id] = (inp.items.column("source_id")[j].as_py(), [d for k in LETTERS for d in dims[k]])
+    return assign_splits(item_dims, inp.phash, cfg.ratios, cfg.seed, cfg.near_duplicate_bits, inp.previous)
+
+
+def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
+    """Export every labelled item: SFT (kept items with their rationale), RL and pairs (all labelled items).
+
+    Bad items (missing item record, missing image, kept without a rationale) are recorded in the
+    ``rejects`` table with their reason and left out; the run goes on.
+    """
+    cfg = config
+    fs, out = fsspec.core.url_to_fs(cfg.out)
+    out = out.rstrip("/")
+    prompt_text = student_prompt_text()
+    inp = _read_inputs(store, cfg)
+    rejects: list[Reject] = []
+    plan = _plan(store, inp, cfg, rejects)
+    fingerprint = _fingerprint(inp, cfg, prompt_text, plan)
+    manifest_path = posixpath.join(out, "manifest.json")
+    if not cfg.force and fs.exists(manifest_path):
+        old = json.loads(fs.cat_file(manifest_path))
+        if old.get("fingerprint") == fingerprint:
+            return ExportSummary(out=cfg.out, skipped=True, rows=old["rows"], items=old["items"],
+                                 leak_ok=old["leak"]["ok"], leak_summary=old["leak"]["summary"],
+                                 fingerprint=fingerprint, files=old["files"])
+
+    for g in plan.conflicts:
+        rejects.append(Reject(STAGE, g, "split_conflict",
+                              "near-duplicate sources were in several splits before; the group now goes to train",
+                              related_id=g))
+
+    staging = posixpath.join(out, f".staging-{uuid.uuid4().hex[:12]}")
+    rows: dict[str, dict[str, int]] = {f: {} for f in cfg.formats}
+    items_per_split: Counter = Counter()
+    final_files: list[str] = []
+    try:
+        for split in SPLITS:
+            ids = sorted((i for i, s in plan.split_of_item.items() if s == split),
+                         key=lambda i: sha256_bytes(f"{cfg.seed}:{i}".encode()))
+            if not ids:
+                continue
+            writers = {f: ShardWriter(fs, posixpath.join(staging, f, split), split, features(f), cfg.rows_per_shard,
+                                      cfg.row_group_rows, cfg.row_group_bytes) for f in cfg.formats}
+            for start in range(0, len(ids), cfg.batch_size):
+                batch = ids[start : start + cfg.batch_size]
+                n = _export_batch(store, inp, cfg, batch, split, prompt_text, writers, rejects)
+                items_per_split[split] += n
+            for f, w in writers.items():
+                if w.rows:
+                    final_files += [p[len(staging) + 1 :] for p in w.close()]
+                    rows[f][split] = w.rows
+                else:
+                    w.abort()
+        leak = _check_written(fs, staging, final_files, inp.phash, cfg.near_duplicate_bits)
+        for f in cfg.formats:  # swap in each format folder whole
+            target = posixpath.join(out, f)
+            if fs.exists(target):
+                fs.rm(target, recursive=True)
+            if fs.exists(posixpath.join(staging, f)):
+                fs.mv(posixpath.join(staging, f), target, recursive=True)
+    finally:
+        if fs.exists(staging):
+            fs.rm(staging, recursive=True)
+
+    if plan.new_sources or cfg.resplit:
+        _remember_splits(store, plan, cfg, only_new=not cfg.resplit)
+    if rejects:
+        record_rejects(store, rejects)
+
+    from aescot.export.card import write_card  # matplotlib import only when writing
+
+    summary = ExportSummary(
+        out=cfg.out, skipped=False, rows=rows, items={s: items_per_split.get(s, 0) for s in SPLITS},
+        rejects=len(rejects), reject_reasons=dict(Counter(r.reason for r in rejects)),
+        split_conflicts=len(plan.conflicts), leak_ok=leak.ok, leak_summary=leak.summary(),
+        fingerprint=fingerprint, files=sorted(final_files),
+    )
+    write_card(store, fs, out, cfg, summary, plan, leak, inp.labels, inp.selections, prompt_text)
+    manifest = {"fingerprint": fingerprint, "created_at": now_iso(), "config": cfg.model_dump(),
+                "rows": rows, "items": summary.items, "files": summary.files,
+                "leak": {"ok": leak.ok, "summary": leak.summary()}, "rejects": summary.reject_reasons}
+    with fs.open(manifest_path, "w") as fh:
+        fh.write(json.dumps(manifest, indent=1))
+    return summary
+
+
+def _take(table: pa.Table, index: dict[str, int], keys: list[str]) -> dict[str, dict]:
+    present = [k for k in keys if k in index]
+    if not present:
+        return {}
+    rows = table.take(pa.array([index[k] for k in present], pa.int64())).to_pylist()
+    return dict(zip(present, rows))
+
+
+def _export_batch(store: DatasetStore, inp: _Inputs, cfg: ExportConfig, batch: list[str], split: str,
+                  prompt_text: str, writers: dict[str, ShardWriter], rejects: list[Reject]) -> int:
+    labels = _take(inp.labels, inp.label_index, batch)
+    items = _take(inp.items, inp.item_index, batch)
+    selections = _take(inp.selections, inp.selection_index, batch)
+    wanted_r = [s["rationale_id"] for s in selections.values() if s["kept"] and s["rationale_id"]]
+    rationales = _take(inp.rationales, inp.rationale_index, wanted_r)
+    done = 0
+    for item_id in batch:
+        item, label = items[item_id], labels[item_id]
+        keys = [item["source_image_key"]] + [c["image_key"] for c in sorted(item["candidates"],
+                                                                              key=lambda c: c["letter"])]
+        try:
+            images = [_image_value(store, k, cfg.images) for k in keys]
+        except (FileNotFoundError, OSError) as exc:
+            rejects.append(Reject(STAGE, item_id, "image_missing", f"cannot read image {exc}", item["source_id"]))
+            continue
+        sel = selections.get(item_id)
+        if sel and sel["kept"] and ({"sft", "sft_trl"} & set(writers)):
+            rat = rationales.get(sel["rationale_id"] or "")
+            if rat is None or not (rat["text"] or "").strip():
+                rejects.append(Reject(STAGE, item_id, "rationale_missing",
+                                      f"kept with rationale {sel['rationale_id']!r}, which is missing or empty",
+                                      sel["rationale_id"]))
+            else:
+                sharegpt, trl = sft_rows(item, label, sel, rat, images, split, prompt_text)
+                if "sft" in writers:
+                    writers["sft"].write(sharegpt)
+                if "sft_trl" in writers:
+                    writers["sft_trl"].write(trl)
+        if "rl" in writers:
+            writers["rl"].write(rl_row(item, label, images, split, prompt_text))
+        if "pairs" in writers:
+            for row in pair_rows(item, label, images, split):
+                writers["pairs"].write(row)
+        done += 1
+    return done
+
+
+def _check_written(fs, staging: str, files: list[str], phash: dict[str, str], bits: int) -> LeakReport:
+    """Run the leak check on what was written: (item, source, split) read back from every file."""
+    def rows():
+        for rel in files:
+            with fs.open(posixpath.join(staging, rel), "rb") as fh:
+                t = pq.read_table(fh, columns=["item_id", "source_id", "split"])
+            yield from zip(*(t.column(c).to_pylist() for c in ("item_id", "source_id", "split")))
+    return check_leaks(rows(), phash, bits)
+
+
+def check_export(out: str, store: DatasetStore, near_duplicate_bits: int = 8) -> LeakReport:
+    """Leak check of an existing export folder (every Parquet file under it) against the store's sources."""
+    fs, root = fsspec.core.url_to_fs(out)
+    files = [p[len(root.rstrip("/")) + 1 :] for p in fs.glob(posixpath.join(root, "*", "*", "*.parquet"))]
+    src = store.read_arrow("sources", columns=["source_id", "phash"])
+    phash = dict(zip(src.column("source_id").to_pylist(), src.column("phash").to_pylist()))
+    return _check_written(fs, root.rstrip("/"), files, phash, near_duplicate_bits)
+
+
+def _remember_splits(store: DatasetStore, plan: SplitPlan, cfg: ExportConfig, only_new: bool) -> None:
+    at = now_iso()
+    sources = plan.new_sources if only_new else sorted(plan.split_of_source)
+    store.append(SPLITS_TABLE.name, [
+        {"source_id": s, "group_id": plan.group_of_source[s], "split": plan.split_of_source[s], "seed": cfg.seed,
+         "assigned_at": at} for s in sources
+    ])
