@@ -297,13 +297,23 @@ def _export_batch(store: DatasetStore, inp: _Inputs, cfg: ExportConfig, batch: l
 
 
 def _check_written(fs, staging: str, files: list[str], phash: dict[str, str], bits: int) -> LeakReport:
-    """Run the leak check on what was written: (item, source, split) read back from every file."""
+    """Run the leak check on what was written: (item, source) of every row, with the split its folder says
+    (what loaders use); a row whose ``split`` column disagrees with its folder is reported too."""
+    misplaced: list[str] = []
+
     def rows():
         for rel in files:
+            folder_split = rel.split("/")[-2]
             with fs.open(posixpath.join(staging, rel), "rb") as fh:
                 t = pq.read_table(fh, columns=["item_id", "source_id", "split"])
-            yield from zip(*(t.column(c).to_pylist() for c in ("item_id", "source_id", "split")))
-    return check_leaks(rows(), phash, bits)
+            for item, src, split in zip(*(t.column(c).to_pylist() for c in ("item_id", "source_id", "split"))):
+                if split != folder_split:
+                    misplaced.append(item)
+                yield item, src, folder_split
+
+    report = check_leaks(rows(), phash, bits)
+    report.rows_in_wrong_folder = sorted(set(misplaced))
+    return report
 
 
 def check_export(out: str, store: DatasetStore, near_duplicate_bits: int = 8) -> LeakReport:

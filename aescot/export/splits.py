@@ -222,18 +222,20 @@ class LeakReport:
     near_duplicates_across_splits: list[tuple[str, str, str, str, int]]  # (src a, split a, src b, split b, bits)
     near_duplicate_bits: int
     unhashed_sources: int = 0  # sources without a phash: checked by id only
+    rows_in_wrong_folder: list[str] = field(default_factory=list)  # split column disagrees with the folder
 
     @property
     def ok(self) -> bool:
         return not (self.items_in_several_splits or self.sources_in_several_splits
-                    or self.near_duplicates_across_splits)
+                    or self.near_duplicates_across_splits or self.rows_in_wrong_folder)
 
     def summary(self) -> str:
         if self.ok:
             return (f"no leak: {self.n_items} items from {self.n_sources} sources; no item, source or near-duplicate "
                     f"(<= {self.near_duplicate_bits} bits) in two splits")
         return (f"LEAK: {len(self.items_in_several_splits)} items and {len(self.sources_in_several_splits)} sources "
-                f"in several splits, {len(self.near_duplicates_across_splits)} near-duplicate pairs across splits")
+                f"in several splits, {len(self.near_duplicates_across_splits)} near-duplicate pairs across splits, "
+                f"{len(self.rows_in_wrong_folder)} items in a folder of another split")
 
 
 def check_leaks(
