@@ -1,0 +1,144 @@
+"""The consistency filter: keep items whose teacher samples agree with the humans, and pick
+the one rationale per kept item that goes into training.
+
+For each labelled item with ``samples`` finished samples (no call ``error``) from one
+(teacher model, prompt version, mode), agreement is recomputed against the *current* label
+(labels can change as annotations arrive), then:
+
+1. no finished sample -> dropped ``no_samples``;
+2. every sample unparseable -> dropped ``format_failure``;
+3. consistency = consistent samples / finished samples (unparseable ones count as not
+   consistent); below ``min_consistency`` -> dropped ``low_consistency``;
+4. the candidates are the consistent samples; those whose text matches a leak pattern
+   ("the annotator chose", "the verified answer") are removed — none left -> ``label_leak``;
+   those whose reasoning length is outside [min_chars, max_chars] are removed — none left
+   -> ``length``;
+5. kept: the candidate with the highest dimension agreement, then the highest overall
+   agreement score, then the shortest reasoning, then the lowest sample index.
+
+Items with unfinished samples are left undecided (``pending``). A decision is written to
+``selections`` only when it differs from the one stored, so a re-run writes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from aescot.store import DatasetStore
+from aescot.teacher.agreement import answer_agreement
+from aescot.teacher.config import FilterConfig
+from aescot.teacher.parse import AnswerFormatError, parse_response
+from aescot.timeutil import now_iso
+
+DROP_REASONS = ("no_samples", "format_failure", "low_consistency", "label_leak", "length")
+_COMPARED = ("kept", "reason", "consistency", "min_consistency", "rationale_id", "teacher_model", "prompt_version",
+             "n_samples")
+
+
+class FilterError(ValueError):
+    """The filter cannot decide what to filter (e.g. rationales from several models and none chosen)."""
+
+
+@dataclass
+class FilterReport:
+    """Counts of one filter run; ``decisions`` holds every decided item's selection row."""
+
+    teacher_model: str | None = None
+    decided: int = 0
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    pending: int = 0
+    written: int = 0
+    unchanged: int = 0
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def leaks_label(text: str, patterns: tuple[str, ...]) -> str | None:
+    """The first leak phrase found in ``text``, or None."""
+    for pattern in patterns:
+        match = re.search(pattern, text, re.I)
+        if match:
+            return match.group(0)
+    return None
+
+
+def _reasoning_length(text: str) -> int:
+    try:
+        return len(parse_response(text).reasoning.strip())
+    except AnswerFormatError:
+        return 0
+
+
+def decide(samples: list[dict[str, Any]], label: dict[str, Any], config: FilterConfig) -> dict[str, Any]:
+    """The selection fields (kept, reason, consistency, rationale_id, n_samples) for one item."""
+    finished = [s for s in samples if s["error"] is None]
+    out: dict[str, Any] = {"kept": False, "consistency": None, "rationale_id": None, "n_samples": len(finished)}
+    if not finished:
+        return {**out, "reason": "no_samples"}
+    parsed = [s for s in finished if s["format_ok"] and s["parsed"] is not None]
+    if not parsed:
+        return {**out, "reason": "format_failure"}
+    scored = [(s, answer_agreement(s["parsed"], label)) for s in parsed]
+    consistent = [(s, a) for s, a in scored if a.consistent]
+    consistency = round(len(consistent) / len(finished), 6)
+    out["consistency"] = consistency
+    if consistency + 1e-9 < config.min_consistency:
+        return {**out, "reason": "low_consistency"}
+    clean = [(s, a) for s, a in consistent if not leaks_label(s["text"], config.leak_patterns)]
+    if not clean:
+        return {**out, "reason": "label_leak"}
+    sized = [(s, a, n) for s, a in clean if config.min_chars <= (n := _reasoning_length(s["text"])) <= config.max_chars]
+    if not sized:
+        return {**out, "reason": "length"}
+    best = min(sized, key=lambda t: (-t[1].dimensions, -t[1].score, t[2], t[0]["sample_index"]))
+    return {**out, "kept": True, "reason": "kept", "rationale_id": best[0]["rationale_id"]}
+
+
+def filter_rationales(store: DatasetStore, config: FilterConfig) -> FilterReport:
+    """Decide every ready item (see the module docstring); append changed decisions to ``selections``."""
+    report = FilterReport()
+    rows = [r for r in store.read("rationales")
+            if r["prompt_version"] == config.prompt_version and r["mode"] == config.mode]
+    models = sorted({r["teacher_model"] for r in rows})
+    model = config.teacher_model
+    if model is None:
+        if len(models) > 1:
+            raise FilterError(f"rationales come from several teacher models ({', '.join(models)}): choose one")
+        model = models[0] if models else None
+    report.teacher_model = model
+    if model is None:
+        return report
+    by_item: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["teacher_model"] == model and r["sample_index"] < config.samples:
+            by_item[r["item_id"]].append(r)
+    labels = {row["item_id"]: row for row in store.read("labels") if row["item_id"] in by_item}
+    existing = {row["item_id"]: row for row in store.read("selections") if row["item_id"] in by_item}
+    changed = []
+    for item_id in sorted(by_item):
+        samples = sorted(by_item[item_id], key=lambda s: s["sample_index"])
+        label = labels.get(item_id)
+        finished = sum(1 for s in samples if s["error"] is None)
+        if label is None or finished < config.samples:
+            report.pending += 1
+            continue
+        decision = {"item_id": item_id, **decide(samples, label, config), "min_consistency": config.min_consistency,
+                    "teacher_model": model, "prompt_version": config.prompt_version}
+        report.decided += 1
+        if decision["kept"]:
+            report.kept += 1
+        else:
+            report.dropped[decision["reason"]] += 1
+        old = existing.get(item_id)
+        if old is not None and all(old.get(k) == decision[k] for k in _COMPARED):
+            report.unchanged += 1
+            report.decisions.append(old)
+            continue
+        decision["decided_at"] = now_iso()
+        changed.append(decision)
+        report.decisions.append(decision)
+    report.written = store.append("selections", changed)
+    return report
