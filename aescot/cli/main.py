@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 
 sources.register(app)
+__import__("aescot.cli.export", fromlist=["register"]).register(app)  # export, eval (issue 6)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
