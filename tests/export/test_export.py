@@ -190,3 +190,30 @@ def test_prompt_is_the_teachers_student_question(exported):
     _, out, _ = exported
     row = pq.read_table(out / "rl" / "train", columns=["problem"]).to_pylist()[0]
     assert row["problem"] == student_prompt_text()
+
+
+def test_cli_export(labelled, tmp_path):
+    from typer.testing import CliRunner
+
+    from aescot.cli.main import app
+
+    store, _ = labelled
+    args = ["export", str(tmp_path / "cli"), "--root", store.root, "-f", "rl", "-f", "sft", "--images", "uri",
+            "--license", "cc-by-4.0"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "no leak" in first.output and "rl" in first.output
+    assert "license: cc-by-4.0" in (tmp_path / "cli" / "README.md").read_text()
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "nothing rewritten" in again.output
+    bad = CliRunner().invoke(app, [*args, "--images", "inline"])
+    assert bad.exit_code == 2 and "images" in bad.output
+
+
+def test_cli_export_without_labels_says_what_to_do(tmp_path):
+    from typer.testing import CliRunner
+
+    from aescot.cli.main import app
+
+    result = CliRunner().invoke(app, ["export", str(tmp_path / "out"), "--root", str(tmp_path / "empty")])
+    assert result.exit_code == 2 and "no labelled items" in result.output
