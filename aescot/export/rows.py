@@ -6,6 +6,7 @@ Image values are already in the ``datasets`` Image storage layout ``{"bytes", "p
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from aescot.export.features import LETTERS
@@ -19,8 +20,11 @@ PAIR_PROMPT = (
 )
 
 
+@lru_cache(maxsize=8)
 def typed_content(text: str) -> list[dict[str, str | None]]:
-    """Split text with ``<image>`` placeholders into TRL's typed parts, images where the placeholders were."""
+    """Split text with ``<image>`` placeholders into TRL's typed parts, images where the placeholders were.
+
+    Cached (the prompt is the same for every row): treat the result as read-only."""
     parts: list[dict[str, str | None]] = []
     pieces = text.split(IMAGE_PLACEHOLDER)
     for i, piece in enumerate(pieces):

@@ -149,7 +149,9 @@ def _fingerprint(inp: _Inputs, cfg: ExportConfig, prompt_text: str, plan: SplitP
 
 def _image_value(store: DatasetStore, key: str, mode: str) -> dict[str, Any]:
     if mode == "embed":
-        return {"bytes": store.read_bytes(key), "path": posixpath.basename(key)}
+        local = store.local_path(key)  # a plain read is ~5x faster than fsspec's for local stores
+        data = local.read_bytes() if local is not None else store.read_bytes(key)
+        return {"bytes": data, "path": posixpath.basename(key)}
     if not store.exists(key):
         raise FileNotFoundError(key)
     return {"bytes": None, "path": store.uri(key)}
@@ -274,6 +276,7 @@ def _export_batch(store: DatasetStore, inp: _Inputs, cfg: ExportConfig, batch: l
         except (FileNotFoundError, OSError) as exc:
             rejects.append(Reject(STAGE, item_id, "image_missing", f"cannot read image {exc}", item["source_id"]))
             continue
+        payload = sum(len(im["bytes"] or b"") for im in images)
         sel = selections.get(item_id)
         if sel and sel["kept"] and ({"sft", "sft_trl"} & set(writers)):
             rat = rationales.get(sel["rationale_id"] or "")
@@ -284,14 +287,14 @@ def _export_batch(store: DatasetStore, inp: _Inputs, cfg: ExportConfig, batch: l
             else:
                 sharegpt, trl = sft_rows(item, label, sel, rat, images, split, prompt_text)
                 if "sft" in writers:
-                    writers["sft"].write(sharegpt)
+                    writers["sft"].write(sharegpt, payload)
                 if "sft_trl" in writers:
-                    writers["sft_trl"].write(trl)
+                    writers["sft_trl"].write(trl, payload)
         if "rl" in writers:
-            writers["rl"].write(rl_row(item, label, images, split, prompt_text))
+            writers["rl"].write(rl_row(item, label, images, split, prompt_text), payload)
         if "pairs" in writers:
             for row in pair_rows(item, label, images, split):
-                writers["pairs"].write(row)
+                writers["pairs"].write(row, payload * 3 // 5)
         done += 1
     return done
 

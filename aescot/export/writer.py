@@ -1,6 +1,7 @@
 """Streaming Parquet writer: rows in, sharded files out, memory bounded by one row group.
 
-Rows are buffered until ``row_group_rows`` rows or ``row_group_bytes`` of image bytes, then written
+Rows arrive in the storage layout of their ``datasets`` features (an image is ``{"bytes", "path"}``)
+and are buffered until ``row_group_rows`` rows or ``row_group_bytes`` of image bytes, then written
 as one row group; a shard is closed after ``rows_per_shard`` rows. Shards are written under
 temporary names and renamed to the Hugging Face convention ``<split>-00000-of-00003.parquet``
 when the writer closes (the total is only known then).
@@ -15,16 +16,6 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Features
-
-
-def _image_bytes(value: Any) -> int:
-    """Approximate bytes held by a row's image payloads (for row-group sizing)."""
-    if isinstance(value, dict):
-        b = value.get("bytes")
-        return len(b) if isinstance(b, (bytes, bytearray)) else sum(_image_bytes(v) for v in value.values())
-    if isinstance(value, list):
-        return sum(_image_bytes(v) for v in value)
-    return 0
 
 
 class ShardWriter:
@@ -55,9 +46,10 @@ class ShardWriter:
         self.rows = 0
         fs.makedirs(directory, exist_ok=True)
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, row: dict[str, Any], payload_bytes: int = 0) -> None:
+        """Buffer one row already in the features' storage layout; ``payload_bytes`` sizes row groups."""
         self._buffer.append(row)
-        self._buffer_bytes += _image_bytes(row)
+        self._buffer_bytes += payload_bytes
         self.rows += 1
         if len(self._buffer) >= self.row_group_rows or self._buffer_bytes >= self.row_group_bytes:
             self._flush()
@@ -72,8 +64,7 @@ class ShardWriter:
             self._tmp_paths.append(path)
             self._handle = self.fs.open(path, "wb")
             self._writer = pq.ParquetWriter(self._handle, self.schema, compression=self.compression)
-        encoded = [self.features.encode_example(r) for r in self._buffer]
-        self._writer.write_table(pa.Table.from_pylist(encoded, schema=self.schema))
+        self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
         self._shard_rows += len(self._buffer)
         self._buffer, self._buffer_bytes = [], 0
 

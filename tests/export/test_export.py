@@ -217,3 +217,17 @@ def test_cli_export_without_labels_says_what_to_do(tmp_path):
 
     result = CliRunner().invoke(app, ["export", str(tmp_path / "out"), "--root", str(tmp_path / "empty")])
     assert result.exit_code == 2 and "no labelled items" in result.output
+
+
+def test_every_rl_row_satisfies_the_export_row_contract(exported):
+    from aescot.contracts import arrow_schema, validate_many
+    from aescot.export.features import features
+
+    _, out, _ = exported
+    rows = pq.read_table(out / "rl").to_pylist()
+    for r in rows:
+        r["images"] = [{"path": im["path"]} for im in r["images"]]
+    assert len(validate_many("export_row", rows)) == 40
+    contract, written = arrow_schema("export_row"), features("rl").arrow_schema
+    assert contract.names == written.names
+    assert all(contract.field(n).type == written.field(n).type for n in contract.names if n != "images")
