@@ -108,8 +108,8 @@ def score(predictions: list[dict[str, Any] | None], truths: list[dict[str, Any]]
     n = len(truths)
     if n == 0:
         return Metrics()
-    sums = dict(best=0.0, credit=0.0, exact=0.0, dims=0.0, ok=0.0)
-    conf = {d: dict(tp=0, fp=0, fn=0, tn=0) for d in DIMENSIONS}
+    sums = {"best": 0.0, "credit": 0.0, "exact": 0.0, "dims": 0.0, "ok": 0.0}
+    conf = {d: {"tp": 0, "fp": 0, "fn": 0, "tn": 0} for d in DIMENSIONS}
     for pred, truth in zip(predictions, truths, strict=True):
         for letter in LETTERS:
             gold = set(truth["dimensions"][letter] or [])
@@ -154,7 +154,7 @@ def random_baseline(truths: list[dict[str, Any]]) -> Metrics:
     if n == 0:
         return Metrics()
     best = credit = exact = dims = 0.0
-    conf = {d: dict(tp=0.0, fp=0.0, fn=0.0, tn=0.0) for d in DIMENSIONS}
+    conf = {d: {"tp": 0.0, "fp": 0.0, "fn": 0.0, "tn": 0.0} for d in DIMENSIONS}
     for truth in truths:
         for subset in _SUBSETS:
             p = 1 / len(_SUBSETS)

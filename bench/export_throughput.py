@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import psutil
 
@@ -29,7 +30,7 @@ import psutil
 class PeakRSS:
     """Samples this process's RSS every 5 ms; ``growth_mb`` is the peak above the start."""
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> Self:
         self.proc = psutil.Process()
         self.base = self.peak = self.proc.memory_info().rss
         self.done = threading.Event()

@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from aescot.export.features import LETTERS
 from aescot.export.splits import DIMENSIONS, SPLITS, LeakReport, SplitPlan
@@ -39,7 +40,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _yaml(cfg: "ExportConfig", summary: "ExportSummary") -> str:
+def _yaml(cfg: ExportConfig, summary: ExportSummary) -> str:
     lines = ["---", f"pretty_name: {json.dumps(cfg.pretty_name)}", f"license: {cfg.license}",
              "task_categories:", "- image-text-to-text", "tags:", "- aescot", "- image-screening",
              "- multimodal-reasoning", "configs:"]
@@ -98,35 +99,42 @@ def _plots(fs, out: str, dim_counts: dict[str, Counter], consistency: list[float
     return written
 
 
+def _batches(table: pa.Table, columns: list[str]):
+    """Rows of ``table`` as dicts, a bounded batch at a time."""
+    for batch in table.select(columns).to_batches(max_chunksize=8192):
+        yield from batch.to_pylist()
+
+
 def _generator_settings(store: DatasetStore, item_ids: set[str], items: pa.Table) -> list[list[Any]]:
-    cand_ids = set()
-    for item in items.select(["item_id", "candidates"]).to_pylist():
-        if item["item_id"] in item_ids:
-            cand_ids.update(c["candidate_id"] for c in item["candidates"])
+    """(generator, model, candidates, parameter names) of the exported items' candidates, in Arrow."""
+    exported = items.filter(pc.is_in(items.column("item_id"), value_set=pa.array(sorted(item_ids), pa.string())))
+    cand_ids = pc.struct_field(pc.list_flatten(exported.column("candidates")), "candidate_id")
     cands = store.read_arrow("candidates", columns=["candidate_id", "generator", "model", "params"])
-    counts: Counter = Counter()
-    params: dict[tuple, Counter] = defaultdict(Counter)
-    for c in cands.to_pylist():
-        if c["candidate_id"] in cand_ids:
-            key = (c["generator"], c["model"] or "")
-            counts[key] += 1
+    cands = cands.filter(pc.is_in(cands.column("candidate_id"), value_set=cand_ids))
+    cands = cands.set_column(cands.schema.get_field_index("model"), "model", pc.fill_null(cands.column("model"), ""))
+    counts = cands.group_by(["generator", "model"]).aggregate([("candidate_id", "count"),
+                                                              ("params", "distinct")]).to_pylist()
+    rows = []
+    for c in sorted(counts, key=lambda c: (c["generator"], c["model"])):
+        keys: set[str] = set()
+        for text in c["params_distinct"][:1000]:  # parameter names from up to 1000 distinct settings
             try:
-                keys = sorted(json.loads(c["params"]))
-            except (ValueError, TypeError, AttributeError):
-                keys = []
-            params[key].update(keys)
-    return [[g, m or "-", n, ", ".join(sorted(params[(g, m)]))[:200]] for (g, m), n in sorted(counts.items())]
+                keys.update(json.loads(text))
+            except (ValueError, TypeError):
+                continue
+        rows.append([c["generator"], c["model"] or "-", c["candidate_id_count"], ", ".join(sorted(keys))[:200]])
+    return rows
 
 
-def write_card(store: DatasetStore, fs, out: str, cfg: "ExportConfig", summary: "ExportSummary", plan: SplitPlan,
-               leak: LeakReport, labels: pa.Table, selections: pa.Table, prompt_text: str) -> None:
+def write_card(store: DatasetStore, fs, out: str, cfg: ExportConfig, summary: ExportSummary, plan: SplitPlan,
+               leak: LeakReport, labels: pa.Table, selections: pa.Table, items: pa.Table, prompt_text: str) -> None:
     """Write README.md, the plots and LLaMA-Factory's dataset_info.json into ``out``."""
     split_of = plan.split_of_item
     dim_counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
     stratum_counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
     agreement: list[float] = []
     agreement_by_split: dict[str, list[float]] = defaultdict(list)
-    for row in labels.select(["item_id", "dimensions", "agreement"]).to_pylist():
+    for row in _batches(labels, ["item_id", "dimensions", "agreement"]):
         split = split_of.get(row["item_id"])
         if split is None:
             continue
@@ -134,14 +142,21 @@ def write_card(store: DatasetStore, fs, out: str, cfg: "ExportConfig", summary: 
             dim_counts[split].update(row["dimensions"][letter])
         agreement.append(row["agreement"])
         agreement_by_split[split].append(row["agreement"])
-    sel = [s for s in selections.select(["item_id", "kept", "reason", "consistency", "min_consistency",
-                                         "teacher_model", "prompt_version"]).to_pylist() if s["item_id"] in split_of]
-    consistency = [s["consistency"] for s in sel if s["consistency"] is not None]
-    reasons = Counter(s["reason"] for s in sel)
-    teachers = Counter((s["teacher_model"], s["prompt_version"]) for s in sel)
-    thresholds = sorted({s["min_consistency"] for s in sel})
-    store_items = store.read_arrow("items", columns=["item_id", "candidates"])
-    generators = _generator_settings(store, set(split_of), store_items)
+    consistency: list[float] = []
+    reasons: Counter = Counter()
+    teachers: Counter = Counter()
+    threshold_set: set[float] = set()
+    for s in _batches(selections, ["item_id", "reason", "consistency", "min_consistency", "teacher_model",
+                                   "prompt_version"]):
+        if s["item_id"] not in split_of:
+            continue
+        if s["consistency"] is not None:
+            consistency.append(s["consistency"])
+        reasons[s["reason"]] += 1
+        teachers[(s["teacher_model"], s["prompt_version"])] += 1
+        threshold_set.add(s["min_consistency"])
+    thresholds = sorted(threshold_set)
+    generators = _generator_settings(store, set(split_of), items)
     split_of_group = {g: plan.split_of_source[s] for s, g in plan.group_of_source.items() if s in plan.split_of_source}
     for group, st in plan.stratum_of_group.items():
         stratum_counts[split_of_group[group]][st] += 1
@@ -149,11 +164,12 @@ def write_card(store: DatasetStore, fs, out: str, cfg: "ExportConfig", summary: 
     plots = _plots(fs, out, dim_counts, consistency, agreement) if cfg.plots else []
 
     formats_present = [f for f in cfg.formats if summary.rows.get(f)]
+    first_format = formats_present[0] if formats_present else "rl"
     parts = [_yaml(cfg, summary), "", f"# {cfg.pretty_name}", "",
-             "Image-screening data built with [aescot](https://aescot.dev): each item is a source photo of a health "
-             "product and four candidates A-D generated from it; people labelled which candidates are acceptable, "
-             "the best one and the defect dimensions of each flawed one; a teacher model wrote the chain-of-thought "
-             "rationales kept for SFT (only those consistent with the people).", "",
+             ("Image-screening data built with [aescot](https://aescot.dev): each item is a source photo of a health "
+              "product and four candidates A-D generated from it; people labelled which candidates are acceptable, "
+              "the best one and the defect dimensions of each flawed one; a teacher model wrote the chain-of-thought "
+              "rationales kept for SFT (only those consistent with the people)."), "",
              "## Licence", "", f"`{cfg.license}`" + (" — set the licence of your sources and generator with "
                                                      "`--license` before publishing." if cfg.license == "other" else
                                                      ""), "",
@@ -161,8 +177,8 @@ def write_card(store: DatasetStore, fs, out: str, cfg: "ExportConfig", summary: 
              _table(["config", "what", *SPLITS],
                     [[f, FORMAT_TITLES[f], *[summary.rows.get(f, {}).get(s, 0) for s in SPLITS]]
                      for f in formats_present]), "",
-             f"Images are {'embedded as bytes' if cfg.images == 'embed' else 'referenced by URI'} "
-             "in the Hugging Face `Image` layout `{bytes, path}`; image lists are in the order source, A, B, C, D.",
+             (f"Images are {'embedded as bytes' if cfg.images == 'embed' else 'referenced by URI'} "
+              "in the Hugging Face `Image` layout `{bytes, path}`; image lists are in the order source, A, B, C, D."),
              "", "## Items per split and dimension", "",
              _table(["split", "labelled items", *DIMENSIONS],
                     [[s, summary.items.get(s, 0), *[dim_counts[s].get(d, 0) for d in DIMENSIONS]] for s in SPLITS]),
@@ -189,17 +205,17 @@ def write_card(store: DatasetStore, fs, out: str, cfg: "ExportConfig", summary: 
              _table(["teacher model", "prompt version", "items"], [[m, v, n] for (m, v), n in sorted(teachers.items())])
              if teachers else "No teacher selections.", "",
              "## Splits", "",
-             f"Grouped by source: a source and its near-duplicates (perceptual-hash distance <= "
-             f"{cfg.near_duplicate_bits} bits, transitively) share one split; stratified by each group's most frequent "
-             f"defect dimension; seed {cfg.seed}; ratios {json.dumps(cfg.ratios)}. "
-             f"{len(set(plan.group_of_source.values()))} source groups; {len(plan.conflicts)} split conflicts.", "",
+             (f"Grouped by source: a source and its near-duplicates (perceptual-hash distance <= "
+              f"{cfg.near_duplicate_bits} bits, transitively) share one split; stratified by each group's most "
+              f"frequent defect dimension; seed {cfg.seed}; ratios {json.dumps(cfg.ratios)}. "
+              f"{len(set(plan.group_of_source.values()))} source groups; {len(plan.conflicts)} split conflicts."), "",
              f"Leak check on the written files: **{leak.summary()}**.", "",
              "## Loading", "", "```python", "from datasets import load_dataset",
-             f'ds = load_dataset("parquet", data_files={{"train": "{formats_present[0] if formats_present else "rl"}'
-             '/train/*.parquet"}})', "# or, with this folder as a Hub repo or local path: load_dataset(path, name)", "```",
-             "", "LLaMA-Factory: `dataset_info.json` here registers `aescot_sft_<split>` (sharegpt, images); point "
-             "`dataset_dir` at this folder. TRL: `SFTTrainer` on `sft_trl`, `GRPOTrainer` on `rl` with the reward "
-             "functions in `aescot.rewards` (they read `acceptable`, `best`, `dimensions`).", "",
+             f'ds = load_dataset("parquet", data_files={{"train": "{first_format}/train/*.parquet"}})',
+             "# or, with this folder as a Hub repo or local path: load_dataset(path, name)", "```",
+             "", ("LLaMA-Factory: `dataset_info.json` here registers `aescot_sft_<split>` (sharegpt, images); point "
+                  "`dataset_dir` at this folder. TRL: `SFTTrainer` on `sft_trl`, `GRPOTrainer` on `rl` with the "
+                  "reward functions in `aescot.rewards` (they read `acceptable`, `best`, `dimensions`)."), "",
              "## The question", "", "```text", prompt_text, "```", ""]
     with fs.open(posixpath.join(out, "README.md"), "w") as fh:
         fh.write("\n".join(parts))

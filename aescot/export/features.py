@@ -63,4 +63,4 @@ def features(fmt: str) -> Features:
     raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 
-__all__ = ["FORMATS", "LETTERS", "features", "datasets"]
+__all__ = ["FORMATS", "LETTERS", "datasets", "features"]

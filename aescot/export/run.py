@@ -15,6 +15,7 @@ each format folder in only when every file is written, so a crash never leaves a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 import uuid
@@ -129,19 +130,22 @@ def _read_inputs(store: DatasetStore, cfg: ExportConfig) -> _Inputs:
 
 
 def _fingerprint(inp: _Inputs, cfg: ExportConfig, prompt_text: str, plan: SplitPlan) -> str:
-    def cols(t: pa.Table, names: list[str]) -> list:
-        return sorted(zip(*(t.column(n).to_pylist() for n in names))) if t.num_rows else []
+    """SHA-256 over the config, the prompt and every input row's identity and version, streamed in sorted
+    Arrow batches (no Python copy of whole tables)."""
+    h = hashlib.sha256(canonical_json({"config": cfg.fingerprint_part(), "prompt": prompt_text}).encode())
 
-    doc = {
-        "config": cfg.fingerprint_part(),
-        "prompt": prompt_text,
-        "labels": cols(inp.labels, ["item_id", "updated_at"]),
-        "items": cols(inp.items, ["item_id"]),
-        "selections": cols(inp.selections, ["item_id", "decided_at"]),
-        "sources": sorted(inp.phash.items()),
-        "splits": sorted(plan.split_of_item.items()),
-    }
-    return sha256_bytes(canonical_json(doc).encode())
+    def feed(name: str, t: pa.Table) -> None:
+        h.update(f"\n[{name}]".encode())
+        if t.num_rows:
+            for batch in t.sort_by([(c, "ascending") for c in t.column_names]).to_batches(max_chunksize=8192):
+                h.update(canonical_json(batch.to_pydict()).encode())
+
+    feed("labels", inp.labels.select(["item_id", "updated_at"]))
+    feed("items", inp.items.select(["item_id"]))
+    feed("selections", inp.selections.select(["item_id", "decided_at"]))
+    feed("sources", pa.table({"source_id": list(inp.phash), "phash": list(inp.phash.values())}))
+    feed("splits", pa.table({"item_id": list(plan.split_of_item), "split": list(plan.split_of_item.values())}))
+    return h.hexdigest()
 
 
 # --- the run ------------------------------------------------------------------------------------------
@@ -218,7 +222,7 @@ def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
                     rows[f][split] = w.rows
                 else:
                     w.abort()
-        leak = _check_written(fs, staging, final_files, inp.phash, cfg.near_duplicate_bits)
+        leak = _check_written(fs, staging, final_files, inp.phash, cfg.near_duplicate_bits, plan.near_pairs)
         for f in cfg.formats:  # swap in each format folder whole
             target = posixpath.join(out, f)
             if fs.exists(target):
@@ -242,7 +246,7 @@ def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
         split_conflicts=len(plan.conflicts), leak_ok=leak.ok, leak_summary=leak.summary(),
         fingerprint=fingerprint, files=sorted(final_files),
     )
-    write_card(store, fs, out, cfg, summary, plan, leak, inp.labels, inp.selections, prompt_text)
+    write_card(store, fs, out, cfg, summary, plan, leak, inp.labels, inp.selections, inp.items, prompt_text)
     manifest = {"fingerprint": fingerprint, "created_at": now_iso(), "config": cfg.model_dump(),
                 "rows": rows, "items": summary.items, "files": summary.files,
                 "leak": {"ok": leak.ok, "summary": leak.summary()}, "rejects": summary.reject_reasons}
@@ -299,7 +303,8 @@ def _export_batch(store: DatasetStore, inp: _Inputs, cfg: ExportConfig, batch: l
     return done
 
 
-def _check_written(fs, staging: str, files: list[str], phash: dict[str, str], bits: int) -> LeakReport:
+def _check_written(fs, staging: str, files: list[str], phash: dict[str, str], bits: int,
+                   pairs: list[tuple[str, str, int]] | None = None) -> LeakReport:
     """Run the leak check on what was written: (item, source) of every row, with the split its folder says
     (what loaders use); a row whose ``split`` column disagrees with its folder is reported too."""
     misplaced: list[str] = []
@@ -314,7 +319,7 @@ def _check_written(fs, staging: str, files: list[str], phash: dict[str, str], bi
                     misplaced.append(item)
                 yield item, src, folder_split
 
-    report = check_leaks(rows(), phash, bits)
+    report = check_leaks(rows(), phash, bits, pairs)
     report.rows_in_wrong_folder = sorted(set(misplaced))
     return report
 

@@ -14,8 +14,8 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -80,9 +80,17 @@ def near_duplicate_pairs(hashes: list[str], max_bits: int, block: int = 1024) ->
                     yield int(index[start + i]), int(index[bstart + j]), int(dist[i, j])
 
 
-def group_sources(phash_by_source: Mapping[str, str], max_bits: int) -> dict[str, str]:
+def source_pairs(phash_by_source: Mapping[str, str], max_bits: int) -> list[tuple[str, str, int]]:
+    """Every pair of sources within ``max_bits`` of each other: ``(source a, source b, bits)`` with a < b."""
+    ids = sorted(s for s, h in phash_by_source.items() if h)
+    return [(ids[i], ids[j], bits) for i, j, bits in near_duplicate_pairs([phash_by_source[s] for s in ids], max_bits)]
+
+
+def group_sources(phash_by_source: Mapping[str, str], max_bits: int,
+                  pairs: list[tuple[str, str, int]] | None = None) -> dict[str, str]:
     """Map each source id to its group id (the smallest source id among it and its near-duplicates)."""
     ids = sorted(phash_by_source)
+    pos = {s: i for i, s in enumerate(ids)}
     parent = list(range(len(ids)))
 
     def find(x: int) -> int:
@@ -91,8 +99,8 @@ def group_sources(phash_by_source: Mapping[str, str], max_bits: int) -> dict[str
             x = parent[x]
         return x
 
-    for i, j, _ in near_duplicate_pairs([phash_by_source[s] for s in ids], max_bits):
-        ri, rj = find(i), find(j)
+    for a, b, _ in source_pairs(phash_by_source, max_bits) if pairs is None else pairs:
+        ri, rj = find(pos[a]), find(pos[b])
         if ri != rj:
             parent[max(ri, rj)] = min(ri, rj)  # ids are sorted: the root is the smallest id
     return {s: ids[find(i)] for i, s in enumerate(ids)}
@@ -111,6 +119,7 @@ class SplitPlan:
     stratum_of_group: dict[str, str]
     conflicts: list[str] = field(default_factory=list)  # groups whose known sources were in several splits
     new_sources: list[str] = field(default_factory=list)  # sources assigned or moved in this run (to remember)
+    near_pairs: list[tuple[str, str, int]] = field(default_factory=list)  # near-duplicate source pairs found
 
     def counts(self) -> dict[str, int]:
         c = Counter(self.split_of_item.values())
@@ -146,7 +155,8 @@ def assign_splits(
     previous = dict(previous or {})
     sources = {src for src, _ in items.values()}
     hashes = {s: h for s, h in phash_by_source.items() if h}
-    group_of = group_sources(hashes, near_duplicate_bits)
+    pairs = source_pairs(hashes, near_duplicate_bits)
+    group_of = group_sources(hashes, near_duplicate_bits, pairs)
     for s in sources:
         group_of.setdefault(s, s)
 
@@ -202,6 +212,7 @@ def assign_splits(
         split_of_item={i: split_of_group[group_of[src]] for i, (src, _) in items.items()},
         stratum_of_group=strata,
         conflicts=sorted(conflicts),
+        near_pairs=pairs,
         new_sources=sorted(s for s in split_of_source
                            if previous.get(s) != split_of_source[s] and (s in sources or s in previous)),
     )
@@ -239,9 +250,13 @@ class LeakReport:
 
 
 def check_leaks(
-    rows: Iterable[tuple[str, str, str]], phash_by_source: Mapping[str, str], near_duplicate_bits: int
+    rows: Iterable[tuple[str, str, str]], phash_by_source: Mapping[str, str], near_duplicate_bits: int,
+    pairs: list[tuple[str, str, int]] | None = None,
 ) -> LeakReport:
-    """Check ``(item id, source id, split)`` rows, as read back from the written files."""
+    """Check ``(item id, source id, split)`` rows, as read back from the written files.
+
+    ``pairs`` (near-duplicate source pairs already computed from the same hashes) saves the O(n^2) search.
+    """
     item_splits: dict[str, set[str]] = defaultdict(set)
     source_splits: dict[str, set[str]] = defaultdict(set)
     n_rows = 0
@@ -249,10 +264,12 @@ def check_leaks(
         n_rows += 1
         item_splits[item].add(split)
         source_splits[src].add(split)
-    srcs = sorted(s for s in source_splits if phash_by_source.get(s))
+    if pairs is None:
+        pairs = source_pairs({s: phash_by_source.get(s) for s in source_splits}, near_duplicate_bits)
     cross = []
-    for i, j, bits in near_duplicate_pairs([phash_by_source[s] for s in srcs], near_duplicate_bits):
-        a, b = srcs[i], srcs[j]
+    for a, b, bits in pairs:
+        if a not in source_splits or b not in source_splits:
+            continue
         for sa in source_splits[a]:
             for sb in source_splits[b]:
                 if sa != sb:

@@ -92,7 +92,7 @@ class ShardWriter:
             try:
                 self._writer.close()
                 self._handle.close()
-            except Exception:  # noqa: BLE001 - best effort clean-up
+            except Exception:  # noqa: BLE001, S110 - best-effort clean-up; the original error matters
                 pass
         for tmp in self._tmp_paths:
             if self.fs.exists(tmp):

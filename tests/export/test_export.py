@@ -25,7 +25,7 @@ def _load(out, fmt: str) -> datasets.DatasetDict:
 
 
 def test_every_format_loads_with_images_decoding(exported):
-    store, out, summary = exported
+    _, out, summary = exported
     assert summary.leak_ok and not summary.skipped
     for fmt in FORMATS:
         dd = _load(out, fmt)
