@@ -37,6 +37,7 @@ from aescot.export.writer import ShardWriter
 from aescot.ids import canonical_json, sha256_bytes
 from aescot.rejects import Reject, record_rejects
 from aescot.store import DatasetStore
+from aescot.teacher.parse import AnswerFormatError, parse_answer
 from aescot.timeutil import now_iso
 
 STAGE = "export"
@@ -223,11 +224,11 @@ def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
                 else:
                     w.abort()
         leak = _check_written(fs, staging, final_files, inp.phash, cfg.near_duplicate_bits, plan.near_pairs)
-        for f in cfg.formats:  # swap in each format folder whole
+        for f in FORMATS:  # swap in each format folder whole; a format not exported now is removed
             target = posixpath.join(out, f)
             if fs.exists(target):
                 fs.rm(target, recursive=True)
-            if fs.exists(posixpath.join(staging, f)):
+            if f in cfg.formats and fs.exists(posixpath.join(staging, f)):
                 fs.mv(posixpath.join(staging, f), target, recursive=True)
     finally:
         if fs.exists(staging):
@@ -284,10 +285,15 @@ def _export_batch(store: DatasetStore, inp: _Inputs, cfg: ExportConfig, batch: l
         sel = selections.get(item_id)
         if sel and sel["kept"] and ({"sft", "sft_trl"} & set(writers)):
             rat = rationales.get(sel["rationale_id"] or "")
+            problem = _rationale_problem(rat)
             if rat is None or not (rat["text"] or "").strip():
                 rejects.append(Reject(STAGE, item_id, "rationale_missing",
                                       f"kept with rationale {sel['rationale_id']!r}, which is missing or empty",
                                       sel["rationale_id"]))
+            elif problem:
+                rejects.append(Reject(STAGE, item_id, "rationale_unparseable",
+                                      f"the kept rationale does not end in a readable answer ({problem}); "
+                                      "it would teach the wrong format", sel["rationale_id"]))
             else:
                 sharegpt, trl = sft_rows(item, label, sel, rat, images, split, prompt_text)
                 if "sft" in writers:
@@ -301,6 +307,17 @@ def _export_batch(store: DatasetStore, inp: _Inputs, cfg: ExportConfig, batch: l
                 writers["pairs"].write(row, payload * 3 // 5)
         done += 1
     return done
+
+
+def _rationale_problem(rationale: dict | None) -> str | None:
+    """Why a rationale cannot be an SFT target (None when it ends in a parseable answer)."""
+    if rationale is None or not (rationale["text"] or "").strip():
+        return None
+    try:
+        parse_answer(rationale["text"])
+    except AnswerFormatError as exc:
+        return str(exc)
+    return None
 
 
 def _check_written(fs, staging: str, files: list[str], phash: dict[str, str], bits: int,

@@ -101,6 +101,8 @@ def test_images_by_uri_load_and_decode(labelled, tmp_path):
     row = _load(tmp_path / "uri", "rl")["train"][0]
     assert all(isinstance(im, Image.Image) for im in row["images"])
     assert sorted(summary.rows) == ["pairs", "rl"] and not (tmp_path / "uri" / "sft").exists()
+    export_dataset(store, ExportConfig(out=str(tmp_path / "uri"), images="uri", formats=["rl"], seed=3))
+    assert not (tmp_path / "uri" / "pairs").exists()  # the folder is one snapshot: no stale format left
 
 
 def test_rerun_with_unchanged_inputs_rewrites_nothing(exported):
@@ -165,11 +167,16 @@ def test_bad_items_are_recorded_and_the_rest_exported(tmp_path):
     store.append("items", [victim])
     kept = next(s for s in store.read("selections") if s["kept"] and s["item_id"] != victim["item_id"])
     store.append("selections", [{**kept, "rationale_id": "f" * 64}])  # kept with a rationale that does not exist
+    other = next(s for s in store.read("selections") if s["kept"] and s["item_id"] not in
+                 (victim["item_id"], kept["item_id"]))
+    rat = next(r for r in store.read("rationales") if r["rationale_id"] == other["rationale_id"])
+    store.append("rationales", [{**rat, "text": "<think>looks fine</think> A is best"}])  # no answer block
     summary = export_dataset(store, ExportConfig(out=str(tmp_path / "out")))
-    assert summary.reject_reasons == {"image_missing": 1, "rationale_missing": 1}
+    assert summary.reject_reasons == {"image_missing": 1, "rationale_missing": 1, "rationale_unparseable": 1}
     rejects = {r["subject"]: r for r in store.read("rejects")}
     assert rejects[victim["item_id"]]["reason"] == "image_missing"
     assert rejects[kept["item_id"]]["reason"] == "rationale_missing"
+    assert "no_answer" in rejects[other["item_id"]]["detail"]
     assert sum(summary.items.values()) == len(ids["items"]) - 1
     assert sum(summary.rows["rl"].values()) == len(ids["items"]) - 1  # the item without a rationale is in RL
 
