@@ -40,10 +40,18 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _yaml(cfg: ExportConfig, summary: ExportSummary) -> str:
+def _yaml(cfg: ExportConfig, summary: ExportSummary, bytes_per_format: dict[str, int]) -> str:
+    """The card header. ``dataset_info`` carries the export fingerprint: `datasets` hashes it into its cache
+    key, which otherwise depends only on the folder name and the file patterns, so two exports in folders of
+    the same name (or one folder re-exported) would silently load each other's cached data."""
     lines = ["---", f"pretty_name: {json.dumps(cfg.pretty_name)}", f"license: {cfg.license}",
              "task_categories:", "- image-text-to-text", "tags:", "- aescot", "- image-screening",
-             "- multimodal-reasoning", "configs:"]
+             "- multimodal-reasoning", "dataset_info:"]
+    for fmt in cfg.formats:
+        if summary.rows.get(fmt):
+            lines += [f"- config_name: {fmt}", f"  description: aescot export {summary.fingerprint}",
+                      f"  download_size: {bytes_per_format.get(fmt, 0)}"]
+    lines.append("configs:")
     first = True
     for fmt in cfg.formats:
         splits = [s for s in SPLITS if summary.rows.get(fmt, {}).get(s)]
@@ -162,10 +170,13 @@ def write_card(store: DatasetStore, fs, out: str, cfg: ExportConfig, summary: Ex
         stratum_counts[split_of_group[group]][st] += 1
 
     plots = _plots(fs, out, dim_counts, consistency, agreement) if cfg.plots else []
+    bytes_per_format: Counter = Counter()
+    for rel in summary.files:
+        bytes_per_format[rel.split("/")[0]] += fs.size(posixpath.join(out, rel))
 
     formats_present = [f for f in cfg.formats if summary.rows.get(f)]
     first_format = formats_present[0] if formats_present else "rl"
-    parts = [_yaml(cfg, summary), "", f"# {cfg.pretty_name}", "",
+    parts = [_yaml(cfg, summary, bytes_per_format), "", f"# {cfg.pretty_name}", "",
              ("Image-screening data built with [aescot](https://aescot.dev): each item is a source photo of a health "
               "product and four candidates A-D generated from it; people labelled which candidates are acceptable, "
               "the best one and the defect dimensions of each flawed one; a teacher model wrote the chain-of-thought "

@@ -238,3 +238,39 @@ def test_every_rl_row_satisfies_the_export_row_contract(exported):
     contract, written = arrow_schema("export_row"), features("rl").arrow_schema
     assert contract.names == written.names
     assert all(contract.field(n).type == written.field(n).type for n in contract.names if n != "images")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_folder_loads_by_config_name(exported, fmt):
+    """`load_dataset(<export folder>, <format>)` reads the card's YAML configs: point a trainer at the folder."""
+    _, out, summary = exported
+    dd = datasets.load_dataset(str(out), fmt)
+    assert {s: dd[s].num_rows for s in dd} == summary.rows[fmt]
+
+
+def test_export_to_an_fsspec_filesystem(labelled):
+    import fsspec
+
+    store, _ = labelled
+    summary = export_dataset(store, ExportConfig(out="memory://aescot-export", formats=["rl"], seed=3))
+    fs = fsspec.filesystem("memory")
+    files = sorted(fs.glob("/aescot-export/rl/*/*.parquet"))
+    assert len(files) == 3 and summary.leak_ok and fs.exists("/aescot-export/README.md")
+    with fs.open(files[0], "rb") as fh:
+        assert pq.read_table(fh).num_rows == summary.rows["rl"][files[0].split("/")[-2]]
+    assert not [p for p in fs.find("/aescot-export") if ".staging-" in p]
+    assert export_dataset(store, ExportConfig(out="memory://aescot-export", formats=["rl"], seed=3)).skipped
+
+
+def test_two_exports_in_same_named_folders_do_not_share_the_datasets_cache(tmp_path):
+    """`datasets` keys its cache on the folder name and the card's YAML; the fingerprint in `dataset_info`
+    keeps a second export from silently loading the first one's cached rows."""
+    counts = []
+    for seed, n in ((21, 8), (22, 12)):
+        store = DatasetStore(tmp_path / f"s{seed}" / "ds")
+        build_demo_store(store, DemoSpec(n_items=n, seed=seed))
+        export_dataset(store, ExportConfig(out=str(tmp_path / f"s{seed}" / "out"), formats=["rl"],
+                                           ratios={"train": 1}))
+        dd = datasets.load_dataset(str(tmp_path / f"s{seed}" / "out"), "rl")
+        counts.append(dd["train"].num_rows)
+    assert counts == [8, 12]
