@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from aescot.export.splits import assign_splits, check_leaks, group_sources, near_duplicate_pairs, stratum
 
 RATIOS = {"train": 0.8, "validation": 0.1, "test": 0.1}
@@ -23,6 +25,23 @@ def test_near_duplicate_pairs_match_brute_force():
     brute = {(i, j) for i in range(len(hashes)) for j in range(i + 1, len(hashes))
              if (int(hashes[i], 16) ^ int(hashes[j], 16)).bit_count() <= 4}
     assert found == brute and len(brute) >= 50
+
+
+@pytest.mark.parametrize("max_bits", [0, 3, 8, 12])
+def test_multi_index_search_finds_exactly_the_brute_force_pairs(max_bits):
+    import random
+
+    rnd = random.Random(max_bits)
+    hub = rnd.getrandbits(64)
+    hashes = [rnd.getrandbits(64) for _ in range(150)]
+    hashes += [hub ^ (1 << rnd.randrange(64)) ^ (1 << rnd.randrange(64)) for _ in range(100)]  # a dense cluster
+    hashes += [h ^ (1 << rnd.randrange(64)) for h in hashes[:40]]  # one-bit variants
+    hexes = [_h(h) for h in hashes] + [f"{rnd.getrandbits(256):064x}" for _ in range(30)]  # other length: blocked
+    found = sorted(near_duplicate_pairs(hexes, max_bits, block=32))
+    brute = sorted((i, j, (int(hexes[i], 16) ^ int(hexes[j], 16)).bit_count())
+                   for i in range(len(hexes)) for j in range(i + 1, len(hexes))
+                   if len(hexes[i]) == len(hexes[j]) and (int(hexes[i], 16) ^ int(hexes[j], 16)).bit_count() <= max_bits)
+    assert found == brute and (max_bits == 0 or brute)
 
 
 def test_near_duplicates_group_transitively_and_not_across_lengths():
