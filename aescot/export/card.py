@@ -68,7 +68,8 @@ def _yaml(cfg: ExportConfig, summary: ExportSummary, bytes_per_format: dict[str,
     return "\n".join(lines)
 
 
-def _plots(fs, out: str, dim_counts: dict[str, Counter], consistency: list[float], agreement: list[float]) -> list[str]:
+def _plots(fs, out: str, dim_counts: dict[str, Counter], consistency: list[float], agreement: list[float],
+           thresholds: list[float]) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,6 +101,11 @@ def _plots(fs, out: str, dim_counts: dict[str, Counter], consistency: list[float
                                 ("agreement_hist.png", agreement, "Annotator agreement per item")):
         fig, ax = plt.subplots(figsize=(6, 3.5))
         ax.hist(values, bins=BINS, edgecolor="black")
+        if name == "consistency_hist.png":
+            for t in thresholds:
+                ax.axvline(t, color="red", linestyle="--", label=f"min consistency {t:g}")
+            if thresholds:
+                ax.legend()
         ax.set_xlabel(title.split(" per")[0].lower())
         ax.set_ylabel("items")
         ax.set_title(title)
@@ -169,7 +175,7 @@ def write_card(store: DatasetStore, fs, out: str, cfg: ExportConfig, summary: Ex
     for group, st in plan.stratum_of_group.items():
         stratum_counts[split_of_group[group]][st] += 1
 
-    plots = _plots(fs, out, dim_counts, consistency, agreement) if cfg.plots else []
+    plots = _plots(fs, out, dim_counts, consistency, agreement, thresholds) if cfg.plots else []
     bytes_per_format: Counter = Counter()
     for rel in summary.files:
         bytes_per_format[rel.split("/")[0]] += fs.size(posixpath.join(out, rel))
