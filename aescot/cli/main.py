@@ -17,6 +17,7 @@ app = typer.Typer(
 
 sources.register(app)
 __import__("aescot.cli.export", fromlist=["register"]).register(app)  # export, eval (issue 6)
+__import__("aescot.cli.teacher", fromlist=["register"]).register(app)  # rationales, filter (issue 5)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
