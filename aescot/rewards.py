@@ -26,13 +26,14 @@ An answer that does not parse earns 0.0 from every function.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from aescot.teacher.agreement import defect_pairs
 from aescot.teacher.parse import AnswerFormatError, parse_answer
 
 RewardFunc = Callable[..., list[float]]
-_STRICT = re.compile(r"\A\s*<think>.+?</think>\s*<answer>.+?</answer>\s*\Z", re.S)
+_STRICT = re.compile(r"\A\s*<think>.+?</think>\s*<answer>.+?</answer>\s*\Z", re.DOTALL)
 
 
 def completion_text(completion: Any) -> str:

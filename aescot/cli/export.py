@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -15,7 +15,7 @@ from aescot.export.splits import SPLITS
 def export_cmd(
     out: Annotated[str, typer.Argument(help="Output folder or fsspec URI (s3://bucket/ds-v1).")],
     root: RootOption = DEFAULT_ROOT,
-    fmt: Annotated[Optional[list[str]], typer.Option("--format", "-f", help=f"Repeatable; default all: {', '.join(FORMATS)}.")] = None,
+    fmt: Annotated[list[str] | None, typer.Option("--format", "-f", help=f"Repeatable; default all: {', '.join(FORMATS)}.")] = None,
     images: Annotated[str, typer.Option(help="'embed' image bytes, or 'uri' to reference the store.")] = "embed",
     seed: Annotated[int, typer.Option(help="Split seed.")] = 0,
     train: Annotated[float, typer.Option(help="Train share.")] = 0.8,
@@ -67,10 +67,10 @@ def eval_cmd(
     base_url: Annotated[str, typer.Option(envvar="AESCOT_EVAL_BASE_URL", help="OpenAI-compatible base URL.")] = "",
     model: Annotated[str, typer.Option(envvar="AESCOT_EVAL_MODEL", help="Model name at that endpoint.")] = "",
     split: Annotated[str, typer.Option(help="Split to score.")] = "test",
-    limit: Annotated[Optional[int], typer.Option(help="Score at most this many items.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Score at most this many items.")] = None,
     concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 8,
     max_side: Annotated[int, typer.Option(help="Downscale images to this longest side.")] = 768,
-    output: Annotated[Optional[str], typer.Option(help="Folder for report.json, report.md, predictions.jsonl.")] = None,
+    output: Annotated[str | None, typer.Option(help="Folder for report.json, report.md, predictions.jsonl.")] = None,
 ) -> None:
     """Score an OpenAI-compatible multimodal model on the export's test split, beside a random baseline.
 
