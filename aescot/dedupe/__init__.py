@@ -1,0 +1,1 @@
+"""Perceptual-hash dedupe: hashing candidates, exact Hamming-radius search at scale, near-dup reports."""
