@@ -203,6 +203,9 @@ class ChatServer:
         self._stopping = threading.Event()
         self._ids = itertools.count(1)
         self._count = 0
+        self._in_flight = 0
+        self.max_in_flight = 0
+        self.unauthorized = 0  # requests refused with 401
         self._httpd = _Server((host, port), _make_handler(self))
         self._thread: threading.Thread | None = None
 
@@ -239,6 +242,11 @@ class ChatServer:
             self._script.extend([Failure(kind, retry_after, hang_s)] * times)
 
     @property
+    def in_flight(self) -> int:
+        """Chat requests being handled right now (``max_in_flight``: the most at once so far)."""
+        return self._in_flight
+
+    @property
     def calls(self) -> int:
         """Chat requests received so far (failed ones included)."""
         return self._count
@@ -248,6 +256,7 @@ class ChatServer:
             self.requests.clear()
             self._script.clear()
             self._count = 0
+            self.max_in_flight = 0
 
     # request handling (called from handler threads)
     def _next_failure(self, req: ChatRequest) -> Failure | None:
@@ -260,7 +269,7 @@ class ChatServer:
         return self.failure_rule(req) if self.failure_rule else None
 
     def _completion(self, req: ChatRequest, content: str) -> dict[str, Any]:
-        prompt_tokens = len(req.text) // 4 + 85 * len(req.image_urls)
+        prompt_tokens = max(1, len(req.text) // 4) + 85 * len(req.image_urls)
         completion_tokens = max(1, len(content) // 4)
         return {
             "id": f"chatcmpl-{next(self._ids)}",
@@ -317,6 +326,8 @@ def _make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
                 self._send(404, _error(404, f"no route {self.path}", "not_found_error"))
                 return
             if server.api_key is not None and self.headers.get("Authorization") != f"Bearer {server.api_key}":
+                with server._lock:
+                    server.unauthorized += 1
                 self._send(401, _error(401, "Incorrect API key provided.", "invalid_request_error"))
                 return
             try:
@@ -325,6 +336,17 @@ def _make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
                 self._send(400, _error(400, "request body is not JSON", "invalid_request_error"))
                 return
             req = ChatRequest(body, {k.lower(): v for k, v in self.headers.items()})
+            with server._lock:
+                server._in_flight += 1
+                server.max_in_flight = max(server.max_in_flight, server._in_flight)
+            try:
+                self._chat(req)
+            finally:
+                with server._lock:
+                    server._in_flight -= 1
+
+        def _chat(self, req: ChatRequest) -> None:
+            body = req.body
             failure = server._next_failure(req)
             if server.latency:
                 time.sleep(server.latency)
