@@ -1,1 +1,1 @@
-"""Test helpers that are real servers and fixtures, shipped with the package so flows and benchmarks can use them."""
+"""Helpers for tests, demos and flow tests (no network, no model hub)."""

@@ -1,0 +1,247 @@
+"""The generation stage: four candidates per source, near-duplicates regenerated, all recorded.
+
+``generate_candidates(store, config, source_ids)`` is what the CLI and the Prefect flow call.
+Per source: generate slots 0-3 with seeds derived from (source, base seed, slot, attempt),
+hash them, regenerate with the next attempt's seed any that is near the source (a degenerate
+generation) or near another of its group, up to ``dedupe.max_regenerations`` times; every
+dropped image is a reject with its seed, attempt and distance. Images are stored before
+the candidate rows that reference them, and candidate rows before the group's ledger row.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+from PIL import Image
+from pydantic import BaseModel, Field
+
+from aescot.contracts import ContractError, validate
+from aescot.dedupe.hashing import DedupeConfig, group_duplicates, hash_image
+from aescot.generate.base import GeneratedImage, GenerationError, Generator, SourceImage
+from aescot.generate.diffusion import DiffusersConfig, DiffusersGenerator
+from aescot.generate.groups import GROUPS
+from aescot.generate.synthetic import SyntheticConfig, SyntheticGenerator
+from aescot.ids import candidate_id, canonical_json, derive_id
+from aescot.images import encode_png
+from aescot.rejects import Reject, record_rejects
+from aescot.store import DatasetStore
+from aescot.timeutil import now_iso
+
+log = logging.getLogger(__name__)
+STAGE = "generate"
+SLOTS = 4
+
+
+class GenerateConfig(BaseModel):
+    """Which backend, its settings, seeds and dedupe."""
+
+    backend: Literal["synthetic", "diffusers"] = "synthetic"
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    diffusers: DiffusersConfig = Field(default_factory=DiffusersConfig)
+    dedupe: DedupeConfig = Field(default_factory=DedupeConfig)
+    base_seed: int = Field(0, ge=0, description="changes every derived seed; keep it to reproduce a set")
+    flush_every: int = Field(16, ge=1, description="sources per atomic append (a crash loses at most this many)")
+
+
+def make_generator(config: GenerateConfig) -> Generator:
+    """The configured backend."""
+    if config.backend == "diffusers":
+        return DiffusersGenerator(config.diffusers)
+    return SyntheticGenerator(config.synthetic)
+
+
+def slot_seed(source_id: str, base_seed: int, slot: int, attempt: int) -> int:
+    """The seed of one (source, slot, attempt): stable across runs and machines, 31 bits."""
+    return int(derive_id("seed", source_id, base_seed, slot, attempt)[:8], 16) & 0x7FFFFFFF
+
+
+def group_id(source_id: str, generator: Generator, config: GenerateConfig) -> str:
+    return derive_id("generation-group", source_id, generator.name, generator.model, group_config(generator, config))
+
+
+def group_config(generator: Generator, config: GenerateConfig) -> dict:
+    return {"generator": generator.fingerprint(), "base_seed": config.base_seed, "dedupe": config.dedupe.model_dump()}
+
+
+@dataclass
+class GenerateReport:
+    """What a generation run did."""
+
+    sources: int = 0
+    generated: int = 0  # sources whose group finished in this run
+    skipped: int = 0  # sources already done with these settings
+    candidates: int = 0  # candidate rows written
+    regenerations: int = 0  # images dropped as near-duplicates and generated again
+    incomplete: int = 0  # groups with fewer than 4 distinct candidates after every retry
+    rejects: list[Reject] = field(default_factory=list)
+    group_ids: list[str] = field(default_factory=list)
+
+    def reasons(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.rejects:
+            out[r.reason] = out.get(r.reason, 0) + 1
+        return out
+
+
+def _load_source(store: DatasetStore, row: dict) -> SourceImage:
+    try:
+        img = Image.open(io.BytesIO(store.read_bytes(row["image_key"])))
+        img.load()
+        mask = Image.open(io.BytesIO(store.read_bytes(row["mask_key"])))
+        mask.load()
+    except Exception as exc:  # noqa: BLE001 - any storage/decoding error is this source's reject
+        raise GenerationError("source_unreadable", f"cannot read the source image or mask: {exc}") from exc
+    if mask.size != img.size:
+        raise GenerationError("mask_size_mismatch", f"mask is {mask.size}, image is {img.size}")
+    return SourceImage(row["source_id"], img, mask.convert("L"), row.get("product"))
+
+
+@dataclass
+class _Accepted:
+    slot: int
+    attempt: int
+    image: GeneratedImage
+    phash: str
+
+
+def _generate_group(generator: Generator, source: SourceImage, config: GenerateConfig,
+                    rejects: list[Reject]) -> tuple[list[_Accepted], list[int], int]:
+    """Generate, dedupe and regenerate one source's slots. Returns (accepted, failed slots, regenerations)."""
+    dd = config.dedupe
+    source_hash = hash_image(source.image, dd)
+    accepted: list[_Accepted] = []
+    pending, attempt, regenerations = list(range(SLOTS)), 0, 0
+    while pending:
+        seeds = [slot_seed(source.source_id, config.base_seed, s, attempt) for s in pending]
+        images = generator.generate(source, pending, seeds)
+        hashes = [hash_image(g.image, dd) for g in images]
+        dups = group_duplicates([a.phash for a in accepted] + hashes, source_hash, dd.threshold, len(accepted))
+        dup_at = {d.index - len(accepted): d for d in dups}
+        kept_before = list(accepted)
+        retry = []
+        for k, (slot, g, h) in enumerate(zip(pending, images, hashes)):
+            if k not in dup_at:
+                accepted.append(_Accepted(slot, attempt, g, h))
+                continue
+            d = dup_at[k]
+            cid = _cid(source.source_id, generator, slot, g)
+            if d.other is None:
+                related, what = source.source_id, "the source image (a degenerate generation)"
+            else:
+                if d.other < len(kept_before):
+                    o_slot, o_img = kept_before[d.other].slot, kept_before[d.other].image
+                else:  # an earlier image of this same batch
+                    o_slot, o_img = pending[d.other - len(kept_before)], images[d.other - len(kept_before)]
+                related, what = _cid(source.source_id, generator, o_slot, o_img), f"slot {o_slot} of its group"
+            rejects.append(Reject("dedupe", cid, d.reason,
+                                  f"slot {slot} seed {g.seed} attempt {attempt}: perceptual hash within {d.distance} "
+                                  f"bits of {what} (threshold {dd.threshold}); "
+                                  + ("regenerating with a new seed" if attempt < dd.max_regenerations
+                                     else "no retries left"), related))
+            retry.append(slot)
+        if not retry or attempt >= dd.max_regenerations:
+            return sorted(accepted, key=lambda a: a.slot), sorted(retry), regenerations
+        regenerations += len(retry)
+        pending, attempt = retry, attempt + 1
+    return sorted(accepted, key=lambda a: a.slot), [], regenerations
+
+
+def _cid(source_id: str, generator: Generator, slot: int, g: GeneratedImage) -> str:
+    return candidate_id(source_id, generator.name, dict(g.params, slot=slot), g.seed)
+
+
+def _candidate_record(store: DatasetStore, generator: Generator, source_id: str, a: _Accepted) -> dict:
+    params = dict(a.image.params, slot=a.slot)
+    image_id, key = store.put_image(encode_png(a.image.image), "png")  # the image lands before its row
+    return validate("candidate", {
+        "candidate_id": candidate_id(source_id, generator.name, params, a.image.seed),
+        "source_id": source_id,
+        "generator": generator.name,
+        "model": generator.model,
+        "params": canonical_json(params),
+        "seed": a.image.seed,
+        "attempt": a.attempt,
+        "image_id": image_id,
+        "image_key": key,
+        "width": a.image.image.width,
+        "height": a.image.image.height,
+        "phash": a.phash,
+        "known_acceptable": a.image.known_acceptable,
+        "known_dimensions": list(a.image.known_dimensions),
+        "created_at": now_iso(),
+    })
+
+
+def generate_candidates(store: DatasetStore, config: GenerateConfig | None = None,
+                        source_ids: list[str] | None = None, generator: Generator | None = None,
+                        progress: Callable[[int], None] | None = None) -> GenerateReport:
+    """Generate the 4 final candidates of every source (or of ``source_ids``) not yet done.
+
+    Idempotent: a source whose group (same generator settings, base seed and dedupe settings)
+    is in the ledger is skipped. A bad source is a reject and the run goes on. A missing model
+    (:class:`~aescot.generate.diffusion.ModelNotAvailable`) stops the run at once: nothing could succeed.
+    """
+    config = config or GenerateConfig()
+    generator = generator or make_generator(config)
+    report = GenerateReport()
+    sources = {r["source_id"]: r for r in store.read("sources")}
+    wanted = list(sources) if source_ids is None else list(dict.fromkeys(source_ids))
+    done = store.keys(GROUPS.name)
+    cfg_json = canonical_json(group_config(generator, config))
+    cand_rows: list[dict] = []
+    group_rows: list[dict] = []
+    pending_rejects: list[Reject] = []
+
+    def flush() -> None:
+        store.append("candidates", cand_rows)  # candidates before the ledger row that marks them final
+        store.append(GROUPS.name, group_rows, validate=False)
+        record_rejects(store, pending_rejects)
+        report.rejects.extend(pending_rejects)
+        cand_rows.clear(), group_rows.clear(), pending_rejects.clear()
+
+    for sid in wanted:
+        report.sources += 1
+        if progress:
+            progress(1)
+        row = sources.get(sid)
+        if row is None:
+            pending_rejects.append(Reject(STAGE, sid, "unknown_source", "no such source in the store (ingest it first)"))
+            continue
+        gid = group_id(sid, generator, config)
+        if gid in done:
+            report.skipped += 1
+            continue
+        group_rejects: list[Reject] = []
+        try:
+            source = _load_source(store, row)
+            accepted, failed, regenerations = _generate_group(generator, source, config, group_rejects)
+            records = [_candidate_record(store, generator, sid, a) for a in accepted]
+        except GenerationError as exc:
+            pending_rejects.append(Reject(STAGE, sid, exc.reason, exc.detail))
+            continue
+        except ContractError as exc:  # a bug or a generator returning odd parameters: this source only
+            pending_rejects.append(Reject(STAGE, sid, "invalid_candidate", str(exc)))
+            continue
+        for slot in failed:
+            group_rejects.append(Reject(STAGE, f"{gid}:slot{slot}", "near_duplicate_exhausted",
+                                        f"source {sid[:12]} slot {slot}: still a near-duplicate after "
+                                        f"{config.dedupe.max_regenerations} new seeds", sid))
+        pending_rejects.extend(group_rejects)
+        cand_rows.extend(records)
+        group_rows.append({"group_id": gid, "source_id": sid, "generator": generator.name, "model": generator.model,
+                           "config": cfg_json, "candidate_ids": [r["candidate_id"] for r in records],
+                           "failed_slots": failed, "regenerations": regenerations, "finished_at": now_iso()})
+        done.add(gid)
+        report.generated += 1
+        report.candidates += len(records)
+        report.regenerations += regenerations
+        report.incomplete += bool(failed)
+        report.group_ids.append(gid)
+        if len(group_rows) >= config.flush_every:
+            flush()
+    flush()
+    return report

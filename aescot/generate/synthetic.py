@@ -1,0 +1,277 @@
+"""Controlled-defect synthesis: candidates with *known* labels, composed from a source and its mask.
+
+Slot plan per source: one clean composite (the product cut out by its mask, set on a new
+backdrop, standing on the floor, with a shadow cast away from the light), and flawed ones,
+each failing exactly one dimension:
+
+* ``appearance_deformation``: the product is warped (wave), melted (drip) or swirled;
+* ``lighting_shadow``: the shadow is missing under a strong key light, falls towards the light,
+  or is doubled in opposite directions;
+* ``placement_layout``: the product floats, is cut off by the frame, is mis-scaled, or sits in a corner;
+* ``extension_rationality``: the backdrop has a hard seam, repeats the product as a ghost, or
+  the product's own edge is smeared out to the frame.
+
+Every random choice comes from the candidate's seed, and all of them are returned in ``params``;
+the result is a gold candidate for annotator QA, hard-negative augmentation, and the offline demo.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import random
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+from pydantic import BaseModel, Field, field_validator
+from scipy import ndimage
+
+from aescot.generate.base import GeneratedImage, GenerationError, Generator, SourceImage
+from aescot.ids import derive_id
+
+DIMENSIONS = ("appearance_deformation", "lighting_shadow", "placement_layout", "extension_rationality")
+Kind = Literal["clean", "appearance_deformation", "lighting_shadow", "placement_layout", "extension_rationality"]
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "clean": ("composite",),
+    "appearance_deformation": ("wave", "melt", "swirl"),
+    "lighting_shadow": ("missing", "towards_light", "double"),
+    "placement_layout": ("floating", "cut_off", "mis_scaled", "corner"),
+    "extension_rationality": ("seam", "repeated", "stretched_product"),
+}
+
+
+class SyntheticConfig(BaseModel):
+    """Which candidate kinds a source gets."""
+
+    plan: list[Kind] | None = Field(
+        None,
+        description="kind per slot (4 entries, at most one 'clean'); None: one clean + 3 of the 4 "
+        "dimensions, chosen per source",
+    )
+
+    @field_validator("plan")
+    @classmethod
+    def _check_plan(cls, plan: list[str] | None) -> list[str] | None:
+        if plan is None:
+            return plan
+        if len(plan) != 4:
+            raise ValueError(f"plan needs one kind per candidate slot (4), got {len(plan)}")
+        if plan.count("clean") > 1:
+            raise ValueError("at most one 'clean' slot: the best candidate of a gold item must be unique")
+        return plan
+
+
+# --- image helpers ------------------------------------------------------------------------------
+
+
+def _rgb(h: float, s: float, v: float) -> tuple[int, int, int]:
+    return tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h % 1.0, s, v))  # type: ignore[return-value]
+
+
+def _backdrop(w: int, h: int, rng: random.Random, light: int, contrast: float) -> tuple[Image.Image, dict]:
+    """A wall and a floor meeting at a horizon; brighter on the ``light`` side (-1 left, +1 right)."""
+    hue = rng.random()
+    wall = np.array(_rgb(hue, rng.uniform(0.05, 0.35), rng.uniform(0.55, 0.9)), np.float32)
+    floor = np.array(_rgb(hue + rng.uniform(-0.15, 0.15), rng.uniform(0.1, 0.45), rng.uniform(0.35, 0.75)), np.float32)
+    horizon = rng.uniform(0.55, 0.72)
+    ys = (np.arange(h, dtype=np.float32) / max(1, h - 1))[:, None]
+    xs = (np.arange(w, dtype=np.float32) / max(1, w - 1))[None, :]
+    side = xs if light > 0 else 1.0 - xs
+    shade = (1.0 - contrast) + contrast * side  # 1 on the lit side
+    is_floor = ys >= horizon
+    base = np.where(is_floor[..., None], floor, wall)
+    depth = np.where(is_floor, 0.85 + 0.15 * (ys - horizon) / (1 - horizon), 1.0 - 0.1 * ys)
+    arr = base * (shade * depth)[..., None]
+    noise = ndimage.gaussian_filter(np.random.default_rng(rng.randrange(2**32)).normal(0, 6, (h, w)), 1.2)
+    arr = np.clip(arr + noise[..., None], 0, 255).astype(np.uint8)
+    meta = {"hue": round(hue, 4), "horizon": round(horizon, 4), "light": light, "contrast": round(contrast, 3)}
+    return Image.fromarray(arr, "RGB"), meta
+
+
+def _cutout(source: SourceImage) -> Image.Image:
+    """The product as RGBA cropped to its mask's bounding box."""
+    mask = source.mask.convert("L").resize(source.image.size, Image.Resampling.NEAREST)
+    box = mask.getbbox()
+    if box is None:
+        raise GenerationError("empty_mask", "the source's product mask is empty: nothing to compose")
+    rgba = source.image.convert("RGB").convert("RGBA")
+    rgba.putalpha(mask)
+    return rgba.crop(box)
+
+
+def _resize(img: Image.Image, scale: float) -> Image.Image:
+    w, h = img.size
+    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+
+
+def _shadow(product: Image.Image, direction: float, strength: float, size: tuple[int, int],
+            base: tuple[int, int]) -> Image.Image:
+    """A cast shadow layer: the silhouette flattened and sheared towards ``direction`` from ``base``
+    (the product's bottom-left corner on the floor)."""
+    w, h = product.size
+    sh = max(2, round(h * 0.35))
+    flat = product.getchannel("A").resize((w, sh), Image.Resampling.BILINEAR).transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+    shear = 1.4 * direction
+    pad = round(abs(shear) * sh) + 2
+    canvas = Image.new("L", (w + 2 * pad, sh), 0)
+    canvas.paste(flat, (pad, 0))
+    # y' = y; x' = x - shear * (sh - y): the far end of the shadow leans away from the light
+    sheared = canvas.transform(canvas.size, Image.Transform.AFFINE, (1, shear, -shear * sh, 0, 1, 0),
+                               Image.Resampling.BILINEAR)
+    sheared = sheared.point(lambda v: int(v * strength))
+    layer = Image.new("L", size, 0)
+    layer.paste(sheared, (base[0] - pad, base[1] - sh // 2 - sh // 4))
+    return layer.filter(ImageFilter.GaussianBlur(max(1.0, h / 40)))
+
+
+def _darken(img: Image.Image, shadow: Image.Image) -> Image.Image:
+    black = Image.new("RGB", img.size, (15, 15, 20))
+    return Image.composite(black, img, shadow)
+
+
+def _warp(product: Image.Image, variant: str, rng: random.Random) -> tuple[Image.Image, dict]:
+    """Geometric distortion of the RGBA cutout (colour and alpha together)."""
+    arr = np.asarray(product, dtype=np.float32)
+    h, w = arr.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    if variant == "wave":
+        amp, periods = rng.uniform(0.06, 0.12) * w, rng.uniform(1.0, 2.5)
+        src_y, src_x = yy, xx + amp * np.sin(2 * np.pi * periods * yy / h)
+        meta = {"amplitude": round(amp / w, 4), "periods": round(periods, 3)}
+    elif variant == "melt":
+        strength = rng.uniform(0.25, 0.45)
+        drip = ndimage.gaussian_filter1d(np.random.default_rng(rng.randrange(2**32)).random(w), w / 12)
+        drip = (drip - drip.min()) / (np.ptp(drip) + 1e-6)
+        sag = strength * h * (yy / h) ** 2 * (0.4 + 0.6 * drip[None, :])
+        src_y, src_x = yy - sag, xx
+        meta = {"strength": round(strength, 4)}
+    else:  # swirl
+        angle = rng.uniform(1.2, 2.2) * rng.choice((-1, 1))
+        cy, cx, radius = h / 2, w / 2, 0.6 * max(h, w)
+        dy, dx = yy - cy, xx - cx
+        r = np.hypot(dy, dx)
+        theta = np.arctan2(dy, dx) + angle * np.clip(1 - r / radius, 0, 1) ** 2
+        src_y, src_x = cy + r * np.sin(theta), cx + r * np.cos(theta)
+        meta = {"angle": round(angle, 4)}
+    out = np.stack([ndimage.map_coordinates(arr[..., c], [src_y, src_x], order=1, mode="constant", cval=0)
+                    for c in range(4)], axis=-1)
+    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGBA"), meta
+
+
+# --- the generator ------------------------------------------------------------------------------
+
+
+class SyntheticGenerator(Generator):
+    """Known-answer candidates: clean composites and single-dimension defects."""
+
+    name = "synthetic"
+    model = None
+
+    def __init__(self, config: SyntheticConfig | None = None):
+        self.config = config or SyntheticConfig()
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"plan": self.config.plan, "version": 1}
+
+    def plan(self, source_id: str) -> list[str]:
+        """The kind of each of the 4 slots of this source (deterministic)."""
+        if self.config.plan is not None:
+            return list(self.config.plan)
+        rng = random.Random(derive_id("synthetic-plan", source_id))
+        return ["clean", *rng.sample(DIMENSIONS, 3)]
+
+    def generate(self, source: SourceImage, slots: list[int], seeds: list[int]) -> list[GeneratedImage]:
+        plan = self.plan(source.source_id)
+        product = _cutout(source)
+        return [self._compose(source, product, plan[slot % 4], seed) for slot, seed in zip(slots, seeds)]
+
+    def _compose(self, source: SourceImage, product: Image.Image, kind: str, seed: int) -> GeneratedImage:
+        rng = random.Random(seed)
+        w, h = source.image.size
+        variant = rng.choice(VARIANTS[kind])
+        light = rng.choice((-1, 1))
+        strong_light = kind == "lighting_shadow"
+        scene, scene_meta = _backdrop(w, h, rng, light, rng.uniform(0.35, 0.5) if strong_light else rng.uniform(0.1, 0.3))
+        horizon_y = scene_meta["horizon"] * h
+        pw, ph = product.size
+        fit = min(0.8 * w / pw, 0.8 * h / ph, 1.0)  # the product must fit comfortably
+        scale = fit * rng.uniform(0.75, 1.0)
+        p: dict[str, Any] = {"kind": kind, "variant": variant, "scene": scene_meta}
+        obj = _resize(product, scale)
+        if kind == "appearance_deformation":
+            obj, p["warp"] = _warp(obj, variant, rng)
+        if kind == "placement_layout" and variant == "mis_scaled":
+            factor = rng.choice((rng.uniform(0.22, 0.35), rng.uniform(1.7, 2.2)))
+            obj = _resize(product, scale * factor)
+            p["scale_factor"] = round(factor, 3)
+        ow, oh = obj.size
+        floor_y = round(horizon_y + rng.uniform(0.45, 0.85) * (h - horizon_y))  # where it stands
+        x = round(rng.uniform(0.3, 0.7) * w - ow / 2)
+        y = floor_y - oh
+        shadow_at = (x, floor_y)
+        if kind == "placement_layout":
+            if variant == "floating":
+                lift = round(rng.uniform(0.18, 0.3) * h)
+                y = max(0, y - lift)
+                p["lift"] = lift
+            elif variant == "cut_off":
+                side = rng.choice(("left", "right", "bottom"))
+                hidden = rng.uniform(0.35, 0.55)
+                if side == "left":
+                    x = -round(hidden * ow)
+                elif side == "right":
+                    x = w - round((1 - hidden) * ow)
+                else:
+                    y = h - round((1 - hidden) * oh)
+                shadow_at = (x, min(h - 1, y + oh))
+                p.update(side=side, hidden=round(hidden, 3))
+            elif variant == "corner":
+                x = rng.choice((0, w - ow))
+                y = max(0, round(rng.uniform(0.0, 0.05) * h))
+                shadow_at = (x, y + oh)
+            else:  # mis_scaled
+                y = floor_y - oh
+                shadow_at = (x, floor_y)
+        p["placement"] = {"x": x, "y": y, "scale": round(scale, 4)}
+
+        img = scene
+        if kind == "extension_rationality" and variant == "seam":
+            other, other_meta = _backdrop(w, h, random.Random(rng.randrange(2**32)), -light, 0.3)
+            at = round(rng.uniform(0.3, 0.7) * w)
+            img = scene.copy()
+            img.paste(other.crop((at, 0, w, h)), (at, 0))
+            p["seam"] = {"x": at, "other": other_meta}
+        away = float(light * -1)  # shadows fall away from the light
+        if kind == "lighting_shadow" and variant == "towards_light":
+            away = -away
+        shadows: list[float] = []
+        if not (kind == "lighting_shadow" and variant == "missing"):
+            shadows.append(away)
+        if kind == "lighting_shadow" and variant == "double":
+            shadows.append(-away)
+        for direction in shadows:
+            img = _darken(img, _shadow(obj, direction, 0.55, (w, h), shadow_at))
+        p["shadows"] = shadows
+        img = img.convert("RGBA")
+        if kind == "extension_rationality" and variant == "repeated":
+            ghost = obj.copy()
+            ghost.putalpha(ghost.getchannel("A").point(lambda v: int(v * 0.8)))
+            step = ow + max(2, round(0.05 * w))
+            for k in (-2, -1, 1, 2):
+                _paste(img, ghost, x + k * step, y)
+            p["repeat_step"] = step
+        if kind == "extension_rationality" and variant == "stretched_product":
+            side = rng.choice(("left", "right"))
+            strip = obj.crop((0, 0, 2, oh) if side == "left" else (ow - 2, 0, ow, oh))
+            span = max(1, x if side == "left" else w - (x + ow))
+            smear = strip.resize((span + 2, oh), Image.Resampling.NEAREST)
+            _paste(img, smear, x - span if side == "left" else x + ow - 2, y)
+            p["smear"] = {"side": side, "span": span}
+        _paste(img, obj, x, y)
+        acceptable = kind == "clean"
+        return GeneratedImage(img.convert("RGB"), seed, p, acceptable, [] if acceptable else [kind])
+
+
+def _paste(canvas: Image.Image, layer: Image.Image, x: int, y: int) -> None:
+    """Alpha-composite ``layer`` at ``(x, y)``; parts outside the canvas are cut off."""
+    canvas.paste(layer, (x, y), layer)
