@@ -179,6 +179,8 @@ def mih_search(queries, index=None, radius: int = 8, chunks: int | None = None) 
         return NearPairs.build(*(np.zeros(0, np.int64) for _ in range(3)))
     m = chunks or choose_chunks(nbits, x.shape[0], q.shape[0], radius)
     bounds = _chunk_bounds(nbits, m)
+    if max(n for _, n in bounds) > MAX_CHUNK_BITS:
+        raise ValueError(f"{m} chunks of a {nbits}-bit hash exceed {MAX_CHUNK_BITS} bits each; use more chunks")
     s = radius // m
     qkeys = [_extract(q, a, n) for a, n in bounds]
     xkeys = qkeys if self_search else [_extract(x, a, n) for a, n in bounds]

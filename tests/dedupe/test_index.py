@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+
+from aescot.dedupe.index import (
+    HammingIndex, brute_force_search, choose_chunks, hashes_to_words, mih_search, radius_search,
+)
+
+
+def _planted(n: int, n_near: int, max_flips: int, words: int = 1, seed: int = 0):
+    """Random hashes plus near copies of some of them (1..max_flips random bits flipped)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 2**64 - 1, size=(n, words), dtype=np.uint64, endpoint=True)
+    src = rng.integers(0, n, size=n_near)
+    near = base[src].copy()
+    for k in range(n_near):
+        for bit in rng.choice(64 * words, size=rng.integers(1, max_flips + 1), replace=False):
+            near[k, bit // 64] ^= np.uint64(1) << np.uint64(63 - bit % 64)
+    return base, near
+
+
+@pytest.mark.parametrize("radius", [0, 1, 3, 6, 8, 10, 12])
+def test_mih_self_search_equals_brute_force(radius):
+    base, near = _planted(4000, 400, 12)
+    allh = np.concatenate([base, near])
+    expected = brute_force_search(allh, None, radius).as_tuples()
+    assert mih_search(allh, None, radius).as_tuples() == expected
+    if radius >= 3:  # the planted pairs are found: the comparison is not vacuous
+        assert len(expected) > 10
+
+
+@pytest.mark.parametrize("chunks", [3, 4, 5, 8, 13])
+def test_every_chunking_is_exact(chunks):
+    base, near = _planted(1500, 300, 9, seed=1)
+    allh = np.concatenate([base, near])
+    assert mih_search(allh, None, 9, chunks=chunks).as_tuples() == brute_force_search(allh, None, 9).as_tuples()
+
+
+def test_cross_search_and_wide_hashes_equal_brute_force():
+    base, near = _planted(3000, 500, 10, seed=2)
+    assert mih_search(near, base, 8).as_tuples() == brute_force_search(near, base, 8).as_tuples()
+    wide, wnear = _planted(1000, 200, 30, words=4, seed=3)  # 256-bit hashes (hash_size=16)
+    allw = np.concatenate([wide, wnear])
+    expected = brute_force_search(allw, None, 24).as_tuples()
+    assert len(expected) > 100
+    assert mih_search(allw, None, 24).as_tuples() == expected
+
+
+def test_duplicates_and_clusters():
+    # many identical hashes: every pair must come out exactly once
+    h = ["0f" * 8] * 30 + ["ff" * 8] * 5
+    pairs = radius_search(h, None, 0, method="mih").as_tuples()
+    assert len(pairs) == 30 * 29 // 2 + 5 * 4 // 2
+    assert pairs == radius_search(h, None, 0, method="brute").as_tuples()
+
+
+def test_hex_parsing_and_errors():
+    words = hashes_to_words(["8000000000000001", "0000000000000000"])
+    assert words.tolist() == [[0x8000000000000001], [0]]
+    assert radius_search(["8000000000000001", "0000000000000000"], None, 2).as_tuples() == [(0, 1, 2)]
+    with pytest.raises(ValueError, match="same length"):
+        hashes_to_words(["00" * 8, "00" * 16])
+    with pytest.raises(ValueError, match="hex"):
+        hashes_to_words(["zz" * 8])
+    with pytest.raises(ValueError, match="radius"):
+        radius_search(["00" * 8], None, -1)
+    assert len(radius_search([], None, 3)) == 0
+
+
+def test_chunk_choice_keeps_tables_bounded():
+    for n in (1_000, 100_000, 1_000_000):
+        assert 64 / choose_chunks(64, n, n, 8) <= 24
+    with pytest.raises(ValueError, match="chunks"):
+        mih_search(np.zeros(4, np.uint64), None, 2, chunks=2)
+
+
+def test_hamming_index_nearest():
+    idx = HammingIndex(["0000000000000000", "00000000000000ff"], ["a", "b"])
+    assert idx.nearest("0000000000000003", 4) == ("a", 2)
+    assert idx.nearest("00000000000000fe", 4) == ("b", 1)
+    assert idx.nearest("ffffffffffffffff", 4) is None
+    idx.add("ffffffffffffffff", "c")
+    assert idx.search(["fffffffffffffff0"], 4) == [[("c", 4)]]

@@ -1,0 +1,156 @@
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aescot.generate import (
+    DiffusersConfig, GenerateConfig, GeneratedImage, Generator, SyntheticGenerator, generate_candidates,
+)
+from aescot.generate.groups import GROUPS
+from aescot.items import LETTERS, build_items
+
+
+def _parts(store, table):
+    return len(store.list_keys(f"tables/{table}"))
+
+
+def test_synthetic_run_records_candidates_items_and_is_idempotent(ingested):
+    store = ingested
+    report = generate_candidates(store, GenerateConfig())
+    assert (report.generated, report.candidates, report.skipped) == (5, 20, 0)
+    cands = store.read("candidates")
+    assert len(cands) == 20
+    for c in cands:
+        assert store.exists(c["image_key"]) and len(c["phash"]) == 16 and c["seed"] >= 0
+        assert json.loads(c["params"])["slot"] in range(4)
+    before = (_parts(store, "candidates"), _parts(store, GROUPS.name), len(store.list_keys("images")))
+    again = generate_candidates(store, GenerateConfig())
+    assert (again.generated, again.skipped, again.candidates) == (0, 5, 0)
+    assert (_parts(store, "candidates"), _parts(store, GROUPS.name), len(store.list_keys("images"))) == before
+
+    items = build_items(store)
+    assert (items.built, items.gold, items.rejects) == (5, 5, [])
+    assert build_items(store).already_built == 5 and store.count("items") == 5
+    by_id = {c["candidate_id"]: c for c in cands}
+    best_letters = set()
+    for it in store.read("items"):
+        assert [c["letter"] for c in it["candidates"]] == list(LETTERS)
+        ans = it["known_answer"]
+        best_letters.add(ans["best"])
+        for c in it["candidates"]:
+            truth = by_id[c["candidate_id"]]
+            assert (c["letter"] in ans["acceptable"]) == truth["known_acceptable"]
+            assert ans["dimensions"][c["letter"]] == truth["known_dimensions"]
+    assert len(best_letters) > 1  # the clean candidate is not always A
+
+
+def test_other_base_seed_is_a_new_group_and_source_filter(ingested):
+    store = ingested
+    ids = sorted(r["source_id"] for r in store.read("sources"))
+    r1 = generate_candidates(store, GenerateConfig(), source_ids=ids[:2] + ["0" * 64])
+    assert r1.generated == 2 and [r.reason for r in r1.rejects] == ["unknown_source"]
+    r2 = generate_candidates(store, GenerateConfig(base_seed=1), source_ids=ids[:2])
+    assert r2.generated == 2
+    s1 = {c["seed"] for c in store.read("candidates")}
+    assert len(s1) == 16
+
+
+def test_unreadable_source_is_rejected_and_the_run_goes_on(ingested):
+    store = ingested
+    victim = store.read("sources")[0]
+    store.fs.rm(store._full(victim["mask_key"]))
+    report = generate_candidates(store, GenerateConfig())
+    assert report.generated == 4
+    assert [(r.subject, r.reason) for r in report.rejects] == [(victim["source_id"], "source_unreadable")]
+    assert {r["reason"] for r in store.read("rejects")} >= {"source_unreadable"}
+
+
+class _Degenerate(Generator):
+    """Returns the source itself for slot 3 at every attempt, and twins for slots 0/1 at attempt 0."""
+
+    name = "degenerate"
+
+    def __init__(self):
+        self.inner = SyntheticGenerator()
+        self.calls: list[list[int]] = []
+
+    def generate(self, source, slots, seeds):
+        self.calls.append(list(slots))
+        out = []
+        first = len(self.calls) == 1
+        for slot, seed in zip(slots, seeds):
+            if slot == 3:
+                out.append(GeneratedImage(source.image.convert("RGB"), seed, {"copy": True}))
+            elif slot == 1 and first:
+                out.append(self.inner.generate(source, [0], [slot_zero_seed[source.source_id]])[0])
+            else:
+                g = self.inner.generate(source, [slot], [seed])[0]
+                if slot == 0 and first:
+                    slot_zero_seed[source.source_id] = seed
+                out.append(g)
+        return out
+
+
+slot_zero_seed: dict[str, int] = {}
+
+
+def test_near_duplicates_are_regenerated_with_bounded_retries(ingested):
+    store = ingested
+    sid = store.read("sources")[0]["source_id"]
+    gen = _Degenerate()
+    cfg = GenerateConfig()
+    cfg.dedupe.max_regenerations = 2
+    report = generate_candidates(store, cfg, source_ids=[sid], generator=gen)
+    # attempt 0: all four; attempt 1: the twin (slot 1) and the copy (slot 3); attempt 2: the copy only
+    assert gen.calls == [[0, 1, 2, 3], [1, 3], [3]]
+    assert report.regenerations == 3 and report.incomplete == 1 and report.candidates == 3
+    reasons = sorted(r.reason for r in report.rejects)
+    assert reasons == ["near_duplicate_exhausted", "near_duplicate_in_group"] + ["near_duplicate_of_source"] * 3
+    twin = next(r for r in report.rejects if r.reason == "near_duplicate_in_group")
+    assert twin.related_id in {c["candidate_id"] for c in store.read("candidates")} and "slot 0" in twin.detail
+    assert {c["attempt"] for c in store.read("candidates")} == {0, 1}
+    items = build_items(store)
+    assert items.built == 0 and [r.reason for r in items.rejects] == ["too_few_candidates"]
+    # the group is final: a re-run repeats nothing
+    assert generate_candidates(store, cfg, source_ids=[sid], generator=gen).skipped == 1 and len(gen.calls) == 3
+
+
+class _Crashing(SyntheticGenerator):
+    def __init__(self, crash_on: str):
+        super().__init__()
+        self.crash_on = crash_on
+
+    def generate(self, source, slots, seeds):
+        if source.source_id == self.crash_on:
+            raise MemoryError("simulated crash")
+        return super().generate(source, slots, seeds)
+
+
+def test_a_crash_keeps_flushed_work_and_the_rerun_completes_without_duplicates(ingested):
+    store = ingested
+    ids = [r["source_id"] for r in store.read("sources")]
+    cfg = GenerateConfig(flush_every=1)
+    with pytest.raises(MemoryError):
+        generate_candidates(store, cfg, source_ids=ids, generator=_Crashing(ids[2]))
+    assert store.count(GROUPS.name) == 2 and store.count("candidates") == 8
+    report = generate_candidates(store, cfg, source_ids=ids)
+    assert (report.skipped, report.generated) == (2, 3)
+    assert store.count("candidates") == 20 == len(store.read("candidates", latest=False))
+    assert build_items(store).built == 5
+
+
+def test_diffusers_backend_through_the_stage(ingested, tiny_pipeline_dir):
+    store = ingested
+    cfg = GenerateConfig(backend="diffusers", diffusers=DiffusersConfig(model=str(tiny_pipeline_dir), size=64, steps=2))
+    ids = [r["source_id"] for r in store.read("sources")][:2]
+    report = generate_candidates(store, cfg, source_ids=ids)
+    assert report.generated == 2 and report.candidates == 8, report.rejects
+    c = store.read("candidates")[0]
+    assert c["generator"] == "diffusers" and c["model"] == str(tiny_pipeline_dir) and c["known_acceptable"] is None
+    img = Image.open(io.BytesIO(store.read_bytes(c["image_key"])))
+    assert img.size == (64, 64) and np.asarray(img).std() > 1
+    items = build_items(store)
+    assert items.built == 2 and items.gold == 0
+    assert generate_candidates(store, cfg, source_ids=ids).skipped == 2
