@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -33,12 +33,12 @@ def rationales_cmd(
     mode: ModeOption = "blind",
     samples: SamplesOption = 4,
     prompt_version: VersionOption = PROMPT_VERSION,
-    concurrency: Annotated[Optional[int], typer.Option(help="Requests in flight (env AESCOT_TEACHER_CONCURRENCY).")] = None,
-    max_cost: Annotated[Optional[float], typer.Option("--max-cost", help="Stop starting calls at this estimated USD "
+    concurrency: Annotated[int | None, typer.Option(help="Requests in flight (env AESCOT_TEACHER_CONCURRENCY).")] = None,
+    max_cost: Annotated[float | None, typer.Option("--max-cost", help="Stop starting calls at this estimated USD "
                                                       "(needs AESCOT_TEACHER_PRICE_*_PER_MTOK).")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Start at most this many calls in this run.")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Per-request timeout in seconds.")] = None,
-    image_max_side: Annotated[Optional[int], typer.Option(help="Downscale images sent to this longest side.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Start at most this many calls in this run.")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Per-request timeout in seconds.")] = None,
+    image_max_side: Annotated[int | None, typer.Option(help="Downscale images sent to this longest side.")] = None,
 ) -> None:
     """Ask the teacher for k rationales per labelled item; already answered samples are never asked again.
 
@@ -91,7 +91,7 @@ def filter_cmd(
     samples: SamplesOption = 4,
     mode: ModeOption = "blind",
     prompt_version: VersionOption = PROMPT_VERSION,
-    teacher_model: Annotated[Optional[str], typer.Option(help="Teacher model to filter (default: the only one).")] = None,
+    teacher_model: Annotated[str | None, typer.Option(help="Teacher model to filter (default: the only one).")] = None,
     min_chars: Annotated[int, typer.Option(help="Shortest acceptable reasoning, in characters.")] = 200,
     max_chars: Annotated[int, typer.Option(help="Longest acceptable reasoning, in characters.")] = 12000,
     details: Annotated[bool, typer.Option("--details", help="List every decided item.")] = False,

@@ -22,8 +22,9 @@ output could not be parsed counts as not consistent.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from aescot.teacher.parse import LETTERS
 

@@ -20,11 +20,18 @@ import email.utils
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Self
 
 import openai
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from aescot.teacher.config import TeacherSettings
 from aescot.teacher.parse import DIMENSIONS, LETTERS
@@ -131,7 +138,7 @@ class TeacherClient:
     async def aclose(self) -> None:
         await self._client.close()
 
-    async def __aenter__(self) -> "TeacherClient":
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -60,7 +60,7 @@ class TeacherSettings(BaseSettings):
             out.append("AESCOT_TEACHER_MODEL")
         return out
 
-    def require(self) -> "TeacherSettings":
+    def require(self) -> TeacherSettings:
         """Return self, or raise :class:`TeacherNotConfigured` saying what to set."""
         missing = self.missing()
         if missing:
@@ -93,7 +93,7 @@ class RationaleConfig(BaseModel):
     flush_every: int = Field(32, ge=1, description="results per Parquet part (a crash loses at most this many)")
 
     @model_validator(mode="after")
-    def _cost_needs_prices(self) -> "RationaleConfig":
+    def _cost_needs_prices(self) -> RationaleConfig:
         if self.max_cost_usd is not None and not self.teacher.priced:
             raise ValueError("max_cost_usd needs token prices: set AESCOT_TEACHER_PRICE_INPUT_PER_MTOK and "
                              "AESCOT_TEACHER_PRICE_OUTPUT_PER_MTOK (USD per million tokens)")

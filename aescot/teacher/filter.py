@@ -59,7 +59,7 @@ class FilterReport:
 def leaks_label(text: str, patterns: tuple[str, ...]) -> str | None:
     """The first leak phrase found in ``text``, or None."""
     for pattern in patterns:
-        match = re.search(pattern, text, re.I)
+        match = re.search(pattern, text, re.IGNORECASE)
         if match:
             return match.group(0)
     return None

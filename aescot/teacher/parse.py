@@ -24,9 +24,9 @@ from typing import Any
 LETTERS = ("A", "B", "C", "D")
 DIMENSIONS = ("appearance_deformation", "lighting_shadow", "placement_layout", "extension_rationality")
 
-_THINK = re.compile(r"<think>(.*?)</think>", re.S | re.I)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S | re.I)
+_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 _NONE_WORDS = {"", "none", "null", "nil", "n/a", "-", "no", "empty"}
 
 

@@ -17,8 +17,9 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from aescot.ids import derive_id
 from aescot.rejects import Reject, record_rejects
@@ -189,17 +190,30 @@ async def agenerate_rationales(store: DatasetStore, config: RationaleConfig, ite
         if batch:
             store.append("rationales", batch)
 
-    async def produce() -> None:
-        started_calls = 0
+    async def prepare(item_id: str) -> list[str] | Reject:
         try:
-            for item_id, missing in plan:
-                if stop.is_set():
+            return await asyncio.to_thread(_load_images, store, items[item_id], config)
+        except (ImageUnreadable, OSError) as exc:
+            reason = "image_unreadable" if isinstance(exc, ImageUnreadable) else "image_missing"
+            return Reject(STAGE, item_id, reason, str(exc)[:300])
+
+    async def produce() -> None:
+        # Images of the next few items are read and encoded in threads while earlier items are
+        # being called (Pillow releases the GIL), so encoding does not starve the workers.
+        prefetch = max(1, min(8, t.concurrency))
+        window: list[tuple[str, list[int], asyncio.Task]] = []
+        started_calls = 0
+        upcoming = iter(plan)
+        try:
+            while True:
+                while len(window) < prefetch and (entry := next(upcoming, None)) is not None:
+                    window.append((*entry, asyncio.create_task(prepare(entry[0]))))
+                if not window or stop.is_set():
                     break
-                try:
-                    urls = await asyncio.to_thread(_load_images, store, items[item_id], config)
-                except (ImageUnreadable, FileNotFoundError, OSError) as exc:
-                    reason = "image_unreadable" if isinstance(exc, ImageUnreadable) else "image_missing"
-                    report.rejects.append(Reject(STAGE, item_id, reason, str(exc)[:300]))
+                item_id, missing, task = window.pop(0)
+                urls = await task
+                if isinstance(urls, Reject):
+                    report.rejects.append(urls)
                     continue
                 label = labels[item_id]
                 prompt = teacher_prompt(config.mode, label if config.mode == "answer_driven" else None,
@@ -214,6 +228,8 @@ async def agenerate_rationales(store: DatasetStore, config: RationaleConfig, ite
                     await queue.put(_Job(item_id, s, messages, label))
                     started_calls += 1
         finally:
+            for _, _, task in window:
+                task.cancel()
             for _ in range(t.concurrency):
                 await queue.put(None)
 

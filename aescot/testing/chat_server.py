@@ -29,10 +29,11 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterator, Literal, Mapping, Union
+from typing import Any, Literal, Self
 
 LETTERS = ("A", "B", "C", "D")
 DIMENSIONS = ("appearance_deformation", "lighting_shadow", "placement_layout", "extension_rationality")
@@ -49,7 +50,7 @@ class Failure:
     hang_s: float = 30.0
 
 
-Reply = Union[str, Mapping[str, Any], Failure]
+Reply = str | Mapping[str, Any] | Failure
 Responder = Callable[["ChatRequest"], Reply]
 
 
@@ -104,7 +105,7 @@ class ChatRequest:
     def given_answer(self) -> dict[str, Any] | None:
         """The answer embedded in an answer-driven prompt (the last JSON object with an "acceptable" key;
         the student question's format example comes before it)."""
-        for match in reversed(list(re.finditer(r"\{\"acceptable\".*?\}\}", self.text, re.S))):
+        for match in reversed(list(re.finditer(r"\{\"acceptable\".*?\}\}", self.text, re.DOTALL))):
             try:
                 return json.loads(match.group(0))
             except json.JSONDecodeError:
@@ -215,7 +216,7 @@ class ChatServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}/v1"
 
-    def start(self) -> "ChatServer":
+    def start(self) -> ChatServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="chat-server", daemon=True)
         self._thread.start()
@@ -228,7 +229,7 @@ class ChatServer:
         if self._thread:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "ChatServer":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -298,7 +299,7 @@ def _make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stall
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def _send(self, status: int, payload: dict[str, Any] | bytes, headers: dict[str, str] | None = None) -> None:
@@ -311,7 +312,7 @@ def _make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if self.path.rstrip("/").endswith("/models"):
                 self._send(200, {"object": "list", "data": [{"id": "aescot-test", "object": "model",
                                                               "created": 0, "owned_by": "aescot"}]})
@@ -320,7 +321,7 @@ def _make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(404, _error(404, f"no route {self.path}", "not_found_error"))
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             if not self.path.rstrip("/").endswith("/chat/completions"):

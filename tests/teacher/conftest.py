@@ -8,7 +8,8 @@ import random
 import pytest
 from PIL import Image
 
-from aescot.ids import derive_id, item_id as make_item_id
+from aescot.ids import derive_id
+from aescot.ids import item_id as make_item_id
 from aescot.teacher.config import RationaleConfig, TeacherSettings
 from aescot.testing.chat_server import chat_server
 from aescot.timeutil import now_iso
@@ -68,8 +69,8 @@ def server():
 
 
 def make_config(server, **overrides) -> RationaleConfig:
-    teacher = dict(base_url=server.base_url, model="test-teacher", api_key=SECRET, concurrency=4, timeout_s=2.0,
-                   retry_initial_wait_s=0.01, retry_max_wait_s=0.5, max_attempts=4, image_max_side=32,
-                   price_input_per_mtok=1.0, price_output_per_mtok=4.0)
+    teacher = {"base_url": server.base_url, "model": "test-teacher", "api_key": SECRET, "concurrency": 4,
+               "timeout_s": 2.0, "retry_initial_wait_s": 0.01, "retry_max_wait_s": 0.5, "max_attempts": 4,
+               "image_max_side": 32, "price_input_per_mtok": 1.0, "price_output_per_mtok": 4.0}
     teacher.update(overrides.pop("teacher", {}))
     return RationaleConfig(teacher=TeacherSettings(**teacher), **overrides)

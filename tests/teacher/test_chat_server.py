@@ -40,15 +40,14 @@ def test_structured_output_is_json_when_asked_and_refused_when_unsupported():
     with chat_server(oracle({"it": ANS})) as srv:
         body = json.loads(ask(srv, "it", response_format=fmt).choices[0].message.content)
         assert body["answer"]["best"] == "C" and "Candidate A" in body["reasoning"]
-    with chat_server(oracle({"it": ANS}), structured_outputs=False) as srv:
-        with pytest.raises(openai.BadRequestError, match="response_format"):
-            ask(srv, "it", response_format=fmt)
+    with (chat_server(oracle({"it": ANS}), structured_outputs=False) as srv,
+          pytest.raises(openai.BadRequestError, match="response_format")):
+        ask(srv, "it", response_format=fmt)
 
 
 def test_api_key_is_enforced():
-    with chat_server(api_key="right") as srv:
-        with pytest.raises(openai.AuthenticationError):
-            ask(srv)
+    with chat_server(api_key="right") as srv, pytest.raises(openai.AuthenticationError):
+        ask(srv)
 
 
 @pytest.mark.parametrize("kind, error", [("429", openai.RateLimitError), ("500", openai.InternalServerError),

@@ -21,7 +21,7 @@ def test_without_an_endpoint_the_cli_says_what_to_configure(tmp_path):
 
 def test_rationales_then_filter(store, tmp_path):
     answers = add_labelled_items(store, 4)
-    wrong_item = sorted(answers)[0]
+    wrong_item = min(answers)
     with chat_server(oracle(answers, wrong=lambda i, s: i == wrong_item), api_key=SECRET) as srv:
         env = {**UNSET, "AESCOT_TEACHER_BASE_URL": srv.base_url, "AESCOT_TEACHER_MODEL": "cli-teacher",
                "OPENAI_API_KEY": SECRET, "AESCOT_TEACHER_PRICE_INPUT_PER_MTOK": "2.5",

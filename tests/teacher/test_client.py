@@ -17,8 +17,8 @@ HDR = {"X-Aescot-Item-Id": "it", "X-Aescot-Sample-Index": "0"}
 
 
 def settings(srv, **kw):
-    base = dict(base_url=srv.base_url, model="m", api_key="k", timeout_s=1.0, retry_initial_wait_s=0.01,
-                retry_max_wait_s=2.0, max_attempts=4)
+    base = {"base_url": srv.base_url, "model": "m", "api_key": "k", "timeout_s": 1.0, "retry_initial_wait_s": 0.01,
+            "retry_max_wait_s": 2.0, "max_attempts": 4}
     return TeacherSettings(**{**base, **kw})
 
 
@@ -54,7 +54,7 @@ def test_retry_after_is_honoured_and_pauses_everyone(srv):
     results = asyncio.run(complete_all(settings(srv, concurrency=4, retry_initial_wait_s=0.0), n=4))
     assert all(r.error is None for r in results)
     # the 429'd request waited its 0.6 s; requests after the 429 were held back too
-    later = sorted(r.received_at for r in srv.requests)[-1]
+    later = max(r.received_at for r in srv.requests)
     assert later - srv.requests[0].received_at >= 0.55
     assert time.monotonic() - t0 >= 0.55
     assert sum(r.attempts for r in results) == 5

@@ -124,7 +124,7 @@ def test_a_changed_label_changes_the_decision(labelled, server):
     store, answers = labelled
     _run(store, server, answers, k=2)
     filter_rationales(store, FilterConfig(samples=2))
-    first = sorted(answers)[0]
+    first = min(answers)
     label = next(r for r in store.read("labels") if r["item_id"] == first)
     human = answers[first]
     label.update(acceptable=["D"], best="D") if human["best"] != "D" else label.update(acceptable=["C"], best="C")

@@ -3,8 +3,13 @@ import json
 import pytest
 
 from aescot.teacher import prompts
-from aescot.teacher.prompts import IMAGE_PLACEHOLDER, PromptError, content_parts, student_prompt, teacher_prompt
-
+from aescot.teacher.prompts import (
+    IMAGE_PLACEHOLDER,
+    PromptError,
+    content_parts,
+    student_prompt,
+    teacher_prompt,
+)
 
 
 def test_student_prompt_has_five_images_in_order():

@@ -48,7 +48,7 @@ def test_images_are_sent_downscaled_in_order(labelled, server):
 
 def test_disagreeing_samples_are_recorded_with_their_agreement(labelled, server):
     store, answers = labelled
-    first = sorted(answers)[0]
+    first = min(answers)
     server.responder = oracle(answers, wrong={(first, 1)})
     generate_rationales(store, make_config(server, samples=2))
     row = next(r for r in store.read("rationales") if r["item_id"] == first and r["sample_index"] == 1)
@@ -103,7 +103,7 @@ def test_limit_guard_then_resume(labelled, server):
 def test_cost_guard_stops_before_the_budget(labelled, server):
     store, answers = labelled
     server.responder = oracle(answers)
-    one = generate_rationales(store, make_config(server, samples=1), item_ids=[sorted(answers)[0]]).cost_usd
+    one = generate_rationales(store, make_config(server, samples=1), item_ids=[min(answers)]).cost_usd
     budget = one * 4.5
     report = generate_rationales(store, make_config(server, samples=3, max_cost_usd=budget))
     assert report.stopped == "max_cost"
@@ -117,7 +117,7 @@ def test_cost_guard_needs_prices(server):
 
 def test_unreadable_images_are_rejected_and_the_run_goes_on(store, server):
     answers = add_labelled_items(store, 3)
-    bad = sorted(answers)[0]
+    bad = min(answers)
     item = next(i for i in store.read("items") if i["item_id"] == bad)
     store.write_bytes(item["candidates"][2]["image_key"], b"truncated")
     missing = sorted(answers)[1]
@@ -133,7 +133,6 @@ def test_unreadable_images_are_rejected_and_the_run_goes_on(store, server):
 
 def test_label_without_item_is_rejected(store, server):
     answers = add_labelled_items(store, 1)
-    (iid,) = answers
     orphan = {**store.read("labels")[0], "item_id": "f" * 64}
     store.append("labels", [orphan])
     server.responder = oracle(answers)

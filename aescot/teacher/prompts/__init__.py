@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from string import Template
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 PROMPT_VERSION = "v1"
 """The prompt version used unless another is asked for."""
