@@ -16,21 +16,28 @@ For each labelled item with ``samples`` finished samples (no call ``error``) fro
 5. kept: the candidate with the highest dimension agreement, then the highest overall
    agreement score, then the shortest reasoning, then the lowest sample index.
 
-Items with unfinished samples are left undecided (``pending``). A decision is written to
+Items with unfinished samples are left undecided (``pending``); in answer-driven mode the
+samples counted are those of the item's *current* label (the prompt contained it), so a
+relabelled item waits for its new samples. Rationale texts are turned into Python strings
+only for the items being decided. A decision is written to
 ``selections`` only when it differs from the one stored, so a re-run writes nothing.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from aescot.store import DatasetStore
 from aescot.teacher.agreement import answer_agreement
 from aescot.teacher.config import FilterConfig
 from aescot.teacher.parse import AnswerFormatError, parse_response
+from aescot.teacher.rationales import rationale_id
 from aescot.timeutil import now_iso
 
 DROP_REASONS = ("no_samples", "format_failure", "low_consistency", "label_leak", "length")
@@ -97,10 +104,23 @@ def decide(samples: list[dict[str, Any]], label: dict[str, Any], config: FilterC
     return {**out, "kept": True, "reason": "kept", "rationale_id": best[0]["rationale_id"]}
 
 
+_META = ["rationale_id", "item_id", "teacher_model", "prompt_version", "mode", "sample_index", "parsed", "format_ok",
+         "error"]
+
+
+def _texts(store: DatasetStore, ids: set[str]) -> dict[str, str]:
+    """The text of the given rationales only (Arrow-side filter: other texts never become Python strings)."""
+    if not ids:
+        return {}
+    table = store.read_arrow("rationales", columns=["rationale_id", "text"])
+    table = table.filter(pc.is_in(table["rationale_id"], value_set=pa.array(sorted(ids), pa.string())))
+    return dict(zip(table["rationale_id"].to_pylist(), table["text"].to_pylist(), strict=True))
+
+
 def filter_rationales(store: DatasetStore, config: FilterConfig) -> FilterReport:
     """Decide every ready item (see the module docstring); append changed decisions to ``selections``."""
     report = FilterReport()
-    rows = [r for r in store.read("rationales")
+    rows = [r for r in store.read("rationales", columns=_META)
             if r["prompt_version"] == config.prompt_version and r["mode"] == config.mode]
     models = sorted({r["teacher_model"] for r in rows})
     model = config.teacher_model
@@ -111,20 +131,30 @@ def filter_rationales(store: DatasetStore, config: FilterConfig) -> FilterReport
     report.teacher_model = model
     if model is None:
         return report
-    by_item: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        if r["teacher_model"] == model and r["sample_index"] < config.samples:
-            by_item[r["item_id"]].append(r)
-    labels = {row["item_id"]: row for row in store.read("labels") if row["item_id"] in by_item}
-    existing = {row["item_id"]: row for row in store.read("selections") if row["item_id"] in by_item}
-    changed = []
-    for item_id in sorted(by_item):
-        samples = sorted(by_item[item_id], key=lambda s: s["sample_index"])
+    by_id = {r["rationale_id"]: r for r in rows if r["teacher_model"] == model}
+    item_ids = {r["item_id"] for r in by_id.values()}
+    labels = {row["item_id"]: row for row in store.read("labels") if row["item_id"] in item_ids}
+    ready: dict[str, list[dict[str, Any]]] = {}
+    for item_id in sorted(item_ids):
         label = labels.get(item_id)
-        finished = sum(1 for s in samples if s["error"] is None)
-        if label is None or finished < config.samples:
+        if label is None:
             report.pending += 1
             continue
+        # the samples of the current prompt: in answer-driven mode that depends on the current label
+        wanted = [rationale_id(model, config.prompt_version, config.mode, item_id, s, label)
+                  for s in range(config.samples)]
+        samples = [by_id[i] for i in wanted if i in by_id]
+        if sum(1 for s in samples if s["error"] is None) < config.samples:
+            report.pending += 1
+            continue
+        ready[item_id] = samples
+    texts = _texts(store, {s["rationale_id"] for ss in ready.values() for s in ss if s["format_ok"]})
+    existing = {row["item_id"]: row for row in store.read("selections") if row["item_id"] in ready}
+    changed = []
+    for item_id, samples in ready.items():
+        for s in samples:
+            s["text"] = texts.get(s["rationale_id"], "")
+        label = labels[item_id]
         decision = {"item_id": item_id, **decide(samples, label, config), "min_consistency": config.min_consistency,
                     "teacher_model": model, "prompt_version": config.prompt_version}
         report.decided += 1

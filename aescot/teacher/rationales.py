@@ -1,7 +1,8 @@
 """The rationale stage: k teacher samples per labelled item, written to the ``rationales`` table.
 
 The table is the call cache. A sample's id is
-``derive_id("rationale", model, prompt_version, mode, item_id, sample_index)``; a sample whose
+``derive_id("rationale", model, prompt_version, mode, item_id, sample_index)`` (plus the human
+answer in answer-driven mode, whose prompt contains it); a sample whose
 row exists without an ``error`` is never requested again, so a re-run makes zero repeated
 calls, and a sample that failed (its row has ``error``) is retried by the next run.
 
@@ -36,9 +37,20 @@ log = logging.getLogger(__name__)
 STAGE = "rationales"
 
 
-def rationale_id(model: str, prompt_version: str, mode: str, item_id: str, sample_index: int) -> str:
-    """The id (and cache key) of one sample."""
-    return derive_id("rationale", model, prompt_version, mode, item_id, int(sample_index))
+def rationale_id(model: str, prompt_version: str, mode: str, item_id: str, sample_index: int,
+                 label: dict[str, Any] | None = None) -> str:
+    """The id (and cache key) of one sample: (model, prompt version, mode, item, sample index).
+
+    In ``answer_driven`` mode the human answer is part of the prompt, so it is part of the id
+    too (``label`` is required there and ignored in blind mode): when a label changes, its
+    item's answer-driven samples are requested again and the old ones are no longer used.
+    """
+    parts: list[Any] = [model, prompt_version, mode, item_id, int(sample_index)]
+    if mode == "answer_driven":
+        if label is None:
+            raise ValueError("an answer_driven rationale id needs the human answer")
+        parts.append({k: label[k] for k in ("acceptable", "best", "dimensions")})
+    return derive_id("rationale", *parts)
 
 
 @dataclass
@@ -127,7 +139,8 @@ def _load_images(store: DatasetStore, item: dict[str, Any], config: RationaleCon
 def _record(job: _Job, result: ChatResult, config: RationaleConfig) -> dict[str, Any]:
     t = config.teacher
     rec: dict[str, Any] = {
-        "rationale_id": rationale_id(t.model, config.prompt_version, config.mode, job.item_id, job.sample_index),
+        "rationale_id": rationale_id(t.model, config.prompt_version, config.mode, job.item_id, job.sample_index,
+                                     job.label),
         "item_id": job.item_id, "teacher_model": t.model, "prompt_version": config.prompt_version,
         "mode": config.mode, "sample_index": job.sample_index, "text": result.text or "", "parsed": None,
         "format_ok": False, "format_error": None, "error": result.error, "agreement": None, "consistent": None,
@@ -165,7 +178,8 @@ async def agenerate_rationales(store: DatasetStore, config: RationaleConfig, ite
     plan: list[tuple[str, list[int]]] = []
     for item_id in sorted(labels):
         missing = [s for s in range(config.samples)
-                   if rationale_id(t.model, config.prompt_version, config.mode, item_id, s) not in done]
+                   if rationale_id(t.model, config.prompt_version, config.mode, item_id, s, labels[item_id])
+                   not in done]
         report.samples_cached += config.samples - len(missing)
         if not missing:
             report.items_complete_before += 1

@@ -180,3 +180,41 @@ def test_works_from_inside_a_running_event_loop(labelled, server):
         return generate_rationales(store, make_config(server, samples=1))
 
     assert asyncio.run(flow()).ok == 6
+
+
+def test_answer_driven_samples_are_asked_again_when_the_label_changes(labelled, server):
+    from aescot.teacher.config import FilterConfig
+    from aescot.teacher.filter import filter_rationales
+
+    store, answers = labelled
+    server.responder = echo_given_answer
+    config = make_config(server, samples=2, mode="answer_driven")
+    generate_rationales(store, config)
+    assert generate_rationales(store, config).calls == 0
+    first = min(answers)
+    label = next(r for r in store.read("labels") if r["item_id"] == first)
+    label.update(acceptable=["A", "D"], best="D", dimensions={"A": [], "B": ["lighting_shadow"], "C": [], "D": []})
+    store.append("labels", [label])
+    assert filter_rationales(store, FilterConfig(samples=2, mode="answer_driven", min_chars=50)).pending == 1
+    again = generate_rationales(store, config)
+    assert again.calls == 2 and again.consistent == 2  # only the relabelled item, explaining its new answer
+    report = filter_rationales(store, FilterConfig(samples=2, mode="answer_driven", min_chars=50))
+    assert report.pending == 0 and report.kept == 6
+
+
+def test_an_endpoint_that_starts_refusing_stops_the_run_and_keeps_what_finished(labelled, server):
+    from aescot.teacher.client import TeacherFatalError
+    from aescot.testing.chat_server import oracle as make_oracle
+
+    store, answers = labelled
+    answer = make_oracle(answers)
+
+    def revoke_after_three(req):
+        if server.calls >= 3:
+            server.api_key = "revoked"
+        return answer(req)
+
+    server.responder = revoke_after_three
+    with pytest.raises(TeacherFatalError, match="refused"):
+        generate_rationales(store, make_config(server, samples=2, teacher={"concurrency": 1}))
+    assert store.count("rationales") == 3 and server.unauthorized == 1
