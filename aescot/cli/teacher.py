@@ -73,6 +73,9 @@ def rationales_cmd(
         f"[yellow]{report.format_failures} unparseable[/], [red]{report.failed} failed[/] — retried next run); "
         f"{report.prompt_tokens + report.completion_tokens} tokens, ~${report.cost_usd:.4f}, {report.elapsed_s:.1f}s"
     )
+    if report.calls_without_usage:
+        console.print(f"[yellow]warning:[/] {report.calls_without_usage} replies had no token usage: their cost is "
+                      "not in the estimate and --max-cost cannot count it")
     if report.stopped:
         console.print(f"[yellow]stopped early by --{'max-cost' if report.stopped == 'max_cost' else 'limit'}[/]: "
                       f"{report.remaining} samples left for the next run")

@@ -26,6 +26,7 @@ DIMENSIONS = ("appearance_deformation", "lighting_shadow", "placement_layout", "
 
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+_STRAY_THINK = re.compile(r"</?think>", re.IGNORECASE)  # servers that strip the opening tag
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 _NONE_WORDS = {"", "none", "null", "nil", "n/a", "-", "no", "empty"}
 
@@ -60,7 +61,8 @@ def parse_response(text: str) -> ParsedResponse:
     answers = _ANSWER.findall(text)
     if answers:
         obj = _read_body(answers[-1])
-        reasoning = "\n".join(t.strip() for t in thinks) if thinks else _ANSWER.sub("", text).strip()
+        reasoning = ("\n".join(t.strip() for t in thinks) if thinks
+                     else _STRAY_THINK.sub("", _ANSWER.sub("", text)).strip())
         return ParsedResponse(reasoning, normalise_answer(obj))
     stripped = text.strip()
     whole = _try_json(stripped)

@@ -69,6 +69,7 @@ class RationaleReport:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    calls_without_usage: int = 0  # the server sent no token counts: their cost is unknown (and not guarded)
     stopped: str | None = None  # "limit" | "max_cost" when a guard stopped the run early
     rejects: list[Reject] = field(default_factory=list)
     elapsed_s: float = 0.0
@@ -279,6 +280,10 @@ async def agenerate_rationales(store: DatasetStore, config: RationaleConfig, ite
             report.prompt_tokens += rec["prompt_tokens"] or 0
             report.completion_tokens += rec["completion_tokens"] or 0
             report.cost_usd += rec["cost_usd"] or 0.0
+            if rec["error"] is None and rec["prompt_tokens"] is None:
+                if not report.calls_without_usage:
+                    log.warning("the endpoint returns no token usage: cost estimates and --max-cost cannot count it")
+                report.calls_without_usage += 1
             pending.append(rec)
             if len(pending) >= config.flush_every:
                 await asyncio.to_thread(flush)

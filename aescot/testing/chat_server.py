@@ -187,15 +187,17 @@ class ChatServer:
 
     ``latency`` (seconds) is added to every reply; ``api_key`` (if set) is required as a
     Bearer token; ``structured_outputs=False`` makes it refuse ``response_format`` with a 400
-    like servers without JSON-schema support.
+    like servers without JSON-schema support; ``send_usage=False`` leaves token usage out of replies.
     """
 
     def __init__(self, responder: Responder | None = None, *, latency: float = 0.0, api_key: str | None = None,
-                 structured_outputs: bool = True, host: str = "127.0.0.1", port: int = 0, keep_requests: bool = True):
+                 structured_outputs: bool = True, send_usage: bool = True, host: str = "127.0.0.1", port: int = 0,
+                 keep_requests: bool = True):
         self.responder: Responder = responder or echo_given_answer
         self.latency = latency
         self.api_key = api_key
         self.structured_outputs = structured_outputs
+        self.send_usage = send_usage
         self.keep_requests = keep_requests
         self.requests: list[ChatRequest] = []
         self.failure_rule: Callable[[ChatRequest], Failure | None] | None = None
@@ -272,7 +274,7 @@ class ChatServer:
     def _completion(self, req: ChatRequest, content: str) -> dict[str, Any]:
         prompt_tokens = max(1, len(req.text) // 4) + 85 * len(req.image_urls)
         completion_tokens = max(1, len(content) // 4)
-        return {
+        out = {
             "id": f"chatcmpl-{next(self._ids)}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -282,6 +284,9 @@ class ChatServer:
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         }
+        if not self.send_usage:
+            del out["usage"]
+        return out
 
 
 class _Server(ThreadingHTTPServer):

@@ -74,3 +74,8 @@ def test_format_errors_are_clear(text, reason):
         parse_answer(text)
     assert info.value.reason == reason
     assert str(info.value).startswith(reason)
+
+
+def test_reasoning_without_opening_think_tag():
+    parsed = parse_response('B is tilted.</think>\n<answer>{"acceptable": ["A"], "best": "A"}</answer>')
+    assert parsed.reasoning == "B is tilted." and parsed.answer["best"] == "A"

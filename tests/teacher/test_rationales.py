@@ -218,3 +218,13 @@ def test_an_endpoint_that_starts_refusing_stops_the_run_and_keeps_what_finished(
     with pytest.raises(TeacherFatalError, match="refused"):
         generate_rationales(store, make_config(server, samples=2, teacher={"concurrency": 1}))
     assert store.count("rationales") == 3 and server.unauthorized == 1
+
+
+def test_replies_without_usage_are_counted_not_priced(store):
+    from aescot.testing.chat_server import chat_server
+
+    answers = add_labelled_items(store, 2)
+    with chat_server(oracle(answers), send_usage=False) as srv:
+        report = generate_rationales(store, make_config(srv, samples=1))
+    assert report.ok == 2 and report.calls_without_usage == 2 and report.cost_usd == 0
+    assert all(r["cost_usd"] is None and r["prompt_tokens"] is None for r in store.read("rationales"))
