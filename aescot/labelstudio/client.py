@@ -1,0 +1,119 @@
+"""The Label Studio SDK client, and retries for when the server is briefly unreachable."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, TypeVar
+
+import httpx
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from aescot.labelstudio.config import LabelStudioConfig
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class LabelStudioUnavailable(RuntimeError):
+    """The server did not answer after all retries; work done so far is saved, re-run to resume."""
+
+
+class LabelStudioConfigError(RuntimeError):
+    """The connection settings are missing or rejected (no token, wrong token)."""
+
+
+def make_client(config: LabelStudioConfig) -> LabelStudio:
+    key = config.api_key.get_secret_value()
+    if not key:
+        raise LabelStudioConfigError(
+            "no Label Studio token: set LABEL_STUDIO_API_KEY (and LABEL_STUDIO_URL, now "
+            f"{config.url!r}); for the embedded server run `aescot labelstudio start`")
+    return LabelStudio(base_url=config.url, api_key=key, timeout=config.timeout_s)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Connection problems and gateway/overload answers are worth retrying; 4xx are not."""
+    if isinstance(exc, (httpx.TransportError, ConnectionError)):
+        return True
+    return isinstance(exc, ApiError) and exc.status_code in (429, 502, 503, 504)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    log.warning("Label Studio unreachable (%s); retry %d", type(exc).__name__, state.attempt_number)
+
+
+def call(config: LabelStudioConfig, fn: Callable[[], T], what: str) -> T:
+    """Run ``fn`` with retries on transient errors; raise :class:`LabelStudioUnavailable` when they run out."""
+    retrying = Retrying(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_attempt(config.retry_attempts),
+        wait=wait_exponential(multiplier=0.5, max=config.retry_wait_max_s),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+    try:
+        return retrying(fn)
+    except ApiError as exc:
+        if exc.status_code == 401:
+            raise LabelStudioConfigError(
+                f"Label Studio at {config.url} rejected the token (HTTP 401) during {what}; check "
+                "LABEL_STUDIO_API_KEY (legacy tokens must be enabled on the server)") from None
+        if is_transient(exc):
+            raise LabelStudioUnavailable(f"{what}: Label Studio at {config.url} answered {exc.status_code}") from exc
+        raise
+    except (httpx.TransportError, ConnectionError) as exc:
+        raise LabelStudioUnavailable(
+            f"{what}: Label Studio at {config.url} unreachable after {config.retry_attempts} attempts "
+            f"({type(exc).__name__}); progress is saved, re-run to resume") from exc
+
+
+def http_client(config: LabelStudioConfig) -> httpx.Client:
+    """A plain HTTP client for the endpoints the SDK wraps awkwardly (export by ``ids[]``, task paging)."""
+    key = config.api_key.get_secret_value()
+    if not key:
+        make_client(config)  # raises the readable error
+    return httpx.Client(base_url=config.url, headers={"Authorization": f"Token {key}"}, timeout=config.timeout_s)
+
+
+def get_json(config: LabelStudioConfig, http: httpx.Client, path: str, params: object = None, what: str = "") -> object:
+    """GET with retries; HTTP errors other than transient ones raise with the server's message."""
+
+    def once() -> object:
+        r = http.get(path, params=params)
+        if r.status_code in (429, 502, 503, 504):
+            raise ApiError(status_code=r.status_code, body=r.text[:500])
+        if r.status_code == 401:
+            raise ApiError(status_code=401, body="unauthorized")
+        r.raise_for_status()
+        return r.json()
+
+    return call(config, once, what or f"GET {path}")
+
+
+def list_tasks(config: LabelStudioConfig, http: httpx.Client, project_id: int, query: dict | None = None,
+               page_size: int = 2000) -> list[dict]:
+    """Every task of a project (id, data, updated_at, counts), optionally filtered by a Data Manager query."""
+    import json
+
+    out: list[dict] = []
+    page = 1
+    while True:
+        params = {"project": project_id, "page": page, "page_size": page_size, "fields": "task_only"}
+        if query:
+            params["query"] = json.dumps(query)
+        try:
+            body = get_json(config, http, "/api/tasks", params, "list tasks")
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 404:  # past the last page
+                break
+            raise
+        tasks = body["tasks"] if isinstance(body, dict) else body
+        out.extend(tasks)
+        total = body.get("total") if isinstance(body, dict) else None
+        if not tasks or len(tasks) < page_size or (total is not None and len(out) >= total):
+            break
+        page += 1
+    return out

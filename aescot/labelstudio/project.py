@@ -1,0 +1,116 @@
+"""Project setup from code, idempotent: create or update the project by title, its config,
+its instructions and its image storage. Re-running changes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from label_studio_sdk import LabelStudio
+
+from aescot.labelstudio.assets import guidelines_html, label_config
+from aescot.labelstudio.client import call, make_client
+from aescot.labelstudio.config import LabelStudioConfig
+from aescot.store import DatasetStore
+
+
+@dataclass
+class Project:
+    """The screening project as aescot uses it. ``uid`` is stable across server URLs (id + creation time)."""
+
+    id: int
+    uid: str
+    title: str
+    storage: str
+    created: bool = False
+    changed: list[str] = field(default_factory=list)
+
+
+def storage_kind(store: DatasetStore, config: LabelStudioConfig) -> str:
+    if config.storage != "auto":
+        return config.storage
+    if store.is_local:
+        return "local"
+    scheme = urlsplit(store.root).scheme
+    if scheme in ("s3", "s3a"):
+        return "s3"
+    if scheme in ("gs", "gcs"):
+        return "gcs"
+    raise ValueError(f"no Label Studio storage for a store on {scheme!r}: use a local, s3:// or gs:// root")
+
+
+def document_root(store: DatasetStore, config: LabelStudioConfig) -> Path:
+    return Path(config.document_root or store.root).resolve()
+
+
+def _project_settings(config: LabelStudioConfig) -> dict[str, Any]:
+    return {
+        "label_config": label_config(config),
+        "expert_instruction": guidelines_html(config),
+        "show_instruction": True,
+        "show_skip_button": True,
+        "maximum_annotations": config.annotators_per_task,
+        "description": config.project_description,
+    }
+
+
+def _find(client: LabelStudio, config: LabelStudioConfig, title: str) -> Any | None:
+    matches = [p for p in call(config, lambda: list(client.projects.list()), "list projects") if p.title == title]
+    if len(matches) > 1:
+        raise RuntimeError(f"{len(matches)} Label Studio projects are titled {title!r} (ids "
+                           f"{[p.id for p in matches]}); rename all but one")
+    return matches[0] if matches else None
+
+
+def _ensure_storage(client: LabelStudio, config: LabelStudioConfig, store: DatasetStore, project_id: int) -> str:
+    kind = storage_kind(store, config)
+    title = "aescot images"
+    if kind == "local":
+        images = document_root(store, config)
+        path = str((Path(store.root) / "images").resolve())
+        if images != Path(path) and images not in Path(path).parents:
+            raise ValueError(f"the dataset images folder {path} is not under the server's document root {images}; "
+                             "set LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (server and aescot) to a parent of it")
+        Path(path).mkdir(parents=True, exist_ok=True)
+        existing = call(config, lambda: list(client.import_storage.local.list(project=project_id)), "list storage")
+        if not any(s.path.rstrip("/") == path for s in existing):
+            call(config, lambda: client.import_storage.local.create(
+                project=project_id, path=path, title=title, use_blob_urls=True), "create local storage")
+        return f"local:{path}"
+    bucket, _, prefix = store.root.split("://", 1)[1].partition("/")
+    prefix = f"{prefix.strip('/')}/images".lstrip("/")
+    api = client.import_storage.s3 if kind == "s3" else client.import_storage.gcs
+    existing = call(config, lambda: list(api.list(project=project_id)), f"list {kind} storage")
+    if not any(s.bucket == bucket and (s.prefix or "").strip("/") == prefix for s in existing):
+        extra = {"s3_endpoint": config.s3_endpoint} if kind == "s3" and config.s3_endpoint else {}
+        call(config, lambda: api.create(project=project_id, bucket=bucket, prefix=prefix, title=title,
+                                        presign=True, use_blob_urls=True, **extra), f"create {kind} storage")
+    return f"{kind}:{bucket}/{prefix}"
+
+
+def ensure_project(store: DatasetStore, config: LabelStudioConfig, client: LabelStudio | None = None) -> Project:
+    """Create the project (by title) or bring its config/instructions/overlap up to date; attach image storage.
+
+    Idempotent: a second call finds everything as wanted and changes nothing (``created`` False,
+    ``changed`` empty).
+    """
+    client = client or make_client(config)
+    wanted = _project_settings(config)
+    found = _find(client, config, config.project_title)
+    created, changed = False, []
+    if found is None:
+        found = call(config, lambda: client.projects.create(title=config.project_title, **wanted), "create project")
+        created = True
+    else:
+        current = call(config, lambda: client.projects.get(found.id), "get project")
+        changed = [k for k, v in wanted.items() if getattr(current, k, None) != v]
+        if changed:
+            call(config, lambda: client.projects.update(found.id, **{k: wanted[k] for k in changed}),
+                 "update project")
+    full = call(config, lambda: client.projects.get(found.id), "get project")
+    storage = _ensure_storage(client, config, store, full.id)
+    created_at = full.created_at.isoformat() if hasattr(full.created_at, "isoformat") else str(full.created_at)
+    return Project(id=full.id, uid=f"{full.id}@{created_at}", title=full.title, storage=storage, created=created,
+                   changed=changed)
