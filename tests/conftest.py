@@ -41,3 +41,49 @@ def s3_endpoint():
     boto3.client("s3", endpoint_url=url).create_bucket(Bucket="aescot")
     yield url
     server.stop()
+
+
+# --- Label Studio (issue 4): one real server per test session, reused by the flow tests -------------
+
+
+@pytest.fixture(scope="session")
+def labelstudio_server(tmp_path_factory):
+    """A real Label Studio on loopback (SQLite, started from a copied initialised data dir).
+
+    Its local-files document root is a session folder; put datasets under it (see ``ls_store``).
+    Skips when no server is installed, unless ``AESCOT_REQUIRE_LABEL_STUDIO=1`` (CI), where it fails.
+    """
+    from aescot.labelstudio.server import LocalServer, LocalServerConfig, ServerNotFound, find_binary
+
+    try:
+        find_binary()
+    except ServerNotFound as exc:
+        if os.environ.get("AESCOT_REQUIRE_LABEL_STUDIO") == "1":
+            pytest.fail(str(exc))
+        pytest.skip(f"no Label Studio server: {exc}")
+    base = tmp_path_factory.mktemp("labelstudio")
+    (base / "datasets").mkdir()
+    server = LocalServer(LocalServerConfig(data_dir=base / "ls-data", document_root=base / "datasets"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ls_store(labelstudio_server, tmp_path) -> DatasetStore:
+    """An empty dataset store under the session server's document root (so its images can be served)."""
+    import uuid
+
+    return DatasetStore(labelstudio_server.document_root / f"ds-{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture
+def ls_config(labelstudio_server, request):
+    """Settings for a fresh project (unique title per test) on the session server."""
+    import uuid
+
+    from aescot.labelstudio import LabelStudioConfig
+
+    return LabelStudioConfig(url=labelstudio_server.url, api_key=labelstudio_server.token,
+                             document_root=labelstudio_server.document_root,
+                             project_title=f"{request.node.name[:40]} {uuid.uuid4().hex[:6]}")

@@ -20,7 +20,7 @@ class LabelStudioConfig(BaseSettings):
 
     url: str = Field("http://127.0.0.1:8080", validation_alias=AliasChoices("url", "LABEL_STUDIO_URL"))
     api_key: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("api_key", "LABEL_STUDIO_API_KEY"))
-    project_title: str = "aescot screening"
+    project_title: str = Field("aescot screening", min_length=1, max_length=50)
     project_description: str = "Screen four generated candidates (A-D) of a product photo."
     label_config_path: Path | None = Field(None, description="labeling config XML (default: annotation/screening.xml)")
     guidelines_path: Path | None = Field(None, description="guidelines markdown (default: annotation/guidelines.md)")

@@ -45,6 +45,16 @@ def document_root(store: DatasetStore, config: LabelStudioConfig) -> Path:
     return Path(config.document_root or store.root).resolve()
 
 
+def local_images_dir(store: DatasetStore, config: LabelStudioConfig) -> Path:
+    """The folder Label Studio may serve: the dataset's images, which must lie under the document root."""
+    root = document_root(store, config)
+    path = (Path(store.root) / "images").resolve()
+    if root not in path.parents:
+        raise ValueError(f"the dataset images folder {path} is not under the server's document root {root}; "
+                         "set LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (server and aescot) to a parent of it")
+    return path
+
+
 def _project_settings(config: LabelStudioConfig) -> dict[str, Any]:
     return {
         "label_config": label_config(config),
@@ -54,6 +64,13 @@ def _project_settings(config: LabelStudioConfig) -> dict[str, Any]:
         "maximum_annotations": config.annotators_per_task,
         "description": config.project_description,
     }
+
+
+def _same(current: Any, wanted: Any) -> bool:
+    """Label Studio strips surrounding whitespace of texts it stores; compare like it does."""
+    if isinstance(current, str) and isinstance(wanted, str):
+        return current.strip() == wanted.strip()
+    return current == wanted
 
 
 def _find(client: LabelStudio, config: LabelStudioConfig, title: str) -> Any | None:
@@ -68,11 +85,7 @@ def _ensure_storage(client: LabelStudio, config: LabelStudioConfig, store: Datas
     kind = storage_kind(store, config)
     title = "aescot images"
     if kind == "local":
-        images = document_root(store, config)
-        path = str((Path(store.root) / "images").resolve())
-        if images != Path(path) and images not in Path(path).parents:
-            raise ValueError(f"the dataset images folder {path} is not under the server's document root {images}; "
-                             "set LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (server and aescot) to a parent of it")
+        path = str(local_images_dir(store, config))
         Path(path).mkdir(parents=True, exist_ok=True)
         existing = call(config, lambda: list(client.import_storage.local.list(project=project_id)), "list storage")
         if not any(s.path.rstrip("/") == path for s in existing):
@@ -96,6 +109,8 @@ def ensure_project(store: DatasetStore, config: LabelStudioConfig, client: Label
     Idempotent: a second call finds everything as wanted and changes nothing (``created`` False,
     ``changed`` empty).
     """
+    if storage_kind(store, config) == "local":
+        local_images_dir(store, config)  # refuse before creating anything
     client = client or make_client(config)
     wanted = _project_settings(config)
     found = _find(client, config, config.project_title)
@@ -105,7 +120,7 @@ def ensure_project(store: DatasetStore, config: LabelStudioConfig, client: Label
         created = True
     else:
         current = call(config, lambda: client.projects.get(found.id), "get project")
-        changed = [k for k, v in wanted.items() if getattr(current, k, None) != v]
+        changed = [k for k, v in wanted.items() if not _same(getattr(current, k, None), v)]
         if changed:
             call(config, lambda: client.projects.update(found.id, **{k: wanted[k] for k in changed}),
                  "update project")

@@ -272,3 +272,40 @@ def stop_server(data_dir: Path) -> bool:
         return False
     running.stop()
     return True
+
+
+class LocalServer:
+    """A restartable local server on a fixed port: ``start()``, ``stop()``, ``restart()``.
+
+    The port is chosen on first start and kept, so clients configured with :attr:`url` keep working
+    across restarts (tests stop it mid-push and start it again).
+    """
+
+    def __init__(self, cfg: LocalServerConfig):
+        self.cfg = cfg if cfg.port else cfg.model_copy(update={"port": free_port(cfg.host)})
+        self.running: RunningServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.cfg.host}:{self.cfg.port}"
+
+    @property
+    def token(self) -> SecretStr:
+        return self.cfg.token
+
+    @property
+    def document_root(self) -> Path:
+        return Path(self.cfg.document_root).resolve()
+
+    def start(self) -> RunningServer:
+        self.running = start_server(self.cfg)
+        return self.running
+
+    def stop(self) -> None:
+        if self.running is not None:
+            self.running.stop()
+            self.running = None
+
+    def restart(self) -> RunningServer:
+        self.stop()
+        return self.start()

@@ -1,0 +1,93 @@
+"""Test data and annotator helpers: valid screening items with real PNGs, annotators who sign up
+through Label Studio's invite link and use their own API token, as people would."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from typing import Any
+
+import httpx
+from label_studio_sdk import LabelStudio
+from PIL import Image
+
+from aescot.ids import candidate_id, derive_id, item_id
+from aescot.labelstudio.mapping import answer_to_result
+from aescot.store import DatasetStore
+from aescot.timeutil import now_iso
+
+LETTERS = ("A", "B", "C", "D")
+
+
+def png(seed: int, size: int = 16) -> bytes:
+    img = Image.new("RGB", (size, size), ((seed * 37) % 256, (seed * 91) % 256, (seed * 13) % 256))
+    img.putpixel((seed % size, (seed // size) % size), (255, 255, 255))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def answer(best: str | None, acceptable: list[str], dims: dict[str, list[str]] | None = None,
+           scores: dict[str, int | None] | None = None) -> dict[str, Any]:
+    out = {"acceptable": sorted(acceptable), "best": best, "dimensions": {L: (dims or {}).get(L, []) for L in LETTERS}}
+    if scores is not None:
+        out["scores"] = {L: scores.get(L) for L in LETTERS}
+    return out
+
+
+GOLD_ANSWER = answer("B", ["B", "C"], {"A": ["appearance_deformation"], "D": ["lighting_shadow", "placement_layout"]})
+
+
+def make_items(store: DatasetStore, n: int, gold: int = 0, image_pool: int = 25) -> list[dict[str, Any]]:
+    """``n`` regular + ``gold`` gold items (known answer :data:`GOLD_ANSWER`), appended to ``items``."""
+    keys = [store.put_image(png(i))[1] for i in range(image_pool)]
+    items = []
+    for k in range(n + gold):
+        source_id = derive_id("test-source", k, uuid.uuid4().hex)
+        cands = [{"letter": L, "candidate_id": candidate_id(source_id, "test", {}, j),
+                  "image_key": keys[(k + j + 1) % image_pool]} for j, L in enumerate(LETTERS)]
+        is_gold = k >= n
+        items.append({
+            "item_id": item_id(source_id, [c["candidate_id"] for c in cands]), "source_id": source_id,
+            "source_image_key": keys[k % image_pool], "candidates": cands, "generator": "test",
+            "gold": is_gold, "known_answer": GOLD_ANSWER if is_gold else None, "created_at": now_iso(),
+        })
+    store.append("items", items)
+    return items
+
+
+class Annotator:
+    """A person who joined through the invite link and labels with their own token."""
+
+    def __init__(self, url: str, email: str, token: str):
+        self.url, self.email, self.token = url, email, token
+        self.client = LabelStudio(base_url=url, api_key=token)
+
+    def annotate(self, task_id: int, ans: dict[str, Any], lead_time: float = 7.5) -> int:
+        return self.client.annotations.create(task_id, result=answer_to_result(ans), lead_time=lead_time).id
+
+    def raw(self, task_id: int, result: list[dict]) -> int:
+        return self.client.annotations.create(task_id, result=result).id
+
+    def skip(self, task_id: int) -> int:
+        return self.client.annotations.create(task_id, result=[], was_cancelled=True).id
+
+    def edit(self, annotation_id: int, ans: dict[str, Any]) -> None:
+        self.client.annotations.update(annotation_id, result=answer_to_result(ans))
+
+
+def sign_up(url: str, admin_token: str, email: str | None = None, password: str = "annotator-pass-123") -> Annotator:
+    email = email or f"ann-{uuid.uuid4().hex[:8]}@example.org"
+    invite = httpx.get(f"{url}/api/invite", headers={"Authorization": f"Token {admin_token}"}).json()
+    with httpx.Client(base_url=url, follow_redirects=True) as web:
+        web.get(invite["invite_url"]).raise_for_status()
+        r = web.post(invite["invite_url"], data={"email": email, "password": password,
+                                                 "csrfmiddlewaretoken": web.cookies["csrftoken"]},
+                     headers={"Referer": url + invite["invite_url"]})
+        r.raise_for_status()
+        token = web.get("/api/current-user/token").json()["token"]
+    return Annotator(url, email, token)
+
+
+def admin(config) -> LabelStudio:
+    return LabelStudio(base_url=config.url, api_key=config.api_key.get_secret_value())
