@@ -114,6 +114,8 @@ def collect_annotations(store: DatasetStore, config: LabelStudioConfig, client: 
     with http_client(config) as http:
         changed = changed_tasks(config, http, project, _cursor(store, project))
         state = {r["task_id"]: r for r in store.read(STATE_TABLE.name) if r["project_uid"] == project.uid}
+        # the overlap window re-lists tasks already pulled: keep those whose update time moved
+        changed = [t for t in changed if state.get(t["id"], {}).get("task_updated_at") != _iso(t["updated_at"])]
         # a task matters if it has annotations now, or had some last time (they may have been deleted)
         wanted = [t for t in changed
                   if (t.get("total_annotations") or 0) + (t.get("cancelled_annotations") or 0) > 0

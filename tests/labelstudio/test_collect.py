@@ -1,0 +1,128 @@
+"""Collect against the real server: annotators label through the API with their own tokens; the
+pull is incremental, snapshotted raw before parsing, edits become new revisions, skips and bad
+annotations are handled; consensus labels, Krippendorff's alpha and gold scores follow."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aescot.contracts import validate
+from aescot.labelstudio import agreement_report, collect_annotations, gold_report, push_items
+from aescot.labelstudio.push import TASKS_TABLE
+from tests.labelstudio.helpers import GOLD_ANSWER, answer, make_items, sign_up
+
+pytestmark = pytest.mark.labelstudio
+
+GOOD = answer("A", ["A", "C"], {"B": ["lighting_shadow"], "D": ["extension_rationality"]}, {"A": 5, "B": 2})
+OTHER = answer("C", ["C"], {"A": ["placement_layout"]})
+NONE = answer(None, [], {L: ["appearance_deformation"] for L in "ABCD"})
+
+
+@pytest.fixture
+def project(ls_store, ls_config, labelstudio_server):
+    regular = make_items(ls_store, 6)
+    gold = make_items(ls_store, 0, gold=2)
+    cfg = ls_config.model_copy(update={"gold_share": 0.25, "annotators_per_task": 3})
+    push_items(ls_store, cfg)
+    tasks = {r["item_id"]: r["task_id"] for r in ls_store.read(TASKS_TABLE.name)}
+    people = [sign_up(cfg.url, cfg.api_key.get_secret_value()) for _ in range(3)]
+    return cfg, regular, gold, tasks, people
+
+
+def test_incremental_collect_snapshots_revisions_and_consensus(ls_store, project):
+    cfg, regular, gold, tasks, (ann1, ann2, ann3) = project
+    t = [tasks[i["item_id"]] for i in regular]
+    a_edit = ann1.annotate(t[0], GOOD)           # item 0: unanimous (1 edits later)
+    ann2.annotate(t[0], GOOD)
+    ann3.annotate(t[0], GOOD)
+    ann1.annotate(t[1], GOOD)                   # item 1: 2 vs 1 -> majority
+    ann2.annotate(t[1], GOOD)
+    ann3.annotate(t[1], OTHER)
+    ann1.annotate(t[2], GOOD)                   # item 2: 1 vs 1 -> waits for adjudication
+    ann2.annotate(t[2], OTHER)
+    ann1.annotate(t[3], NONE)                   # item 3: single, nothing acceptable
+    ann2.skip(t[4])                             # item 4: skipped only
+    bad = ann3.raw(t[5], [{"from_name": "best", "to_name": "source", "type": "choices",
+                           "value": {"choices": ["B"]}}])  # best not ticked acceptable
+
+    first = collect_annotations(ls_store, cfg)
+    assert (first.annotations_new, first.skipped, first.rejected) == (10, 1, 1)
+    assert first.needs_adjudication == [regular[2]["item_id"]]
+    # the raw export is on disk and holds exactly what was parsed
+    raw = [t for key in first.snapshots for t in json.loads(ls_store.read_bytes(key))]
+    assert sum(len(t["annotations"]) for t in raw) == 11
+    rows = ls_store.read("annotations")
+    for row in rows:
+        validate("annotation", row)
+    by_id = {r["annotation_id"]: r for r in rows}
+    assert by_id[f"labelstudio:{a_edit}"]["annotator"] == ann1.email
+    assert by_id[f"labelstudio:{a_edit}"]["scores"] == {"A": 5, "B": 2, "C": None, "D": None}
+    reject = next(r for r in ls_store.read("rejects") if r["subject"] == f"labelstudio:{bad}")
+    assert reject["reason"] == "invalid_annotation" and "best must be acceptable" in reject["detail"]
+
+    labels = {r["item_id"]: r for r in ls_store.read("labels")}
+    assert set(labels) == {regular[k]["item_id"] for k in (0, 1, 3)}
+    l0, l1, l3 = (labels[regular[k]["item_id"]] for k in (0, 1, 3))
+    assert (l0["method"], l0["best"], l0["acceptable"], l0["agreement"]) == ("majority", "A", ["A", "C"], 1.0)
+    assert l0["dimensions"]["D"] == ["extension_rationality"] and l0["scores"]["A"] == 5.0
+    assert (l1["method"], l1["best"], l1["n_annotations"]) == ("majority", "A", 3)
+    assert l1["agreement"] == pytest.approx(2 / 3)
+    assert (l3["method"], l3["best"], l3["acceptable"]) == ("single", None, [])
+
+    # nothing changed: nothing is exported again
+    quiet = collect_annotations(ls_store, cfg)
+    assert (quiet.tasks_changed, quiet.annotations_new, quiet.annotations_updated, quiet.snapshots) == (0, 0, 0, [])
+
+    # an edit and a tie-breaker: only those tasks are pulled; the edit is a new revision, history kept
+    ann1.edit(a_edit, OTHER)
+    ann3.annotate(t[2], GOOD)
+    second = collect_annotations(ls_store, cfg)
+    assert (second.tasks_changed, second.annotations_new, second.annotations_updated) == (2, 1, 1)
+    history = [r for r in ls_store.read("annotations", latest=False) if r["annotation_id"] == f"labelstudio:{a_edit}"]
+    assert [(r["revision"], r["best"]) for r in history] == [(0, "A"), (1, "C")]
+    labels = {r["item_id"]: r for r in ls_store.read("labels")}
+    assert labels[regular[0]["item_id"]]["agreement"] == pytest.approx(2 / 3)
+    assert labels[regular[2]["item_id"]]["best"] == "A" and second.needs_adjudication == []
+
+
+def test_adjudicator_settles_a_tie(ls_store, project):
+    cfg, regular, _, tasks, (ann1, ann2, ann3) = project
+    t = tasks[regular[0]["item_id"]]
+    ann1.annotate(t, GOOD)
+    ann2.annotate(t, OTHER)
+    cfg = cfg.model_copy(update={"adjudicators": [ann3.email]})
+    assert collect_annotations(ls_store, cfg).needs_adjudication == [regular[0]["item_id"]]
+    ann3.annotate(t, OTHER)
+    collect_annotations(ls_store, cfg)
+    label = {r["item_id"]: r for r in ls_store.read("labels")}[regular[0]["item_id"]]
+    assert (label["method"], label["best"]) == ("adjudicated", "C")
+
+
+def test_agreement_and_gold_report(ls_store, project):
+    cfg, regular, gold, tasks, (ann1, ann2, ann3) = project
+    for item in regular[:4]:
+        for person in (ann1, ann2):
+            person.annotate(tasks[item["item_id"]], GOOD)
+        ann3.annotate(tasks[item["item_id"]], GOOD if item is not regular[3] else OTHER)
+    for g in gold:
+        ann1.annotate(tasks[g["item_id"]], GOLD_ANSWER)      # perfect
+        ann2.annotate(tasks[g["item_id"]], OTHER)            # wrong best
+    collect_annotations(ls_store, cfg)
+
+    report = agreement_report(ls_store)
+    assert report.items == 6 and report.multi_annotated_items == 6
+    assert {f.field for f in report.fields} == {"best", "acceptable", "appearance_deformation", "lighting_shadow",
+                                                "placement_layout", "extension_rationality", "score"}
+    best = report.alpha("best")
+    assert best is not None and 0 < best < 1
+    stats = {s.annotator: s for s in report.annotators}
+    assert stats[ann1.email].submitted == 6 and stats[ann1.email].mean_lead_time_s == 7.5
+
+    gr = gold_report(ls_store)
+    assert (gr.gold_items_pushed, gr.gold_items_annotated, gr.excluded_preannotated) == (2, 2, 0)
+    assert gr.for_annotator(ann1.email).best_accuracy == 1.0
+    assert gr.for_annotator(ann1.email).dimension_accuracy == 1.0
+    assert gr.for_annotator(ann2.email).best_accuracy == 0.0
+    assert gr.for_annotator(ann3.email) is None
