@@ -71,8 +71,12 @@ def build_items(store: DatasetStore, source_ids: list[str] | None = None) -> Ite
     if not groups:
         return report
     sources = {r["source_id"]: r for r in store.read("sources", columns=["source_id", "image_key"])}
-    cand = {r["candidate_id"]: r for r in store.read(
-        "candidates", columns=["candidate_id", "image_key", "known_acceptable", "known_dimensions"])}
+    cand = {
+        r["candidate_id"]: r
+        for r in store.read(
+            "candidates", columns=["candidate_id", "image_key", "known_acceptable", "known_dimensions"]
+        )
+    }
     existing = store.keys("items")
     rows = []
     for g in sorted(groups, key=lambda g: g["group_id"]):
@@ -80,10 +84,13 @@ def build_items(store: DatasetStore, source_ids: list[str] | None = None) -> Ite
         ids = list(g["candidate_ids"])
         missing = [c for c in ids if c not in cand]
         if len(ids) != 4 or missing or g["source_id"] not in sources:
-            why, detail = (("too_few_candidates", f"{len(ids)} distinct candidates (slots {g['failed_slots']} stayed "
-                            "near-duplicates): no item") if len(ids) != 4 else
-                           ("missing_candidates", f"candidate rows not found: {missing}") if missing else
-                           ("unknown_source", "the group's source is not in the sources table"))
+            if len(ids) != 4:
+                why = "too_few_candidates"
+                detail = f"{len(ids)} distinct candidates (slots {g['failed_slots']} stayed near-duplicates): no item"
+            elif missing:
+                why, detail = "missing_candidates", f"candidate rows not found: {missing}"
+            else:
+                why, detail = "unknown_source", "the group's source is not in the sources table"
             report.rejects.append(Reject(STAGE, g["group_id"], why, detail, g["source_id"]))
             continue
         ordered = letter_order(g["source_id"], ids)
@@ -96,8 +103,10 @@ def build_items(store: DatasetStore, source_ids: list[str] | None = None) -> Ite
             "item_id": iid,
             "source_id": g["source_id"],
             "source_image_key": sources[g["source_id"]]["image_key"],
-            "candidates": [{"letter": L, "candidate_id": c, "image_key": cand[c]["image_key"]}
-                           for L, c in zip(LETTERS, ordered)],
+            "candidates": [
+                {"letter": L, "candidate_id": c, "image_key": cand[c]["image_key"]}
+                for L, c in zip(LETTERS, ordered)
+            ],
             "generator": g["generator"],
             "gold": answer is not None,
             "known_answer": answer,

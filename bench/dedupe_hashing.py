@@ -80,7 +80,9 @@ def main() -> None:
     t_ours, h_ours = timed(ours, files)
     print(f"{args.n} PNGs {args.size}x{args.size}, one thread")
     print(f"  PIL decode only        {args.n / t_dec:8.1f} img/s")
-    print(f"  aescot phash           {args.n / t_ours:8.1f} img/s   time ratio vs decode: {t_ours / t_dec:.2f}x")
+    print(
+        f"  aescot phash           {args.n / t_ours:8.1f} img/s   time ratio vs decode: {t_ours / t_dec:.2f}x"
+    )
     phash, why = load_imagededup_phash()
     if phash is None:
         print(f"  imagededup PHash       skipped: {why}")
@@ -88,8 +90,12 @@ def main() -> None:
     phash.encode_image(image_file=str(files[0]))
     t_idd, h_idd = timed(lambda f: phash.encode_image(image_file=str(f)), files)
     agree = sum(hamming(a, b) <= 2 for a, b in zip(h_ours, h_idd)) / len(files)
-    print(f"  imagededup PHash       {args.n / t_idd:8.1f} img/s   time ratio vs decode: {t_idd / t_dec:.2f}x")
-    print(f"  aescot speed / imagededup speed: {t_idd / t_ours:.2f}x;  hashes within 2 bits of each other: {agree:.0%}")
+    print(
+        f"  imagededup PHash       {args.n / t_idd:8.1f} img/s   time ratio vs decode: {t_idd / t_dec:.2f}x"
+    )
+    print(
+        f"  aescot speed / imagededup speed: {t_idd / t_ours:.2f}x;  hashes within 2 bits of each other: {agree:.0%}"
+    )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,11 @@ def main() -> None:
             else:
                 n0, t0b = brute_ref or (n, float("nan"))
                 t_brute, same, note = t0b * (n / n0) ** 2, "n/a", " (extrapolated n^2)"
-            print(f"{n:>9} {r:>3} {choose_chunks(64, n, n, r):>3} {len(got):>8} {t_mih:>8.2f} {t_brute:>10.1f} "
-                  f"{t_brute / t_mih:>8.0f}x  {same}{note}", flush=True)
+            print(
+                f"{n:>9} {r:>3} {choose_chunks(64, n, n, r):>3} {len(got):>8} {t_mih:>8.2f} {t_brute:>10.1f} "
+                f"{t_brute / t_mih:>8.0f}x  {same}{note}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -19,14 +19,14 @@ from itertools import combinations
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-from PIL import Image, ImageEnhance, ImageFilter  # noqa: E402
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
 
-from aescot.dedupe.hashing import DEFAULT_THRESHOLD, DedupeConfig, hash_image  # noqa: E402
-from aescot.generate import DiffusersConfig, DiffusersGenerator, SourceImage, SyntheticGenerator  # noqa: E402
-from aescot.phash import hamming  # noqa: E402
-from aescot.samples import render_product_shot  # noqa: E402
-from aescot.testing.tiny_pipeline import save_tiny_inpaint_pipeline  # noqa: E402
+from aescot.dedupe.hashing import DEFAULT_THRESHOLD, DedupeConfig, hash_image
+from aescot.generate import DiffusersConfig, DiffusersGenerator, SourceImage, SyntheticGenerator
+from aescot.phash import hamming
+from aescot.samples import render_product_shot
+from aescot.testing.tiny_pipeline import save_tiny_inpaint_pipeline
 
 
 def perturbations(img: Image.Image, rng: np.random.Generator) -> dict[str, Image.Image]:
@@ -47,8 +47,10 @@ def perturbations(img: Image.Image, rng: np.random.Generator) -> dict[str, Image
 
 def summary(name: str, d: list[int]) -> str:
     a = np.array(d)
-    return (f"{name:<34} n={a.size:<5} min={a.min():<3} p1={np.percentile(a, 1):<5.1f} p50={np.median(a):<5.1f} "
-            f"p99={np.percentile(a, 99):<5.1f} max={a.max()}")
+    return (
+        f"{name:<34} n={a.size:<5} min={a.min():<3} p1={np.percentile(a, 1):<5.1f} p50={np.median(a):<5.1f} "
+        f"p99={np.percentile(a, 99):<5.1f} max={a.max()}"
+    )
 
 
 def main() -> None:
@@ -73,23 +75,35 @@ def main() -> None:
             pos.append(d)
             per_kind.setdefault(kind, []).append(d)
         src = SourceImage(f"{i:064x}", img, mask)
-        sh = [hash_image(g.image, cfg) for g in synth.generate(src, [0, 1, 2, 3], [10 * i + k for k in range(4)])]
+        sh = [
+            hash_image(g.image, cfg)
+            for g in synth.generate(src, [0, 1, 2, 3], [10 * i + k for k in range(4)])
+        ]
         syn_pairs += [hamming(a, b) for a, b in combinations(sh, 2)]
         syn_src += [hamming(a, h0) for a in sh]
         if i < 20:
-            dh = [hash_image(g.image, cfg) for g in diff.generate(src, [0, 1, 2, 3], [10 * i + k for k in range(4)])]
+            dh = [
+                hash_image(g.image, cfg)
+                for g in diff.generate(src, [0, 1, 2, 3], [10 * i + k for k in range(4)])
+            ]
             dif_pairs += [hamming(a, b) for a, b in combinations(dh, 2)]
             dif_src += [hamming(a, hash_image(img.resize((128, 128)), cfg)) for a in dh]
     cross = [hamming(a, b) for a, b in combinations(src_hashes, 2)]
-    print(f"phash {cfg.hash_size}x{cfg.hash_size} ({cfg.hash_size ** 2} bits), {args.n} sources at {args.size}px\n")
+    print(
+        f"phash {cfg.hash_size}x{cfg.hash_size} ({cfg.hash_size**2} bits), {args.n} sources at {args.size}px\n"
+    )
     print("must be caught (same image, perturbed):")
     print(summary("  perturbed copies vs original", pos))
     for kind, d in per_kind.items():
         print(summary(f"    {kind}", d))
     print("must not be caught (distinct images):")
-    for name, d in (("  synthetic candidate pairs", syn_pairs), ("  synthetic candidate vs source", syn_src),
-                    ("  tiny-diffusers candidate pairs", dif_pairs), ("  tiny-diffusers cand. vs source", dif_src),
-                    ("  different sources", cross)):
+    for name, d in (
+        ("  synthetic candidate pairs", syn_pairs),
+        ("  synthetic candidate vs source", syn_src),
+        ("  tiny-diffusers candidate pairs", dif_pairs),
+        ("  tiny-diffusers cand. vs source", dif_src),
+        ("  different sources", cross),
+    ):
         print(summary(name, d))
     negatives = syn_pairs + syn_src + dif_pairs + dif_src + cross
     print("\nthreshold  caught(perturbed)  false-positives(distinct)")

@@ -15,9 +15,9 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from aescot.generate import DiffusersConfig, DiffusersGenerator, SourceImage, SyntheticGenerator  # noqa: E402
-from aescot.samples import render_product_shot  # noqa: E402
-from aescot.testing.tiny_pipeline import save_tiny_inpaint_pipeline  # noqa: E402
+from aescot.generate import DiffusersConfig, DiffusersGenerator, SourceImage, SyntheticGenerator
+from aescot.samples import render_product_shot
+from aescot.testing.tiny_pipeline import save_tiny_inpaint_pipeline
 
 
 def main() -> None:
@@ -27,14 +27,23 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--model", default=None)
     args = ap.parse_args()
-    model = args.model or str(save_tiny_inpaint_pipeline(os.path.join(tempfile.gettempdir(), "aescot-bench-tiny-inpaint")))
+    model = args.model or str(
+        save_tiny_inpaint_pipeline(os.path.join(tempfile.gettempdir(), "aescot-bench-tiny-inpaint"))
+    )
     img, mask = render_product_shot(5, max(args.size, 128))
     src = SourceImage("ab" * 32, img, mask, "Fenrix tablets")
     seeds = [11, 12, 13, 14]
 
     def run(batch_size: int) -> float:
-        gen = DiffusersGenerator(DiffusersConfig(model=model, size=args.size, steps=args.steps, batch_size=batch_size,
-                                                 scenes=["on a wooden table"]))
+        gen = DiffusersGenerator(
+            DiffusersConfig(
+                model=model,
+                size=args.size,
+                steps=args.steps,
+                batch_size=batch_size,
+                scenes=["on a wooden table"],
+            )
+        )
         gen.generate(src, [0, 1, 2, 3], seeds)  # load + warm up at the timed shapes
         best = float("inf")
         for _ in range(args.repeats):
@@ -56,8 +65,10 @@ def main() -> None:
     for k in range(25):
         n += len(synth.generate(src, [0, 1, 2, 3], [s + 4 * k for s in seeds]))
     t_syn = (time.perf_counter() - t0) / n
-    print(f"  synthetic backend: {1 / t_syn:.0f} candidates/s at {img.size[0]}px "
-          f"({t_four / 4 / t_syn:.0f}x faster per candidate than the batched tiny pipeline)")
+    print(
+        f"  synthetic backend: {1 / t_syn:.0f} candidates/s at {img.size[0]}px "
+        f"({t_four / 4 / t_syn:.0f}x faster per candidate than the batched tiny pipeline)"
+    )
 
 
 if __name__ == "__main__":

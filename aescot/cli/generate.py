@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -16,9 +16,15 @@ from aescot.items import build_items
 
 def generate_cmd(
     root: RootOption = DEFAULT_ROOT,
-    backend: Annotated[str, typer.Option(help="synthetic (known defects, no model) or diffusers.")] = "synthetic",
-    model: Annotated[Optional[str], typer.Option(help="diffusers: hub id or local folder of an inpainting pipeline.")] = None,
-    mode: Annotated[str, typer.Option(help="diffusers: background (keep the product) or outpaint.")] = "background",
+    backend: Annotated[
+        str, typer.Option(help="synthetic (known defects, no model) or diffusers.")
+    ] = "synthetic",
+    model: Annotated[
+        str | None, typer.Option(help="diffusers: hub id or local folder of an inpainting pipeline.")
+    ] = None,
+    mode: Annotated[
+        str, typer.Option(help="diffusers: background (keep the product) or outpaint.")
+    ] = "background",
     size: Annotated[int, typer.Option(help="diffusers: longest side of generated images.")] = 512,
     steps: Annotated[int, typer.Option(help="diffusers: inference steps.")] = 30,
     guidance: Annotated[float, typer.Option(help="diffusers: guidance scale.")] = 7.5,
@@ -26,30 +32,49 @@ def generate_cmd(
     batch_size: Annotated[int, typer.Option(help="diffusers: images per pipeline call.")] = 4,
     device: Annotated[str, typer.Option(help="diffusers: auto, cuda, mps or cpu.")] = "auto",
     seed: Annotated[int, typer.Option(help="Base seed every candidate seed derives from.")] = 0,
-    threshold: Annotated[int, typer.Option(help="Hamming distance counted as a near-duplicate.")] = DEFAULT_THRESHOLD,
+    threshold: Annotated[
+        int, typer.Option(help="Hamming distance counted as a near-duplicate.")
+    ] = DEFAULT_THRESHOLD,
     max_regenerations: Annotated[int, typer.Option(help="New seeds tried per near-duplicate candidate.")] = 3,
-    source: Annotated[Optional[list[str]], typer.Option(help="Only these source ids (repeatable).")] = None,
+    source: Annotated[list[str] | None, typer.Option(help="Only these source ids (repeatable).")] = None,
 ) -> None:
     """Generate 4 candidates per source (skipping sources already done), dedupe them, build items A-D."""
     if backend not in ("synthetic", "diffusers"):
         fail(f"unknown backend {backend!r}: use synthetic or diffusers")
     store = open_store(root)
-    diff = DiffusersConfig(mode=mode, size=size, steps=steps, guidance_scale=guidance, strength=strength,
-                           batch_size=batch_size, device=device, **({"model": model} if model else {}))
-    cfg = GenerateConfig(backend=backend, diffusers=diff, base_seed=seed,
-                         dedupe=DedupeConfig(threshold=threshold, max_regenerations=max_regenerations))
+    diff = DiffusersConfig(
+        mode=mode,
+        size=size,
+        steps=steps,
+        guidance_scale=guidance,
+        strength=strength,
+        batch_size=batch_size,
+        device=device,
+        **({"model": model} if model else {}),
+    )
+    cfg = GenerateConfig(
+        backend=backend,
+        diffusers=diff,
+        base_seed=seed,
+        dedupe=DedupeConfig(threshold=threshold, max_regenerations=max_regenerations),
+    )
     todo = len(source) if source else store.count("sources")
     try:
         with progress_bar(f"generate ({backend})", total=todo) as bar:
-            report = generate_candidates(store, cfg, source_ids=source,
-                                         progress=lambda n: bar.advance(bar.task_ids[0], n))
+            report = generate_candidates(
+                store, cfg, source_ids=source, progress=lambda n: bar.advance(bar.task_ids[0], n)
+            )
     except ModelNotAvailable as exc:
         fail(str(exc))
     items = build_items(store, source)
-    console.print(f"[bold]generate[/] {report.sources} sources: [green]{report.generated} generated[/] "
-                  f"({report.candidates} candidates, {report.regenerations} regenerated as near-duplicates), "
-                  f"{report.skipped} already done, {report.incomplete} incomplete")
-    console.print(f"[bold]items[/] {items.built} built ({items.gold} gold), {items.already_built} already there")
+    console.print(
+        f"[bold]generate[/] {report.sources} sources: [green]{report.generated} generated[/] "
+        f"({report.candidates} candidates, {report.regenerations} regenerated as near-duplicates), "
+        f"{report.skipped} already done, {report.incomplete} incomplete"
+    )
+    console.print(
+        f"[bold]items[/] {items.built} built ({items.gold} gold), {items.already_built} already there"
+    )
     rejects = report.rejects + items.rejects
     if rejects:
         table = Table("stage", "subject", "reason", "detail", title="rejected", title_justify="left")
@@ -62,7 +87,9 @@ def generate_cmd(
 
 def dedupe_cmd(
     root: RootOption = DEFAULT_ROOT,
-    threshold: Annotated[int, typer.Option(help="Hamming distance counted as a near-duplicate.")] = DEFAULT_THRESHOLD,
+    threshold: Annotated[
+        int, typer.Option(help="Hamming distance counted as a near-duplicate.")
+    ] = DEFAULT_THRESHOLD,
     method: Annotated[str, typer.Option(help="phash, dhash, ahash or whash.")] = "phash",
     hash_size: Annotated[int, typer.Option(help="8 (64-bit) or 16 (256-bit).")] = 8,
 ) -> None:
@@ -73,10 +100,12 @@ def dedupe_cmd(
     except ValueError as exc:
         fail(str(exc).splitlines()[0] + f" ({exc})")
     report = near_duplicate_report(store, cfg)
-    console.print(f"[bold]dedupe[/] {report.candidates} candidates + {report.sources} sources "
-                  f"({report.hashed} hashed now), threshold {cfg.threshold}: "
-                  + (", ".join(f"{n} {k}" for k, n in sorted(report.pairs.items())) or "no near-duplicate pairs")
-                  + f"; {report.new_pairs} new in table near_duplicates")
+    console.print(
+        f"[bold]dedupe[/] {report.candidates} candidates + {report.sources} sources "
+        f"({report.hashed} hashed now), threshold {cfg.threshold}: "
+        + (", ".join(f"{n} {k}" for k, n in sorted(report.pairs.items())) or "no near-duplicate pairs")
+        + f"; {report.new_pairs} new in table near_duplicates"
+    )
     if report.examples:
         table = Table("kind", "a", "b", "bits", title="near-duplicates", title_justify="left")
         for e in report.examples:

@@ -7,8 +7,9 @@ when within the threshold of an earlier candidate of its group.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 from PIL import Image
 from pydantic import BaseModel, Field
@@ -30,7 +31,11 @@ class DedupeConfig(BaseModel):
 
     method: Literal["phash", "dhash", "ahash", "whash"] = Field("phash", description="imagehash method")
     hash_size: Literal[8, 16] = Field(8, description="hash side: 8 -> 64-bit hashes, 16 -> 256-bit")
-    threshold: int = Field(DEFAULT_THRESHOLD, ge=0, description="Hamming distance at or below which two images are near-duplicates")
+    threshold: int = Field(
+        DEFAULT_THRESHOLD,
+        ge=0,
+        description="Hamming distance at or below which two images are near-duplicates",
+    )
     max_regenerations: int = Field(3, ge=0, description="new seeds tried per candidate slot before giving up")
 
 
@@ -52,8 +57,9 @@ class GroupDuplicate:
         return "near_duplicate_of_source" if self.other is None else "near_duplicate_in_group"
 
 
-def group_duplicates(hashes: Sequence[str], source_hash: str | None, threshold: int,
-                     n_fixed: int = 0) -> list[GroupDuplicate]:
+def group_duplicates(
+    hashes: Sequence[str], source_hash: str | None, threshold: int, n_fixed: int = 0
+) -> list[GroupDuplicate]:
     """Which of ``hashes`` must be regenerated: those within ``threshold`` of the source or of an
     earlier kept hash of the group (the earlier one stays). The first ``n_fixed`` hashes are
     already accepted and are never flagged."""

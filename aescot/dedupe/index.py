@@ -15,10 +15,11 @@ so results carry no duplicates and need no set operations.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from math import ceil, comb
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -41,7 +42,9 @@ def hashes_to_words(hashes: Sequence[str] | np.ndarray) -> np.ndarray:
     width = len(hashes[0])
     if width == 0 or width % 16 or any(len(h) != width for h in hashes):
         bad = next((h for h in hashes if len(h) != width), hashes[0])
-        raise ValueError(f"hashes must all have the same length, a multiple of 16 hex digits (64 bits); got {bad!r}")
+        raise ValueError(
+            f"hashes must all have the same length, a multiple of 16 hex digits (64 bits); got {bad!r}"
+        )
     try:
         raw = bytes.fromhex("".join(hashes))
     except ValueError as exc:
@@ -67,10 +70,11 @@ class NearPairs:
         return list(zip(self.left.tolist(), self.right.tolist(), self.distance.tolist()))
 
     @staticmethod
-    def build(left: np.ndarray, right: np.ndarray, distance: np.ndarray) -> "NearPairs":
+    def build(left: np.ndarray, right: np.ndarray, distance: np.ndarray) -> NearPairs:
         order = np.lexsort((right, left))
-        return NearPairs(left[order].astype(np.int64), right[order].astype(np.int64),
-                         distance[order].astype(np.int64))
+        return NearPairs(
+            left[order].astype(np.int64), right[order].astype(np.int64), distance[order].astype(np.int64)
+        )
 
 
 def _rows(words: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -180,7 +184,9 @@ def mih_search(queries, index=None, radius: int = 8, chunks: int | None = None) 
     m = chunks or choose_chunks(nbits, x.shape[0], q.shape[0], radius)
     bounds = _chunk_bounds(nbits, m)
     if max(n for _, n in bounds) > MAX_CHUNK_BITS:
-        raise ValueError(f"{m} chunks of a {nbits}-bit hash exceed {MAX_CHUNK_BITS} bits each; use more chunks")
+        raise ValueError(
+            f"{m} chunks of a {nbits}-bit hash exceed {MAX_CHUNK_BITS} bits each; use more chunks"
+        )
     s = radius // m
     qkeys = [_extract(q, a, n) for a, n in bounds]
     xkeys = qkeys if self_search else [_extract(x, a, n) for a, n in bounds]

@@ -20,23 +20,27 @@ from aescot.ids import derive_id
 from aescot.store import DatasetStore, TableSpec, register_table
 from aescot.timeutil import now_iso
 
-NEAR_DUPLICATES = register_table(TableSpec(
-    "near_duplicates",
-    ("pair_id",),
-    schema=pa.schema([
-        pa.field("pair_id", pa.string()),
-        pa.field("kind", pa.string()),  # candidate-candidate | candidate-source | source-source
-        pa.field("a_id", pa.string()),
-        pa.field("b_id", pa.string()),
-        pa.field("a_source_id", pa.string()),
-        pa.field("b_source_id", pa.string()),
-        pa.field("distance", pa.int64()),
-        pa.field("method", pa.string()),
-        pa.field("hash_size", pa.int64()),
-        pa.field("threshold", pa.int64()),
-        pa.field("found_at", pa.string()),
-    ]),
-))
+NEAR_DUPLICATES = register_table(
+    TableSpec(
+        "near_duplicates",
+        ("pair_id",),
+        schema=pa.schema(
+            [
+                pa.field("pair_id", pa.string()),
+                pa.field("kind", pa.string()),  # candidate-candidate | candidate-source | source-source
+                pa.field("a_id", pa.string()),
+                pa.field("b_id", pa.string()),
+                pa.field("a_source_id", pa.string()),
+                pa.field("b_source_id", pa.string()),
+                pa.field("distance", pa.int64()),
+                pa.field("method", pa.string()),
+                pa.field("hash_size", pa.int64()),
+                pa.field("threshold", pa.int64()),
+                pa.field("found_at", pa.string()),
+            ]
+        ),
+    )
+)
 
 
 @dataclass
@@ -56,7 +60,9 @@ def _hash_key(store: DatasetStore, key: str, cfg: DedupeConfig) -> str:
         return hash_image(img, cfg)
 
 
-def near_duplicate_report(store: DatasetStore, config: DedupeConfig | None = None, max_examples: int = 20) -> DedupeReport:
+def near_duplicate_report(
+    store: DatasetStore, config: DedupeConfig | None = None, max_examples: int = 20
+) -> DedupeReport:
     """Find near-duplicate pairs across the whole set and record the new ones.
 
     Stored hashes are used when they are of the configured size; otherwise (another
@@ -67,9 +73,14 @@ def near_duplicate_report(store: DatasetStore, config: DedupeConfig | None = Non
     width = cfg.hash_size**2 // 4
     report = DedupeReport()
     ids, owners, kinds, hashes = [], [], [], []
-    for rows, kind, id_col in ((store.read("candidates", columns=["candidate_id", "source_id", "image_key", "phash"]),
-                                "candidate", "candidate_id"),
-                               (store.read("sources", columns=["source_id", "image_key", "phash"]), "source", "source_id")):
+    for rows, kind, id_col in (
+        (
+            store.read("candidates", columns=["candidate_id", "source_id", "image_key", "phash"]),
+            "candidate",
+            "candidate_id",
+        ),
+        (store.read("sources", columns=["source_id", "image_key", "phash"]), "source", "source_id"),
+    ):
         for r in rows:
             h = r["phash"]
             # stored hashes are the default method's; rehash when the size or the method differs
@@ -88,9 +99,19 @@ def near_duplicate_report(store: DatasetStore, config: DedupeConfig | None = Non
         kind = f"{a[0]}-{b[0]}"
         report.pairs[kind] = report.pairs.get(kind, 0) + 1
         pid = derive_id("near-duplicate", a[1], b[1], cfg.method, cfg.hash_size, cfg.threshold)
-        row = {"pair_id": pid, "kind": kind, "a_id": a[1], "b_id": b[1], "a_source_id": a[2], "b_source_id": b[2],
-               "distance": d, "method": cfg.method, "hash_size": cfg.hash_size, "threshold": cfg.threshold,
-               "found_at": now_iso()}
+        row = {
+            "pair_id": pid,
+            "kind": kind,
+            "a_id": a[1],
+            "b_id": b[1],
+            "a_source_id": a[2],
+            "b_source_id": b[2],
+            "distance": d,
+            "method": cfg.method,
+            "hash_size": cfg.hash_size,
+            "threshold": cfg.threshold,
+            "found_at": now_iso(),
+        }
         if len(report.examples) < max_examples:
             report.examples.append(row)
         if pid not in existing:

@@ -6,11 +6,28 @@
 
 from aescot.generate.base import GeneratedImage, GenerationError, Generator, SourceImage
 from aescot.generate.diffusion import DiffusersConfig, DiffusersGenerator, ModelNotAvailable
-from aescot.generate.stage import GenerateConfig, GenerateReport, generate_candidates, make_generator, slot_seed
+from aescot.generate.stage import (
+    GenerateConfig,
+    GenerateReport,
+    generate_candidates,
+    make_generator,
+    slot_seed,
+)
 from aescot.generate.synthetic import SyntheticConfig, SyntheticGenerator
 
 __all__ = [
-    "DiffusersConfig", "DiffusersGenerator", "GenerateConfig", "GenerateReport", "GeneratedImage", "GenerationError",
-    "Generator", "ModelNotAvailable", "SourceImage", "SyntheticConfig", "SyntheticGenerator", "generate_candidates",
-    "make_generator", "slot_seed",
+    "DiffusersConfig",
+    "DiffusersGenerator",
+    "GenerateConfig",
+    "GenerateReport",
+    "GeneratedImage",
+    "GenerationError",
+    "Generator",
+    "ModelNotAvailable",
+    "SourceImage",
+    "SyntheticConfig",
+    "SyntheticGenerator",
+    "generate_candidates",
+    "make_generator",
+    "slot_seed",
 ]

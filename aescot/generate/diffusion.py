@@ -30,17 +30,29 @@ MIN_TOKENIZER_VOCAB = 256  # an offline hub tokenizer can load as a useless 2-to
 class DiffusersConfig(BaseModel):
     """Model, mode, prompts and sampler settings of the diffusers backend."""
 
-    model: str = Field("stable-diffusion-v1-5/stable-diffusion-inpainting", description="hub id or local folder")
+    model: str = Field(
+        "stable-diffusion-v1-5/stable-diffusion-inpainting", description="hub id or local folder"
+    )
     mode: Literal["background", "outpaint"] = "background"
-    prompt_template: str = "a professional e-commerce photo of {product}, {scene}, soft studio lighting, high detail"
+    prompt_template: str = (
+        "a professional e-commerce photo of {product}, {scene}, soft studio lighting, high detail"
+    )
     scenes: list[str] = Field(
-        default_factory=lambda: ["on a marble bathroom shelf", "on a light wooden table", "on a clean white pharmacy "
-                                 "counter", "on a bedside table by a window"],
+        default_factory=lambda: [
+            "on a marble bathroom shelf",
+            "on a light wooden table",
+            "on a clean white pharmacy counter",
+            "on a bedside table by a window",
+        ],
         description="one per slot (cycled): varied scenes make distinct candidates",
     )
     default_product: str = "a medicine package"
-    negative_prompt: str = "blurry, deformed, distorted packaging, garbled text, extra objects, watermark, low quality"
-    size: int = Field(512, ge=32, description="longest side of the generated image (rounded to a multiple of 8)")
+    negative_prompt: str = (
+        "blurry, deformed, distorted packaging, garbled text, extra objects, watermark, low quality"
+    )
+    size: int = Field(
+        512, ge=32, description="longest side of the generated image (rounded to a multiple of 8)"
+    )
     outpaint_aspect: float = Field(1.5, gt=0, description="width / height of the outpainted canvas")
     steps: int = Field(30, ge=1)
     guidance_scale: float = Field(7.5, ge=0)
@@ -60,8 +72,13 @@ def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[str, str]
     import torch
 
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else (
-            "mps" if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() else "cpu")
+        device = (
+            "cuda"
+            if torch.cuda.is_available()
+            else (
+                "mps" if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() else "cpu"
+            )
+        )
     if dtype == "auto":
         dtype = "float32" if device == "cpu" else "float16"
     return device, dtype
@@ -82,12 +99,16 @@ def check_model_available(model: str) -> str:
     looks_like_path = model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model
     if path.is_dir():
         if not (path / "model_index.json").is_file():
-            raise ModelNotAvailable(f"{model!r} is a folder but has no model_index.json: point --model at the folder "
-                                    "that save_pretrained() wrote (it holds model_index.json, unet/, vae/, ...)")
+            raise ModelNotAvailable(
+                f"{model!r} is a folder but has no model_index.json: point --model at the folder "
+                "that save_pretrained() wrote (it holds model_index.json, unet/, vae/, ...)"
+            )
         return "local"
     if looks_like_path:
-        raise ModelNotAvailable(f"no model folder at {str(path)!r}: check the path, or pass a hub id such as "
-                                "'stable-diffusion-v1-5/stable-diffusion-inpainting'")
+        raise ModelNotAvailable(
+            f"no model folder at {str(path)!r}: check the path, or pass a hub id such as "
+            "'stable-diffusion-v1-5/stable-diffusion-inpainting'"
+        )
     from huggingface_hub import try_to_load_from_cache
 
     cached = try_to_load_from_cache(model, "model_index.json")
@@ -97,7 +118,8 @@ def check_model_available(model: str) -> str:
         raise ModelNotAvailable(
             f"model {model!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set, so it cannot be "
             f"downloaded: download it first on a connected machine (`hf download {model}`) or with HF_HUB_OFFLINE "
-            "unset, or pass a local folder written by save_pretrained()")
+            "unset, or pass a local folder written by save_pretrained()"
+        )
     return "hub"
 
 
@@ -108,15 +130,18 @@ def load_inpaint_pipeline(model: str, device: str, dtype: str):
 
     check_model_available(model)
     try:
-        pipe = AutoPipelineForInpainting.from_pretrained(model, dtype=getattr(torch, dtype), use_safetensors=True)
-    except (OSError, ValueError, EnvironmentError) as exc:
+        pipe = AutoPipelineForInpainting.from_pretrained(
+            model, dtype=getattr(torch, dtype), use_safetensors=True
+        )
+    except (OSError, ValueError) as exc:
         raise ModelNotAvailable(f"cannot load inpainting pipeline {model!r}: {exc}") from exc
     for name in ("tokenizer", "tokenizer_2"):
         tok = getattr(pipe, name, None)
         if tok is not None and len(tok) < MIN_TOKENIZER_VOCAB:
             raise ModelNotAvailable(
                 f"{model!r}: {name} loaded with only {len(tok)} tokens (a broken offline load, not a usable "
-                "tokenizer): make sure the model's tokenizer files are present locally")
+                "tokenizer): make sure the model's tokenizer files are present locally"
+            )
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -140,8 +165,9 @@ class DiffusersGenerator(Generator):
         self.load_seconds: float | None = None
 
     def fingerprint(self) -> dict[str, Any]:
-        return self.config.model_dump(exclude={"device", "dtype", "batch_size"}) | {
-            "device_type": self.device.split(":")[0], "dtype": self.dtype}
+        # device, dtype and batch size change pixels only at float precision: they are recorded in
+        # each candidate's params (for bit-exact regeneration), not part of the group's identity
+        return self.config.model_dump(exclude={"device", "dtype", "batch_size"})
 
     @property
     def pipe(self):
@@ -162,8 +188,11 @@ class DiffusersGenerator(Generator):
             keep = product.resize((w, h), Image.Resampling.NEAREST).point(lambda v: 255 if v > 127 else 0)
             return img, ImageOps.invert(keep), keep
         sw, sh = img.size
-        cw, ch = (max(sw, round(sh * cfg.outpaint_aspect)), sh) if cfg.outpaint_aspect >= sw / sh else \
-            (sw, max(sh, round(sw / cfg.outpaint_aspect)))
+        cw, ch = (
+            (max(sw, round(sh * cfg.outpaint_aspect)), sh)
+            if cfg.outpaint_aspect >= sw / sh
+            else (sw, max(sh, round(sw / cfg.outpaint_aspect)))
+        )
         w, h = _fit(cw, ch, cfg.size)
         inner = (round(sw * w / cw), round(sh * h / ch))
         at = ((w - inner[0]) // 2, (h - inner[1]) // 2)
@@ -175,8 +204,10 @@ class DiffusersGenerator(Generator):
 
     def prompt(self, source: SourceImage, slot: int) -> str:
         cfg = self.config
-        return cfg.prompt_template.format(product=source.product or cfg.default_product,
-                                          scene=cfg.scenes[slot % len(cfg.scenes)] if cfg.scenes else "")
+        return cfg.prompt_template.format(
+            product=source.product or cfg.default_product,
+            scene=cfg.scenes[slot % len(cfg.scenes)] if cfg.scenes else "",
+        )
 
     def generate(self, source: SourceImage, slots: list[int], seeds: list[int]) -> list[GeneratedImage]:
         import torch
@@ -194,10 +225,16 @@ class DiffusersGenerator(Generator):
             images = self.pipe(
                 prompt=prompts[0] if same else prompts,
                 negative_prompt=(cfg.negative_prompt if same else [cfg.negative_prompt] * len(batch))
-                if cfg.negative_prompt else None,
+                if cfg.negative_prompt
+                else None,
                 num_images_per_prompt=len(batch) if same else 1,
-                image=init, mask_image=repaint, height=init.height, width=init.width,
-                num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale, strength=cfg.strength,
+                image=init,
+                mask_image=repaint,
+                height=init.height,
+                width=init.width,
+                num_inference_steps=cfg.steps,
+                guidance_scale=cfg.guidance_scale,
+                strength=cfg.strength,
                 generator=generators,
             ).images
             for (slot, seed), prompt, image in zip(batch, prompts, images):
@@ -206,11 +243,20 @@ class DiffusersGenerator(Generator):
                     image = image.resize(init.size, Image.Resampling.LANCZOS)
                 if cfg.preserve_original:
                     image = Image.composite(init, image, keep)
-                params = {"mode": cfg.mode, "prompt": prompt, "negative_prompt": cfg.negative_prompt,
-                          "steps": cfg.steps, "guidance_scale": cfg.guidance_scale, "strength": cfg.strength,
-                          "width": init.width, "height": init.height, "preserve_original": cfg.preserve_original,
-                          "batch_seeds": [s for _, s in batch], "device_type": self.device.split(":")[0],
-                          "dtype": self.dtype}
+                params = {
+                    "mode": cfg.mode,
+                    "prompt": prompt,
+                    "negative_prompt": cfg.negative_prompt,
+                    "steps": cfg.steps,
+                    "guidance_scale": cfg.guidance_scale,
+                    "strength": cfg.strength,
+                    "width": init.width,
+                    "height": init.height,
+                    "preserve_original": cfg.preserve_original,
+                    "batch_seeds": [s for _, s in batch],
+                    "device_type": self.device.split(":")[0],
+                    "dtype": self.dtype,
+                }
                 if cfg.mode == "outpaint":
                     params["outpaint_aspect"] = cfg.outpaint_aspect
                 out.append(GeneratedImage(image, seed, params))

@@ -11,18 +11,26 @@ import pyarrow as pa
 
 from aescot.store import TableSpec, register_table
 
-GROUPS = register_table(TableSpec(
-    "generation_groups",
-    ("group_id",),
-    schema=pa.schema([
-        pa.field("group_id", pa.string()),
-        pa.field("source_id", pa.string()),
-        pa.field("generator", pa.string()),
-        pa.field("model", pa.string()),
-        pa.field("config", pa.string()),  # JSON text: generator fingerprint, base seed, dedupe settings
-        pa.field("candidate_ids", pa.list_(pa.string())),  # final candidates, by slot
-        pa.field("failed_slots", pa.list_(pa.int64())),  # slots still near-duplicate after every retry
-        pa.field("regenerations", pa.int64()),
-        pa.field("finished_at", pa.string()),
-    ]),
-))
+GROUPS = register_table(
+    TableSpec(
+        "generation_groups",
+        ("group_id",),
+        schema=pa.schema(
+            [
+                pa.field("group_id", pa.string()),
+                pa.field("source_id", pa.string()),
+                pa.field("generator", pa.string()),
+                pa.field("model", pa.string()),
+                pa.field(
+                    "config", pa.string()
+                ),  # JSON text: generator fingerprint, base seed, dedupe settings
+                pa.field("candidate_ids", pa.list_(pa.string())),  # final candidates, by slot
+                pa.field(
+                    "failed_slots", pa.list_(pa.int64())
+                ),  # slots still near-duplicate after every retry
+                pa.field("regenerations", pa.int64()),
+                pa.field("finished_at", pa.string()),
+            ]
+        ),
+    )
+)

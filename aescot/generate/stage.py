@@ -11,10 +11,10 @@ the candidate rows that reference them, and candidate rows before the group's le
 from __future__ import annotations
 
 import io
-import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 from PIL import Image
 from pydantic import BaseModel, Field
@@ -44,7 +44,9 @@ class GenerateConfig(BaseModel):
     diffusers: DiffusersConfig = Field(default_factory=DiffusersConfig)
     dedupe: DedupeConfig = Field(default_factory=DedupeConfig)
     base_seed: int = Field(0, ge=0, description="changes every derived seed; keep it to reproduce a set")
-    flush_every: int = Field(16, ge=1, description="sources per atomic append (a crash loses at most this many)")
+    flush_every: int = Field(
+        16, ge=1, description="sources per atomic append (a crash loses at most this many)"
+    )
 
 
 def make_generator(config: GenerateConfig) -> Generator:
@@ -60,11 +62,27 @@ def slot_seed(source_id: str, base_seed: int, slot: int, attempt: int) -> int:
 
 
 def group_id(source_id: str, generator: Generator, config: GenerateConfig) -> str:
-    return derive_id("generation-group", source_id, generator.name, generator.model, group_config(generator, config))
+    """One source's generation under one set of generator settings and base seed.
+
+    Dedupe settings, device and batch size are recorded but are not part of the identity:
+    changing them does not make every source "new" again.
+    """
+    return derive_id(
+        "generation-group",
+        source_id,
+        generator.name,
+        generator.model,
+        generator.fingerprint(),
+        config.base_seed,
+    )
 
 
 def group_config(generator: Generator, config: GenerateConfig) -> dict:
-    return {"generator": generator.fingerprint(), "base_seed": config.base_seed, "dedupe": config.dedupe.model_dump()}
+    return {
+        "generator": generator.fingerprint(),
+        "base_seed": config.base_seed,
+        "dedupe": config.dedupe.model_dump(),
+    }
 
 
 @dataclass
@@ -93,7 +111,7 @@ def _load_source(store: DatasetStore, row: dict) -> SourceImage:
         img.load()
         mask = Image.open(io.BytesIO(store.read_bytes(row["mask_key"])))
         mask.load()
-    except Exception as exc:  # noqa: BLE001 - any storage/decoding error is this source's reject
+    except Exception as exc:
         raise GenerationError("source_unreadable", f"cannot read the source image or mask: {exc}") from exc
     if mask.size != img.size:
         raise GenerationError("mask_size_mismatch", f"mask is {mask.size}, image is {img.size}")
@@ -108,8 +126,9 @@ class _Accepted:
     phash: str
 
 
-def _generate_group(generator: Generator, source: SourceImage, config: GenerateConfig,
-                    rejects: list[Reject]) -> tuple[list[_Accepted], list[int], int]:
+def _generate_group(
+    generator: Generator, source: SourceImage, config: GenerateConfig, rejects: list[Reject]
+) -> tuple[list[_Accepted], list[int], int]:
     """Generate, dedupe and regenerate one source's slots. Returns (accepted, failed slots, regenerations)."""
     dd = config.dedupe
     source_hash = hash_image(source.image, dd)
@@ -118,8 +137,15 @@ def _generate_group(generator: Generator, source: SourceImage, config: GenerateC
     while pending:
         seeds = [slot_seed(source.source_id, config.base_seed, s, attempt) for s in pending]
         images = generator.generate(source, pending, seeds)
+        if len(images) != len(pending):
+            raise GenerationError(
+                "wrong_output_count",
+                f"{generator.name} returned {len(images)} images for {len(pending)} slots",
+            )
         hashes = [hash_image(g.image, dd) for g in images]
-        dups = group_duplicates([a.phash for a in accepted] + hashes, source_hash, dd.threshold, len(accepted))
+        dups = group_duplicates(
+            [a.phash for a in accepted] + hashes, source_hash, dd.threshold, len(accepted)
+        )
         dup_at = {d.index - len(accepted): d for d in dups}
         kept_before = list(accepted)
         retry = []
@@ -136,12 +162,25 @@ def _generate_group(generator: Generator, source: SourceImage, config: GenerateC
                     o_slot, o_img = kept_before[d.other].slot, kept_before[d.other].image
                 else:  # an earlier image of this same batch
                     o_slot, o_img = pending[d.other - len(kept_before)], images[d.other - len(kept_before)]
-                related, what = _cid(source.source_id, generator, o_slot, o_img), f"slot {o_slot} of its group"
-            rejects.append(Reject("dedupe", cid, d.reason,
-                                  f"slot {slot} seed {g.seed} attempt {attempt}: perceptual hash within {d.distance} "
-                                  f"bits of {what} (threshold {dd.threshold}); "
-                                  + ("regenerating with a new seed" if attempt < dd.max_regenerations
-                                     else "no retries left"), related))
+                related, what = (
+                    _cid(source.source_id, generator, o_slot, o_img),
+                    f"slot {o_slot} of its group",
+                )
+            rejects.append(
+                Reject(
+                    "dedupe",
+                    cid,
+                    d.reason,
+                    f"slot {slot} seed {g.seed} attempt {attempt}: perceptual hash within {d.distance} "
+                    f"bits of {what} (threshold {dd.threshold}); "
+                    + (
+                        "regenerating with a new seed"
+                        if attempt < dd.max_regenerations
+                        else "no retries left"
+                    ),
+                    related,
+                )
+            )
             retry.append(slot)
         if not retry or attempt >= dd.max_regenerations:
             return sorted(accepted, key=lambda a: a.slot), sorted(retry), regenerations
@@ -157,28 +196,35 @@ def _cid(source_id: str, generator: Generator, slot: int, g: GeneratedImage) -> 
 def _candidate_record(store: DatasetStore, generator: Generator, source_id: str, a: _Accepted) -> dict:
     params = dict(a.image.params, slot=a.slot)
     image_id, key = store.put_image(encode_png(a.image.image), "png")  # the image lands before its row
-    return validate("candidate", {
-        "candidate_id": candidate_id(source_id, generator.name, params, a.image.seed),
-        "source_id": source_id,
-        "generator": generator.name,
-        "model": generator.model,
-        "params": canonical_json(params),
-        "seed": a.image.seed,
-        "attempt": a.attempt,
-        "image_id": image_id,
-        "image_key": key,
-        "width": a.image.image.width,
-        "height": a.image.image.height,
-        "phash": a.phash,
-        "known_acceptable": a.image.known_acceptable,
-        "known_dimensions": list(a.image.known_dimensions),
-        "created_at": now_iso(),
-    })
+    return validate(
+        "candidate",
+        {
+            "candidate_id": candidate_id(source_id, generator.name, params, a.image.seed),
+            "source_id": source_id,
+            "generator": generator.name,
+            "model": generator.model,
+            "params": canonical_json(params),
+            "seed": a.image.seed,
+            "attempt": a.attempt,
+            "image_id": image_id,
+            "image_key": key,
+            "width": a.image.image.width,
+            "height": a.image.image.height,
+            "phash": a.phash,
+            "known_acceptable": a.image.known_acceptable,
+            "known_dimensions": list(a.image.known_dimensions),
+            "created_at": now_iso(),
+        },
+    )
 
 
-def generate_candidates(store: DatasetStore, config: GenerateConfig | None = None,
-                        source_ids: list[str] | None = None, generator: Generator | None = None,
-                        progress: Callable[[int], None] | None = None) -> GenerateReport:
+def generate_candidates(
+    store: DatasetStore,
+    config: GenerateConfig | None = None,
+    source_ids: list[str] | None = None,
+    generator: Generator | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> GenerateReport:
     """Generate the 4 final candidates of every source (or of ``source_ids``) not yet done.
 
     Idempotent: a source whose group (same generator settings, base seed and dedupe settings)
@@ -209,7 +255,9 @@ def generate_candidates(store: DatasetStore, config: GenerateConfig | None = Non
             progress(1)
         row = sources.get(sid)
         if row is None:
-            pending_rejects.append(Reject(STAGE, sid, "unknown_source", "no such source in the store (ingest it first)"))
+            pending_rejects.append(
+                Reject(STAGE, sid, "unknown_source", "no such source in the store (ingest it first)")
+            )
             continue
         gid = group_id(sid, generator, config)
         if gid in done:
@@ -227,14 +275,31 @@ def generate_candidates(store: DatasetStore, config: GenerateConfig | None = Non
             pending_rejects.append(Reject(STAGE, sid, "invalid_candidate", str(exc)))
             continue
         for slot in failed:
-            group_rejects.append(Reject(STAGE, f"{gid}:slot{slot}", "near_duplicate_exhausted",
-                                        f"source {sid[:12]} slot {slot}: still a near-duplicate after "
-                                        f"{config.dedupe.max_regenerations} new seeds", sid))
+            group_rejects.append(
+                Reject(
+                    STAGE,
+                    f"{gid}:slot{slot}",
+                    "near_duplicate_exhausted",
+                    f"source {sid[:12]} slot {slot}: still a near-duplicate after "
+                    f"{config.dedupe.max_regenerations} new seeds",
+                    sid,
+                )
+            )
         pending_rejects.extend(group_rejects)
         cand_rows.extend(records)
-        group_rows.append({"group_id": gid, "source_id": sid, "generator": generator.name, "model": generator.model,
-                           "config": cfg_json, "candidate_ids": [r["candidate_id"] for r in records],
-                           "failed_slots": failed, "regenerations": regenerations, "finished_at": now_iso()})
+        group_rows.append(
+            {
+                "group_id": gid,
+                "source_id": sid,
+                "generator": generator.name,
+                "model": generator.model,
+                "config": cfg_json,
+                "candidate_ids": [r["candidate_id"] for r in records],
+                "failed_slots": failed,
+                "regenerations": regenerations,
+                "finished_at": now_iso(),
+            }
+        )
         done.add(gid)
         report.generated += 1
         report.candidates += len(records)

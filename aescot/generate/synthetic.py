@@ -22,7 +22,7 @@ import random
 from typing import Any, Literal
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 from pydantic import BaseModel, Field, field_validator
 from scipy import ndimage
 
@@ -30,7 +30,9 @@ from aescot.generate.base import GeneratedImage, GenerationError, Generator, Sou
 from aescot.ids import derive_id
 
 DIMENSIONS = ("appearance_deformation", "lighting_shadow", "placement_layout", "extension_rationality")
-Kind = Literal["clean", "appearance_deformation", "lighting_shadow", "placement_layout", "extension_rationality"]
+Kind = Literal[
+    "clean", "appearance_deformation", "lighting_shadow", "placement_layout", "extension_rationality"
+]
 VARIANTS: dict[str, tuple[str, ...]] = {
     "clean": ("composite",),
     "appearance_deformation": ("wave", "melt", "swirl"),
@@ -65,14 +67,16 @@ class SyntheticConfig(BaseModel):
 
 
 def _rgb(h: float, s: float, v: float) -> tuple[int, int, int]:
-    return tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h % 1.0, s, v))  # type: ignore[return-value]
+    return tuple(round(c * 255) for c in colorsys.hsv_to_rgb(h % 1.0, s, v))  # type: ignore[return-value]
 
 
 def _backdrop(w: int, h: int, rng: random.Random, light: int, contrast: float) -> tuple[Image.Image, dict]:
     """A wall and a floor meeting at a horizon; brighter on the ``light`` side (-1 left, +1 right)."""
     hue = rng.random()
     wall = np.array(_rgb(hue, rng.uniform(0.05, 0.35), rng.uniform(0.55, 0.9)), np.float32)
-    floor = np.array(_rgb(hue + rng.uniform(-0.15, 0.15), rng.uniform(0.1, 0.45), rng.uniform(0.35, 0.75)), np.float32)
+    floor = np.array(
+        _rgb(hue + rng.uniform(-0.15, 0.15), rng.uniform(0.1, 0.45), rng.uniform(0.35, 0.75)), np.float32
+    )
     horizon = rng.uniform(0.55, 0.72)
     ys = (np.arange(h, dtype=np.float32) / max(1, h - 1))[:, None]
     xs = (np.arange(w, dtype=np.float32) / max(1, w - 1))[None, :]
@@ -84,7 +88,12 @@ def _backdrop(w: int, h: int, rng: random.Random, light: int, contrast: float) -
     arr = base * (shade * depth)[..., None]
     noise = ndimage.gaussian_filter(np.random.default_rng(rng.randrange(2**32)).normal(0, 6, (h, w)), 1.2)
     arr = np.clip(arr + noise[..., None], 0, 255).astype(np.uint8)
-    meta = {"hue": round(hue, 4), "horizon": round(horizon, 4), "light": light, "contrast": round(contrast, 3)}
+    meta = {
+        "hue": round(hue, 4),
+        "horizon": round(horizon, 4),
+        "light": light,
+        "contrast": round(contrast, 3),
+    }
     return Image.fromarray(arr, "RGB"), meta
 
 
@@ -104,20 +113,26 @@ def _resize(img: Image.Image, scale: float) -> Image.Image:
     return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
 
 
-def _shadow(product: Image.Image, direction: float, strength: float, size: tuple[int, int],
-            base: tuple[int, int]) -> Image.Image:
+def _shadow(
+    product: Image.Image, direction: float, strength: float, size: tuple[int, int], base: tuple[int, int]
+) -> Image.Image:
     """A cast shadow layer: the silhouette flattened and sheared towards ``direction`` from ``base``
     (the product's bottom-left corner on the floor)."""
     w, h = product.size
     sh = max(2, round(h * 0.35))
-    flat = product.getchannel("A").resize((w, sh), Image.Resampling.BILINEAR).transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+    flat = (
+        product.getchannel("A")
+        .resize((w, sh), Image.Resampling.BILINEAR)
+        .transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+    )
     shear = 1.4 * direction
     pad = round(abs(shear) * sh) + 2
     canvas = Image.new("L", (w + 2 * pad, sh), 0)
     canvas.paste(flat, (pad, 0))
     # y' = y; x' = x - shear * (sh - y): the far end of the shadow leans away from the light
-    sheared = canvas.transform(canvas.size, Image.Transform.AFFINE, (1, shear, -shear * sh, 0, 1, 0),
-                               Image.Resampling.BILINEAR)
+    sheared = canvas.transform(
+        canvas.size, Image.Transform.AFFINE, (1, shear, -shear * sh, 0, 1, 0), Image.Resampling.BILINEAR
+    )
     sheared = sheared.point(lambda v: int(v * strength))
     layer = Image.new("L", size, 0)
     layer.paste(sheared, (base[0] - pad, base[1] - sh // 2 - sh // 4))
@@ -153,8 +168,13 @@ def _warp(product: Image.Image, variant: str, rng: random.Random) -> tuple[Image
         theta = np.arctan2(dy, dx) + angle * np.clip(1 - r / radius, 0, 1) ** 2
         src_y, src_x = cy + r * np.sin(theta), cx + r * np.cos(theta)
         meta = {"angle": round(angle, 4)}
-    out = np.stack([ndimage.map_coordinates(arr[..., c], [src_y, src_x], order=1, mode="constant", cval=0)
-                    for c in range(4)], axis=-1)
+    out = np.stack(
+        [
+            ndimage.map_coordinates(arr[..., c], [src_y, src_x], order=1, mode="constant", cval=0)
+            for c in range(4)
+        ],
+        axis=-1,
+    )
     return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGBA"), meta
 
 
@@ -191,7 +211,9 @@ class SyntheticGenerator(Generator):
         variant = rng.choice(VARIANTS[kind])
         light = rng.choice((-1, 1))
         strong_light = kind == "lighting_shadow"
-        scene, scene_meta = _backdrop(w, h, rng, light, rng.uniform(0.35, 0.5) if strong_light else rng.uniform(0.1, 0.3))
+        scene, scene_meta = _backdrop(
+            w, h, rng, light, rng.uniform(0.35, 0.5) if strong_light else rng.uniform(0.1, 0.3)
+        )
         horizon_y = scene_meta["horizon"] * h
         pw, ph = product.size
         fit = min(0.8 * w / pw, 0.8 * h / ph, 1.0)  # the product must fit comfortably

@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 
 from aescot.dedupe.index import (
-    HammingIndex, brute_force_search, choose_chunks, hashes_to_words, mih_search, radius_search,
+    HammingIndex,
+    brute_force_search,
+    choose_chunks,
+    hashes_to_words,
+    mih_search,
+    radius_search,
 )
 
 
@@ -32,7 +37,9 @@ def test_mih_self_search_equals_brute_force(radius):
 def test_every_chunking_is_exact(chunks):
     base, near = _planted(1500, 300, 9, seed=1)
     allh = np.concatenate([base, near])
-    assert mih_search(allh, None, 9, chunks=chunks).as_tuples() == brute_force_search(allh, None, 9).as_tuples()
+    assert (
+        mih_search(allh, None, 9, chunks=chunks).as_tuples() == brute_force_search(allh, None, 9).as_tuples()
+    )
 
 
 def test_cross_search_and_wide_hashes_equal_brute_force():

@@ -1,14 +1,14 @@
 from aescot.dedupe.hashing import DedupeConfig
 from aescot.dedupe.report import NEAR_DUPLICATES, near_duplicate_report
 from aescot.generate import GenerateConfig, generate_candidates
-from aescot.images import encode_png
 from aescot.timeutil import now_iso
 
 
 def test_cross_source_near_duplicates_are_reported_once(store):
+    import tempfile
+
     from aescot.ingest import IngestConfig, ingest
     from aescot.samples import write_sample_sources
-    import tempfile
 
     manifest = write_sample_sources(tempfile.mkdtemp(), n=3, size=128)
     ingest(store, [str(manifest)], IngestConfig())

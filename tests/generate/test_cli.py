@@ -11,8 +11,22 @@ def test_generate_then_dedupe_on_an_ingested_store(ingested, tiny_pipeline_dir):
     assert "5 generated" in res.output and "5 built (5 gold)" in res.output
     res = runner.invoke(app, ["generate", "--root", root])
     assert res.exit_code == 0 and "5 already done" in res.output
-    res = runner.invoke(app, ["generate", "--root", root, "--backend", "diffusers", "--model", str(tiny_pipeline_dir),
-                              "--size", "64", "--steps", "2"])
+    res = runner.invoke(
+        app,
+        [
+            "generate",
+            "--root",
+            root,
+            "--backend",
+            "diffusers",
+            "--model",
+            str(tiny_pipeline_dir),
+            "--size",
+            "64",
+            "--steps",
+            "2",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert ingested.count("candidates") == 40 and ingested.count("items") == 10
     res = runner.invoke(app, ["dedupe", "--root", root])
@@ -22,7 +36,9 @@ def test_generate_then_dedupe_on_an_ingested_store(ingested, tiny_pipeline_dir):
 
 def test_missing_model_is_a_one_line_error(ingested, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    res = CliRunner().invoke(app, ["generate", "--root", ingested.root, "--backend", "diffusers",
-                                   "--model", "nobody/no-such-model"])
+    res = CliRunner().invoke(
+        app,
+        ["generate", "--root", ingested.root, "--backend", "diffusers", "--model", "nobody/no-such-model"],
+    )
     assert res.exit_code == 2
     assert "HF_HUB_OFFLINE" in res.output

@@ -8,7 +8,11 @@ from PIL import Image
 
 from aescot.generate.base import SourceImage
 from aescot.generate.diffusion import (
-    DiffusersConfig, DiffusersGenerator, ModelNotAvailable, check_model_available, load_inpaint_pipeline,
+    DiffusersConfig,
+    DiffusersGenerator,
+    ModelNotAvailable,
+    check_model_available,
+    load_inpaint_pipeline,
 )
 from aescot.samples import render_product_shot
 
@@ -30,7 +34,9 @@ def _px(img: Image.Image) -> np.ndarray:
 def test_four_candidates_reproducible_by_seed_with_the_product_kept(tiny_pipeline_dir, source):
     gen = _gen(tiny_pipeline_dir)
     a = gen.generate(source, [0, 1, 2, 3], [1, 2, 3, 4])
-    assert type(gen.pipe).__name__ == "StableDiffusionInpaintPipeline"  # loaded through AutoPipelineForInpainting
+    assert (
+        type(gen.pipe).__name__ == "StableDiffusionInpaintPipeline"
+    )  # loaded through AutoPipelineForInpainting
     assert len(a) == 4 and all(g.image.size == (64, 64) for g in a)
     b = gen.generate(source, [0, 1, 2, 3], [1, 2, 3, 4])
     assert all(np.array_equal(_px(x.image), _px(y.image)) for x, y in zip(a, b))  # same seeds: same pixels
@@ -42,7 +48,11 @@ def test_four_candidates_reproducible_by_seed_with_the_product_kept(tiny_pipelin
     for g in a:
         assert np.array_equal(_px(g.image)[product], _px(init)[product])
         assert np.abs(_px(g.image)[~product] - _px(init)[~product]).mean() > 5
-        assert g.params["steps"] == 2 and g.params["batch_seeds"] == [1, 2, 3, 4] and g.params["dtype"] == "float32"
+        assert (
+            g.params["steps"] == 2
+            and g.params["batch_seeds"] == [1, 2, 3, 4]
+            and g.params["dtype"] == "float32"
+        )
     assert json.dumps(a[0].params)  # params are plain JSON
 
 
@@ -51,7 +61,7 @@ def test_outpaint_extends_the_canvas_and_keeps_the_source(tiny_pipeline_dir, sou
     out = gen.generate(source, [0, 1], [1, 2])
     w, h = out[0].image.size
     assert w > h and w % 8 == 0 and h % 8 == 0
-    init, repaint, keep = gen._inputs(source)
+    init, _repaint, keep = gen._inputs(source)
     kept = np.asarray(keep) > 127
     assert 0.4 < kept.mean() < 0.9
     assert all(np.array_equal(_px(g.image)[kept], _px(init)[kept]) for g in out)
@@ -63,7 +73,8 @@ def test_missing_model_offline_fails_fast_with_a_fix(tmp_path, monkeypatch):
     t0 = time.perf_counter()
     with pytest.raises(ModelNotAvailable, match="HF_HUB_OFFLINE") as err:
         _gen("someorg/not-a-real-inpainting-model").generate(
-            SourceImage("ef" * 32, Image.new("RGB", (64, 64)), Image.new("L", (64, 64), 255)), [0], [1])
+            SourceImage("ef" * 32, Image.new("RGB", (64, 64)), Image.new("L", (64, 64), 255)), [0], [1]
+        )
     assert time.perf_counter() - t0 < 1.0
     assert "local folder" in str(err.value)
     with pytest.raises(ModelNotAvailable, match="no model folder"):

@@ -6,7 +6,12 @@ import pytest
 from PIL import Image
 
 from aescot.generate import (
-    DiffusersConfig, GenerateConfig, GeneratedImage, Generator, SyntheticGenerator, generate_candidates,
+    DiffusersConfig,
+    GenerateConfig,
+    GeneratedImage,
+    Generator,
+    SyntheticGenerator,
+    generate_candidates,
 )
 from aescot.generate.groups import GROUPS
 from aescot.items import LETTERS, build_items
@@ -107,14 +112,20 @@ def test_near_duplicates_are_regenerated_with_bounded_retries(ingested):
     assert gen.calls == [[0, 1, 2, 3], [1, 3], [3]]
     assert report.regenerations == 3 and report.incomplete == 1 and report.candidates == 3
     reasons = sorted(r.reason for r in report.rejects)
-    assert reasons == ["near_duplicate_exhausted", "near_duplicate_in_group"] + ["near_duplicate_of_source"] * 3
+    assert (
+        reasons == ["near_duplicate_exhausted", "near_duplicate_in_group"] + ["near_duplicate_of_source"] * 3
+    )
     twin = next(r for r in report.rejects if r.reason == "near_duplicate_in_group")
-    assert twin.related_id in {c["candidate_id"] for c in store.read("candidates")} and "slot 0" in twin.detail
+    assert (
+        twin.related_id in {c["candidate_id"] for c in store.read("candidates")} and "slot 0" in twin.detail
+    )
     assert {c["attempt"] for c in store.read("candidates")} == {0, 1}
     items = build_items(store)
     assert items.built == 0 and [r.reason for r in items.rejects] == ["too_few_candidates"]
     # the group is final: a re-run repeats nothing
-    assert generate_candidates(store, cfg, source_ids=[sid], generator=gen).skipped == 1 and len(gen.calls) == 3
+    assert (
+        generate_candidates(store, cfg, source_ids=[sid], generator=gen).skipped == 1 and len(gen.calls) == 3
+    )
 
 
 class _Crashing(SyntheticGenerator):
@@ -143,12 +154,18 @@ def test_a_crash_keeps_flushed_work_and_the_rerun_completes_without_duplicates(i
 
 def test_diffusers_backend_through_the_stage(ingested, tiny_pipeline_dir):
     store = ingested
-    cfg = GenerateConfig(backend="diffusers", diffusers=DiffusersConfig(model=str(tiny_pipeline_dir), size=64, steps=2))
+    cfg = GenerateConfig(
+        backend="diffusers", diffusers=DiffusersConfig(model=str(tiny_pipeline_dir), size=64, steps=2)
+    )
     ids = [r["source_id"] for r in store.read("sources")][:2]
     report = generate_candidates(store, cfg, source_ids=ids)
     assert report.generated == 2 and report.candidates == 8, report.rejects
     c = store.read("candidates")[0]
-    assert c["generator"] == "diffusers" and c["model"] == str(tiny_pipeline_dir) and c["known_acceptable"] is None
+    assert (
+        c["generator"] == "diffusers"
+        and c["model"] == str(tiny_pipeline_dir)
+        and c["known_acceptable"] is None
+    )
     img = Image.open(io.BytesIO(store.read_bytes(c["image_key"])))
     assert img.size == (64, 64) and np.asarray(img).std() > 1
     items = build_items(store)

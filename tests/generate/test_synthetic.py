@@ -2,12 +2,12 @@ import random
 
 import numpy as np
 import pytest
+from PIL import Image
 from pydantic import ValidationError
 
 from aescot.generate.base import GenerationError, SourceImage
 from aescot.generate.synthetic import DIMENSIONS, VARIANTS, SyntheticConfig, SyntheticGenerator
 from aescot.samples import render_product_shot
-from PIL import Image
 
 
 @pytest.fixture
@@ -47,8 +47,16 @@ def test_same_seed_same_pixels_and_known_labels(source):
 
 @pytest.mark.parametrize("kind,variant", [(k, v) for k in VARIANTS for v in VARIANTS[k]])
 def test_every_variant_renders_and_differs_from_clean(source, kind, variant):
-    gen = SyntheticGenerator(SyntheticConfig(plan=["clean", kind if kind != "clean" else "lighting_shadow",
-                                                   "placement_layout", "appearance_deformation"]))
+    gen = SyntheticGenerator(
+        SyntheticConfig(
+            plan=[
+                "clean",
+                kind if kind != "clean" else "lighting_shadow",
+                "placement_layout",
+                "appearance_deformation",
+            ]
+        )
+    )
     seed = _seed_for(kind, variant)
     slot = 0 if kind == "clean" else 1
     out = gen.generate(source, [slot], [seed])[0]
@@ -57,13 +65,16 @@ def test_every_variant_renders_and_differs_from_clean(source, kind, variant):
         clean = SyntheticGenerator(SyntheticConfig(plan=["clean"] * 1 + ["placement_layout"] * 3))
         ref = clean.generate(source, [0], [seed])[0]
         diff = np.abs(np.asarray(out.image, np.int16) - np.asarray(ref.image, np.int16)).mean()
-        assert diff > 0.5, f"{kind}/{variant} is indistinguishable from the clean composite with the same seed"
+        assert diff > 0.5, (
+            f"{kind}/{variant} is indistinguishable from the clean composite with the same seed"
+        )
 
 
 def test_deformation_changes_the_product_shape(source):
     seed = _seed_for("appearance_deformation", "wave")
-    gen = SyntheticGenerator(SyntheticConfig(plan=["clean", "appearance_deformation", "lighting_shadow",
-                                                   "placement_layout"]))
+    gen = SyntheticGenerator(
+        SyntheticConfig(plan=["clean", "appearance_deformation", "lighting_shadow", "placement_layout"])
+    )
     warped = gen.generate(source, [1], [seed])[0]
     assert warped.params["warp"]["amplitude"] >= 0.06
 
