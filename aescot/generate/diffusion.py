@@ -254,6 +254,7 @@ class DiffusersGenerator(Generator):
                     "height": init.height,
                     "preserve_original": cfg.preserve_original,
                     "batch_seeds": [s for _, s in batch],
+                    "batch_slots": [k for k, _ in batch],
                     "device_type": self.device.split(":")[0],
                     "dtype": self.dtype,
                 }

@@ -171,3 +171,20 @@ def test_diffusers_backend_through_the_stage(ingested, tiny_pipeline_dir):
     items = build_items(store)
     assert items.built == 2 and items.gold == 0
     assert generate_candidates(store, cfg, source_ids=ids).skipped == 2
+
+
+def test_stored_candidates_regenerate_bit_for_bit(ingested, tiny_pipeline_dir):
+    from aescot.generate.reproduce import reproduce_candidate
+
+    store = ingested
+    sid = store.read("sources")[0]["source_id"]
+    generate_candidates(store, GenerateConfig(), source_ids=[sid])
+    cfg = GenerateConfig(
+        backend="diffusers", diffusers=DiffusersConfig(model=str(tiny_pipeline_dir), size=64, steps=2)
+    )
+    generate_candidates(store, cfg, source_ids=[sid])
+    cands = store.read("candidates")
+    assert {c["generator"] for c in cands} == {"synthetic", "diffusers"}
+    for c in cands:
+        rep = reproduce_candidate(store, c["candidate_id"])
+        assert rep.identical, f"{c['generator']} candidate {c['candidate_id'][:12]} did not reproduce"
