@@ -11,6 +11,7 @@ from aescot.generate.stage import (
     GenerateReport,
     generate_candidates,
     make_generator,
+    pending_source_ids,
     slot_seed,
 )
 from aescot.generate.synthetic import SyntheticConfig, SyntheticGenerator
@@ -29,5 +30,6 @@ __all__ = [
     "SyntheticGenerator",
     "generate_candidates",
     "make_generator",
+    "pending_source_ids",
     "slot_seed",
 ]

@@ -15,10 +15,10 @@ from PIL import Image
 from aescot.generate.base import Generator
 from aescot.generate.diffusion import DiffusersConfig, DiffusersGenerator
 from aescot.generate.groups import GROUPS
-from aescot.generate.stage import _load_source
+from aescot.generate.stage import load_source
 from aescot.generate.synthetic import SyntheticConfig, SyntheticGenerator
-from aescot.images import encode_png
 from aescot.ids import sha256_bytes
+from aescot.images import encode_png
 from aescot.store import DatasetStore
 
 
@@ -57,7 +57,7 @@ def reproduce_candidate(
         raise KeyError(f"candidate {candidate_id} belongs to no finished generation group")
     params = json.loads(cand["params"])
     source_row = next(r for r in store.read("sources") if r["source_id"] == cand["source_id"])
-    source = _load_source(store, source_row)
+    source = load_source(store, source_row)
     generator = generator or generator_for(group, params, device)
     slots = params.get("batch_slots", [params["slot"]])
     seeds = params.get("batch_seeds", [cand["seed"]])

@@ -105,7 +105,7 @@ class GenerateReport:
         return out
 
 
-def _load_source(store: DatasetStore, row: dict) -> SourceImage:
+def load_source(store: DatasetStore, row: dict) -> SourceImage:
     try:
         img = Image.open(io.BytesIO(store.read_bytes(row["image_key"])))
         img.load()
@@ -218,6 +218,15 @@ def _candidate_record(store: DatasetStore, generator: Generator, source_id: str,
     )
 
 
+def pending_source_ids(store: DatasetStore, config: GenerateConfig | None = None) -> list[str]:
+    """Sources not yet generated with these settings, sorted: what a flow splits into batches."""
+    config = config or GenerateConfig()
+    generator = make_generator(config)  # cheap: diffusers loads its pipeline lazily
+    done = store.keys(GROUPS.name)
+    ids = sorted(r["source_id"] for r in store.read("sources", columns=["source_id"]))
+    return [sid for sid in ids if group_id(sid, generator, config) not in done]
+
+
 def generate_candidates(
     store: DatasetStore,
     config: GenerateConfig | None = None,
@@ -265,7 +274,7 @@ def generate_candidates(
             continue
         group_rejects: list[Reject] = []
         try:
-            source = _load_source(store, row)
+            source = load_source(store, row)
             accepted, failed, regenerations = _generate_group(generator, source, config, group_rejects)
             records = [_candidate_record(store, generator, sid, a) for a in accepted]
         except GenerationError as exc:

@@ -10,7 +10,9 @@ never for quality.
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
@@ -122,9 +124,15 @@ def save_tiny_inpaint_pipeline(folder: str | Path, seed: int = 0) -> Path:
     if (folder / "model_index.json").is_file():
         return folder
     pipe = build_tiny_inpaint_pipeline(seed)
-    tmp = folder.with_name(folder.name + ".partial")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     pipe.save_pretrained(tmp, safe_serialization=True)
-    tmp.rename(folder)
+    try:
+        tmp.rename(folder)  # atomic: a reader sees the whole pipeline or none
+    except OSError:  # another process saved it first
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (folder / "model_index.json").is_file():
+            raise
     return folder
 
 

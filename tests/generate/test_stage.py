@@ -12,6 +12,7 @@ from aescot.generate import (
     Generator,
     SyntheticGenerator,
     generate_candidates,
+    pending_source_ids,
 )
 from aescot.generate.groups import GROUPS
 from aescot.items import LETTERS, build_items
@@ -54,8 +55,11 @@ def test_synthetic_run_records_candidates_items_and_is_idempotent(ingested):
 def test_other_base_seed_is_a_new_group_and_source_filter(ingested):
     store = ingested
     ids = sorted(r["source_id"] for r in store.read("sources"))
+    assert pending_source_ids(store, GenerateConfig()) == ids
     r1 = generate_candidates(store, GenerateConfig(), source_ids=ids[:2] + ["0" * 64])
     assert r1.generated == 2 and [r.reason for r in r1.rejects] == ["unknown_source"]
+    assert pending_source_ids(store, GenerateConfig()) == ids[2:]
+    assert pending_source_ids(store, GenerateConfig(base_seed=1)) == ids
     r2 = generate_candidates(store, GenerateConfig(base_seed=1), source_ids=ids[:2])
     assert r2.generated == 2
     s1 = {c["seed"] for c in store.read("candidates")}
