@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from aescot.contracts import ContractError, validate
 from aescot.dedupe.hashing import DedupeConfig, group_duplicates, hash_image
 from aescot.generate.base import GeneratedImage, GenerationError, Generator, SourceImage
-from aescot.generate.diffusion import DiffusersConfig, DiffusersGenerator
+from aescot.generate.diffusion import DiffusersConfig, DiffusersGenerator, ModelNotAvailable
 from aescot.generate.groups import GROUPS
 from aescot.generate.synthetic import SyntheticConfig, SyntheticGenerator
 from aescot.ids import candidate_id, canonical_json, derive_id
@@ -282,6 +282,16 @@ def generate_candidates(
             continue
         except ContractError as exc:  # a bug or a generator returning odd parameters: this source only
             pending_rejects.append(Reject(STAGE, sid, "invalid_candidate", str(exc)))
+            continue
+        except (ModelNotAvailable, MemoryError):
+            raise  # nothing else could succeed either: stop the run, keep what is flushed
+        except Exception as exc:  # one source's failure (odd size, pipeline error) is its reject
+            if (
+                "OutOfMemory" in type(exc).__name__
+            ):  # torch.OutOfMemoryError: lower batch_size/size and re-run
+                raise
+            log.warning("generation failed for source %s: %s", sid[:12], exc)
+            pending_rejects.append(Reject(STAGE, sid, "generation_failed", f"{type(exc).__name__}: {exc}"))
             continue
         for slot in failed:
             group_rejects.append(

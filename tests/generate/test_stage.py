@@ -192,3 +192,25 @@ def test_stored_candidates_regenerate_bit_for_bit(ingested, tiny_pipeline_dir):
     for c in cands:
         rep = reproduce_candidate(store, c["candidate_id"])
         assert rep.identical, f"{c['generator']} candidate {c['candidate_id'][:12]} did not reproduce"
+
+
+class _FailsOn(SyntheticGenerator):
+    def __init__(self, bad: str):
+        super().__init__()
+        self.bad = bad
+
+    def generate(self, source, slots, seeds):
+        if source.source_id == self.bad:
+            raise ValueError("pipeline cannot handle this image")
+        return super().generate(source, slots, seeds)
+
+
+def test_a_generator_error_is_that_sources_reject(ingested):
+    store = ingested
+    ids = [r["source_id"] for r in store.read("sources")]
+    report = generate_candidates(store, GenerateConfig(), generator=_FailsOn(ids[1]))
+    assert report.generated == 4
+    assert [(r.subject, r.reason) for r in report.rejects] == [(ids[1], "generation_failed")]
+    assert "cannot handle" in report.rejects[0].detail
+    # not marked done: a later run (e.g. with a fixed generator) picks it up
+    assert generate_candidates(store, GenerateConfig()).generated == 1
