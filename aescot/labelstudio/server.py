@@ -57,7 +57,7 @@ class LocalServerConfig(BaseModel):
     document_root: Path = Field(description="LOCAL_FILES_DOCUMENT_ROOT: the dataset root (or a parent of it)")
     host: str = "127.0.0.1"
     port: int = 0  # 0 = pick a free port
-    username: str = "aescot@localhost"
+    username: str = "admin@localhost"
     password: SecretStr = SecretStr("aescot-local-admin")
     token: SecretStr = SecretStr("aescot-local-token-0123456789abcdef")
     binary: str | None = None
@@ -195,13 +195,15 @@ def stop_pid(pid: int, timeout_s: float = 30.0) -> None:
 def _template_dir(cfg: LocalServerConfig, binary: str) -> Path:
     cache = cfg.template_cache or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "aescot"
     ident = hashlib.sha256(
-        json.dumps([str(Path(binary).resolve()), cfg.username, cfg.token.get_secret_value()]).encode()
+        json.dumps([str(Path(binary).resolve()), cfg.username, cfg.password.get_secret_value(),
+                    cfg.token.get_secret_value()]).encode()
     ).hexdigest()[:16]
     return Path(cache) / f"labelstudio-template-{ident}"
 
 
 def ensure_template(cfg: LocalServerConfig, binary: str) -> Path:
-    """An initialised (migrated, admin user + token created) data dir to copy. Built once (~60 s)."""
+    """An initialised (migrated, admin user + token created) data dir to copy. Built once (~60 s) per
+    (executable, user, password, token): the server sets credentials only when it creates the user."""
     template = _template_dir(cfg, binary)
     if (template / "label_studio.sqlite3").exists():
         return template
@@ -309,3 +311,44 @@ class LocalServer:
     def restart(self) -> RunningServer:
         self.stop()
         return self.start()
+
+
+# --- the embedded default of one dataset: `aescot labelstudio start` ---------------------------------
+
+LOCAL_DIR = ".labelstudio"
+CREDENTIALS_FILE = "aescot-credentials.json"
+
+
+def local_server_config(dataset_root: Path, port: int = 8080, binary: str | None = None) -> LocalServerConfig:
+    """The embedded server of a local dataset: data dir ``<root>/.labelstudio``, document root = the dataset root.
+
+    The admin password and API token are generated once and kept in ``<root>/.labelstudio/`` (mode 0600);
+    ``LABEL_STUDIO_API_KEY`` / ``LABEL_STUDIO_PASSWORD`` set them instead when present at the first start.
+    """
+    import secrets
+
+    root = Path(dataset_root).resolve()
+    data_dir = root / LOCAL_DIR
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cred_path = data_dir / CREDENTIALS_FILE
+    if not cred_path.exists():
+        creds = {"username": "admin@localhost",
+                 "password": os.environ.get("LABEL_STUDIO_PASSWORD") or secrets.token_urlsafe(12),
+                 "token": os.environ.get("LABEL_STUDIO_API_KEY") or secrets.token_hex(20)}
+        fd = os.open(cred_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(creds, fh)
+    creds = json.loads(cred_path.read_text())
+    return LocalServerConfig(data_dir=data_dir, document_root=root, port=port, binary=binary,
+                             username=creds["username"], password=SecretStr(creds["password"]),
+                             token=SecretStr(creds["token"]))
+
+
+def local_connection(dataset_root: Path) -> tuple[str, SecretStr] | None:
+    """URL and token of the embedded server running for this dataset, if any."""
+    data_dir = Path(dataset_root).resolve() / LOCAL_DIR
+    running = server_status(data_dir) if data_dir.is_dir() else None
+    cred_path = data_dir / CREDENTIALS_FILE
+    if running is None or not cred_path.exists():
+        return None
+    return running.url, SecretStr(json.loads(cred_path.read_text())["token"])
