@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from aescot.cli.common import DEFAULT_ROOT, RootOption, console, fail, open_store, progress_bar
@@ -42,22 +43,27 @@ def generate_cmd(
     if backend not in ("synthetic", "diffusers"):
         fail(f"unknown backend {backend!r}: use synthetic or diffusers")
     store = open_store(root)
-    diff = DiffusersConfig(
-        mode=mode,
-        size=size,
-        steps=steps,
-        guidance_scale=guidance,
-        strength=strength,
-        batch_size=batch_size,
-        device=device,
-        **({"model": model} if model else {}),
-    )
-    cfg = GenerateConfig(
-        backend=backend,
-        diffusers=diff,
-        base_seed=seed,
-        dedupe=DedupeConfig(threshold=threshold, max_regenerations=max_regenerations),
-    )
+    try:
+        diff = DiffusersConfig(
+            mode=mode,
+            size=size,
+            steps=steps,
+            guidance_scale=guidance,
+            strength=strength,
+            batch_size=batch_size,
+            device=device,
+            **({"model": model} if model else {}),
+        )
+        cfg = GenerateConfig(
+            backend=backend,
+            diffusers=diff,
+            base_seed=seed,
+            dedupe=DedupeConfig(threshold=threshold, max_regenerations=max_regenerations),
+        )
+    except ValidationError as exc:
+        fail(
+            "; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors())
+        )
     todo = len(source) if source else store.count("sources")
     try:
         with progress_bar(f"generate ({backend})", total=todo) as bar:
@@ -97,8 +103,10 @@ def dedupe_cmd(
     store = open_store(root)
     try:
         cfg = DedupeConfig(threshold=threshold, method=method, hash_size=hash_size)
-    except ValueError as exc:
-        fail(str(exc).splitlines()[0] + f" ({exc})")
+    except ValidationError as exc:
+        fail(
+            "; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors())
+        )
     report = near_duplicate_report(store, cfg)
     console.print(
         f"[bold]dedupe[/] {report.candidates} candidates + {report.sources} sources "

@@ -42,3 +42,11 @@ def test_missing_model_is_a_one_line_error(ingested, monkeypatch):
     )
     assert res.exit_code == 2
     assert "HF_HUB_OFFLINE" in res.output
+
+
+def test_bad_options_are_one_line_errors(ingested):
+    runner = CliRunner()
+    res = runner.invoke(app, ["generate", "--root", ingested.root, "--mode", "sideways"])
+    assert res.exit_code == 2 and "--mode" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["dedupe", "--root", ingested.root, "--hash-size", "12"])
+    assert res.exit_code == 2 and "--hash-size" in res.output
