@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,8 +18,8 @@ class LabelStudioConfig(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AESCOT_LS_", extra="ignore", populate_by_name=True)
 
-    url: str = Field("http://127.0.0.1:8080", validation_alias=AliasChoices("url", "LABEL_STUDIO_URL"))
-    api_key: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("api_key", "LABEL_STUDIO_API_KEY"))
+    url: str = Field("http://127.0.0.1:8080", validation_alias="LABEL_STUDIO_URL")
+    api_key: SecretStr = Field(SecretStr(""), validation_alias="LABEL_STUDIO_API_KEY")
     project_title: str = Field("aescot screening", min_length=1, max_length=50)
     project_description: str = "Screen four generated candidates (A-D) of a product photo."
     label_config_path: Path | None = Field(None, description="labeling config XML (default: annotation/screening.xml)")
@@ -27,7 +27,7 @@ class LabelStudioConfig(BaseSettings):
     annotators_per_task: int = Field(1, ge=1, description="Label Studio's maximum_annotations (overlap)")
     document_root: Path | None = Field(
         None,
-        validation_alias=AliasChoices("document_root", "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"),
+        validation_alias="LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT",
         description="the server's LOCAL_FILES_DOCUMENT_ROOT (default: the dataset root, as `aescot labelstudio "
         "start` sets it)",
     )

@@ -121,13 +121,14 @@ def _select(items: list[dict], known: Mapping[str, Any], config: LabelStudioConf
     return sorted(chosen, key=lambda i: _order_key(i["item_id"])), len(gold) - n_gold
 
 
-def _image_problems(store: DatasetStore, item: dict[str, Any], check: bool) -> str | None:
+def _image_problems(store: DatasetStore, item: dict[str, Any], check: bool, seen: set[str]) -> str | None:
     keys = [item["source_image_key"], *(c["image_key"] for c in item["candidates"])]
     outside = [k for k in keys if not k.startswith("images/")]
     if outside:
         return f"image keys outside the store's images/ folder cannot be served: {outside}"
     if check:
-        missing = [k for k in keys if not store.exists(k)]
+        missing = [k for k in keys if k not in seen and not store.exists(k)]
+        seen.update(k for k in keys if k not in missing)
         if missing:
             return f"images missing from the store: {missing}"
     return None
@@ -183,9 +184,9 @@ def push_items(store: DatasetStore, config: LabelStudioConfig, item_ids: Iterabl
 
     all_gold = bool(all_items) and all(i["gold"] for i in all_items)
     selected, report.gold_held_back = _select(wanted, known, config, explicit, all_gold)
-    ready = []
+    ready, seen = [], set()
     for item in selected:
-        problem = _image_problems(store, item, config.check_images)
+        problem = _image_problems(store, item, config.check_images, seen)
         if problem:
             rejects.append(Reject(STAGE, item["item_id"], "image_unavailable", problem, item["source_id"]))
         else:
