@@ -42,9 +42,11 @@ class IngestConfig(BaseModel):
     limits: ImageLimits = Field(default_factory=ImageLimits)
     mask: MaskConfig = Field(default_factory=MaskConfig)
     hash_method: str = "phash"
-    hash_size: int = Field(8, ge=4, le=16)
+    # 16x16 = 256-bit pHash. Measured on 90 distinct rendered products: distinct pairs differ by
+    # >= 22 bits, JPEG q75 / resized copies by <= 8; 8x8 hashes could not tell apart (0 bits).
+    hash_size: int = Field(16, ge=4, le=32, description="pHash side; the hash has hash_size**2 bits")
     near_duplicate_distance: int = Field(
-        4, ge=-1, description="Hamming radius for near-duplicate sources; -1 turns the check off"
+        12, ge=-1, description="Hamming radius (bits) for near-duplicate sources; -1 turns the check off"
     )
     batch_size: int = Field(128, ge=1, description="sources per atomic append (a crash loses at most one batch)")
     workers: int = Field(2, ge=1, description="decoding threads")

@@ -15,7 +15,9 @@ from aescot.status import stage_counts
 def ingest_cmd(
     inputs: Annotated[list[str], typer.Argument(help="Folders, globs ('photos/**/*.jpg'), or manifest .csv/.parquet files.")],
     root: RootOption = DEFAULT_ROOT,
-    near_duplicate_distance: Annotated[int, typer.Option(help="Hamming radius for near-duplicate sources (-1: off).")] = 4,
+    near_duplicate_distance: Annotated[
+        int, typer.Option(help="Hamming radius in bits of the 256-bit pHash for near-duplicate sources (-1: off).")
+    ] = 12,
     max_side: Annotated[int, typer.Option(help="Downscale sources whose longest side is larger.")] = 2048,
     min_side: Annotated[int, typer.Option(help="Reject sources whose shorter side is smaller.")] = 64,
     workers: Annotated[int, typer.Option(help="Decoding threads.")] = 2,
