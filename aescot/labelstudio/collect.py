@@ -105,36 +105,52 @@ def parse_annotation(ann: dict[str, Any], item_id: str, task_id: int, annotator:
 
 def collect_annotations(store: DatasetStore, config: LabelStudioConfig, client: LabelStudio | None = None
                         ) -> CollectReport:
-    """Pull what changed since the last pull, snapshot it raw, parse it, refresh consensus labels."""
+    """Pull what changed since the last pull, snapshot it raw, parse it, refresh consensus labels.
+
+    The first pull is one export of every annotated task; later pulls list tasks updated since the
+    cursor (the newest task update seen, minus ``cursor_overlap_s``) and export only those whose
+    update time moved, in chunks of ``export_chunk`` task ids.
+    """
     client = client or make_client(config)
     project = ensure_project(store, config, client)
     report = CollectReport(project_id=project.id)
     stored = {r["annotation_id"]: r for r in store.read("annotations", columns=["annotation_id", "revision",
                                                                                 "updated_at"])}
     with http_client(config) as http:
-        changed = changed_tasks(config, http, project, _cursor(store, project))
         state = {r["task_id"]: r for r in store.read(STATE_TABLE.name) if r["project_uid"] == project.uid}
-        # the overlap window re-lists tasks already pulled: keep those whose update time moved
-        changed = [t for t in changed if state.get(t["id"], {}).get("task_updated_at") != _iso(t["updated_at"])]
-        # a task matters if it has annotations now, or had some last time (they may have been deleted)
-        wanted = [t for t in changed
-                  if (t.get("total_annotations") or 0) + (t.get("cancelled_annotations") or 0) > 0
-                  or state.get(t["id"], {}).get("annotation_ids")]
-        report.tasks_changed = len(wanted)
-        if not wanted:
-            _advance_cursor(store, project, changed, state)
-            return report
+        cursor = _cursor(store, project)
+        if cursor is None:
+            # first pull: one export of every task with any annotation (skips included), no listing
+            changed, requests = [], [[("exportType", "JSON"), ("download_all_tasks", "false")]]
+        else:
+            changed = changed_tasks(config, http, project, cursor)
+            # the overlap window re-lists tasks already pulled: keep those whose update time moved
+            changed = [t for t in changed if state.get(t["id"], {}).get("task_updated_at") != _iso(t["updated_at"])]
+            # a task matters if it has annotations now, or had some last time (they may have been deleted)
+            wanted = [t["id"] for t in changed
+                      if (t.get("total_annotations") or 0) + (t.get("cancelled_annotations") or 0) > 0
+                      or state.get(t["id"], {}).get("annotation_ids")]
+            report.tasks_changed = len(wanted)
+            if not wanted:
+                _advance_cursor(store, project, changed, state)
+                return report
+            requests = [[("exportType", "JSON"), ("download_all_tasks", "true"),
+                         *(("ids[]", i) for i in wanted[start:start + config.export_chunk])]
+                        for start in range(0, len(wanted), config.export_chunk)]
         users = _annotators(config, http)
         stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
         new_rows, state_rows, rejects, touched = [], [], [], set()
-        for n, start in enumerate(range(0, len(wanted), config.export_chunk)):
-            ids = [t["id"] for t in wanted[start:start + config.export_chunk]]
-            params = [("exportType", "JSON"), ("download_all_tasks", "true"), *(("ids[]", i) for i in ids)]
+        for n, params in enumerate(requests):
             raw = _export(config, http, project.id, params)
+            if raw.strip() == b"[]":
+                continue
             key = f"{SNAPSHOT_PREFIX}/{project.id}/{stamp}-{n:04d}.json"
             store.write_bytes(key, raw)  # the raw pull is safe on disk before anything parses it
             report.snapshots.append(key)
-            for task in json.loads(raw):
+            tasks = json.loads(raw)
+            if cursor is None:
+                report.tasks_changed += len(tasks)
+            for task in tasks:
                 item_id = (task.get("data") or {}).get(ITEM_FIELD)
                 if not item_id:
                     rejects.append(Reject(STAGE, f"task:{task['id']}", "task_without_item",

@@ -54,3 +54,22 @@ class LabelStudioConfig(BaseSettings):
 
     def __repr__(self) -> str:  # SecretStr already hides the key; keep the repr short
         return f"LabelStudioConfig(url={self.url!r}, project_title={self.project_title!r})"
+
+
+def resolve_config(store, **fields) -> LabelStudioConfig:
+    """Settings for ``store``: ``LABEL_STUDIO_URL``/``LABEL_STUDIO_API_KEY`` when set, else the embedded
+    server running for this (local) dataset. Raises :class:`LabelStudioConfigError` saying what to do."""
+    import os
+
+    from aescot.labelstudio.client import LabelStudioConfigError
+    from aescot.labelstudio.server import local_connection
+
+    cfg = LabelStudioConfig(**{k: v for k, v in fields.items() if v is not None})
+    if not cfg.api_key.get_secret_value() and "LABEL_STUDIO_URL" not in os.environ and store.is_local:
+        local = local_connection(Path(store.root))
+        if local is None:
+            raise LabelStudioConfigError(
+                "no Label Studio: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, or run "
+                f"`aescot labelstudio start --root {store.root}` first")
+        cfg = cfg.model_copy(update={"url": local[0], "api_key": local[1]})
+    return cfg

@@ -7,6 +7,7 @@ Control names are a contract with ``annotation/screening.xml``: ``acceptable``, 
 from __future__ import annotations
 
 import posixpath
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,11 +23,17 @@ class ResultError(ValueError):
     """An annotation's result cannot become an answer (e.g. best is not among the acceptable)."""
 
 
+@lru_cache(maxsize=64)
+def _relative_root(store_root: str, document_root: Path) -> str:
+    """The dataset root relative to the server's document root, as a POSIX path ('.' -> '')."""
+    rel = Path(store_root).resolve().relative_to(Path(document_root).resolve()).as_posix()
+    return "" if rel == "." else rel
+
+
 def image_ref(store: DatasetStore, key: str, storage: str, document_root: Path | None) -> str:
     """How a task points at an image: Label Studio's local-files URL, or an s3://, gs:// URI it presigns."""
     if storage.startswith("local:"):
-        rel = Path(store.local_path(key)).resolve().relative_to(document_root)
-        return "/data/local-files/?d=" + quote(rel.as_posix())
+        return "/data/local-files/?d=" + quote(posixpath.join(_relative_root(store.root, document_root), key))
     scheme, _, rest = storage.partition(":")
     bucket, _, prefix = rest.partition("/")
     assert key.startswith("images/")
