@@ -190,9 +190,10 @@ def collect_annotations(store: DatasetStore, config: LabelStudioConfig, client: 
         # tasks listed as changed but without annotations still advance the cursor
         exported = {r["task_id"] for r in state_rows}
         state_rows += _cursor_rows(project, [t for t in changed if t["id"] not in exported], state)
+        # labels before the task state: if we die in between, the next pull re-reads these tasks
+        written, pending = refresh_labels(store, config, touched, pending_state=state_rows)
+        report.labels_written, report.needs_adjudication = written, pending
         store.append(STATE_TABLE.name, state_rows)
-    written, pending = refresh_labels(store, config, touched)
-    report.labels_written, report.needs_adjudication = written, pending
     return report
 
 
@@ -222,12 +223,17 @@ def _advance_cursor(store: DatasetStore, project: Project, changed: list[dict], 
     store.append(STATE_TABLE.name, _cursor_rows(project, changed, state))
 
 
-def live_annotations(store: DatasetStore, item_ids: set[str] | None = None) -> dict[str, list[dict[str, Any]]]:
-    """item id -> its annotations still present in Label Studio at the last pull (latest revision each)."""
-    live: set[str] = set()
-    for r in store.read(STATE_TABLE.name, columns=["item_id", "annotation_ids"]):
+def live_annotations(store: DatasetStore, item_ids: set[str] | None = None,
+                     pending_state: list[dict[str, Any]] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """item id -> its annotations still present in Label Studio at the last pull (latest revision each).
+
+    ``pending_state`` are task-state rows of the pull in progress, not yet written; they take precedence.
+    """
+    per_task: dict[tuple[str, int], list[str]] = {}
+    for r in [*store.read(STATE_TABLE.name), *(pending_state or [])]:
         if item_ids is None or r["item_id"] in item_ids:
-            live.update(r["annotation_ids"] or [])
+            per_task[(r["project_uid"], r["task_id"])] = r["annotation_ids"] or []
+    live = {a for ids in per_task.values() for a in ids}
     out: dict[str, list[dict[str, Any]]] = {}
     for a in store.read("annotations"):
         if a["annotation_id"] in live:
@@ -235,11 +241,12 @@ def live_annotations(store: DatasetStore, item_ids: set[str] | None = None) -> d
     return out
 
 
-def refresh_labels(store: DatasetStore, config: LabelStudioConfig, item_ids: set[str]) -> tuple[int, list[str]]:
+def refresh_labels(store: DatasetStore, config: LabelStudioConfig, item_ids: set[str],
+                   pending_state: list[dict[str, Any]] | None = None) -> tuple[int, list[str]]:
     """Recompute consensus labels of ``item_ids``; returns (labels written, items waiting for adjudication)."""
     if not item_ids:
         return 0, []
-    by_item = live_annotations(store, item_ids)
+    by_item = live_annotations(store, item_ids, pending_state)
     current = {r["item_id"]: r for r in store.read("labels")}
     rows, pending = [], []
     for item_id in sorted(item_ids):

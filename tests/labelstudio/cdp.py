@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
 import shutil
 import subprocess
 import tempfile
@@ -30,7 +32,8 @@ class Browser:
     def __init__(self, binary: str):
         self.profile = Path(tempfile.mkdtemp(prefix="aescot-chromium-"))
         self.proc = subprocess.Popen([binary, *FLAGS, "--remote-debugging-port=0", f"--user-data-dir={self.profile}",
-                                      "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                      "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
         port_file = self.profile / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not port_file.exists() or not port_file.read_text().strip():
@@ -39,7 +42,7 @@ class Browser:
             time.sleep(0.1)
         port = int(port_file.read_text().split()[0])
         page = next(t for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json() if t["type"] == "page")
-        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=20)
+        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=20, close_timeout=1)
         self.ids = itertools.count(1)
 
     def send(self, method: str, **params: Any) -> dict[str, Any]:
@@ -79,9 +82,12 @@ class Browser:
         try:
             self.ws.close()
         finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+            # Chromium and its helper processes share the session we started it in
+            for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 5)):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                    self.proc.wait(wait)
+                    break
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    continue
             shutil.rmtree(self.profile, ignore_errors=True)

@@ -126,3 +126,25 @@ def test_agreement_and_gold_report(ls_store, project):
     assert gr.for_annotator(ann1.email).dimension_accuracy == 1.0
     assert gr.for_annotator(ann2.email).best_accuracy == 0.0
     assert gr.for_annotator(ann3.email) is None
+
+
+def test_crash_before_the_cursor_moves_repeats_nothing(ls_store, project, monkeypatch):
+    cfg, regular, _, tasks, (ann1, ann2, _) = project
+    ann1.annotate(tasks[regular[0]["item_id"]], GOOD)
+    ann2.annotate(tasks[regular[1]["item_id"]], OTHER)
+    real_append = type(ls_store).append
+
+    def dying_append(self, table, records, validate=True):
+        if table == "labelstudio_task_state":
+            raise OSError("disk gone")
+        return real_append(self, table, records, validate)
+
+    monkeypatch.setattr(type(ls_store), "append", dying_append)
+    with pytest.raises(OSError):
+        collect_annotations(ls_store, cfg)
+    monkeypatch.setattr(type(ls_store), "append", real_append)
+    assert len(ls_store.read("labels")) == 2  # labels were written before the crash
+    again = collect_annotations(ls_store, cfg)
+    assert (again.annotations_new, again.annotations_updated, again.annotations_unchanged) == (0, 0, 2)
+    assert len(ls_store.read("annotations", latest=False)) == 2 and again.labels_written == 0
+    assert collect_annotations(ls_store, cfg).tasks_changed == 0
