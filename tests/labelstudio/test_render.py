@@ -54,11 +54,13 @@ def test_labeling_page_renders_and_keyboard_labelling_is_collected(ls_store, ls_
     browser.send("Page.navigate", url=f"{ls_config.url}/projects/{report.project_id}/data?task={task_id}")
 
     assert browser.wait_for(IMAGES_LOADED) == 5
+    browser.wait_for("document.body.innerText.split('Product deformed / text garbled').length === 5", 20)
     text = browser.eval("document.body.innerText")
     assert text.count("Product deformed / text garbled") == 4
     for label in ("Acceptable candidates", "Best candidate", "None acceptable", "Source product photo"):
         assert label in text
-    assert browser.eval("document.querySelectorAll('[class*=star], [aria-label*=star], .ant-rate').length") >= 4
+    # one 5-star rating per candidate (rendered after the images on a slow machine)
+    assert browser.wait_for("document.querySelectorAll('.ant-rate').length === 4 && 4", 20) == 4
 
     # label with the keyboard only: A and C acceptable, A best, C's lighting wrong, submit
     for key in ("1", "3", "z", "s"):
