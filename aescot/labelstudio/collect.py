@@ -60,7 +60,7 @@ def _cursor(store: DatasetStore, project: Project) -> str | None:
 
 
 def _since(cursor: str, overlap_s: float) -> str:
-    t = datetime.fromisoformat(cursor.replace("Z", "+00:00")) - timedelta(seconds=overlap_s)
+    t = datetime.fromisoformat(cursor) - timedelta(seconds=overlap_s)
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -77,7 +77,7 @@ def changed_tasks(config: LabelStudioConfig, http, project: Project, cursor: str
 def _iso(ts: str | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).isoformat(timespec="microseconds")
+    return datetime.fromisoformat(ts).isoformat(timespec="microseconds")
 
 
 def _annotators(config: LabelStudioConfig, http) -> dict[int, str]:

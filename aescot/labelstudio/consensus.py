@@ -16,7 +16,8 @@ ticked X acceptable, and a majority for "none" leaves no letter a majority.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from aescot.labelstudio.mapping import DIMENSIONS, LETTERS
 from aescot.timeutil import now_iso

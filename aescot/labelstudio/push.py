@@ -10,15 +10,22 @@ records them, so nothing is imported twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pyarrow as pa
 from label_studio_sdk import LabelStudio
 
 from aescot.ids import derive_id
-from aescot.labelstudio.client import (LabelStudioUnavailable, call, http_client, is_transient, list_tasks,
-                                       make_client)
+from aescot.labelstudio.client import (
+    LabelStudioUnavailable,
+    call,
+    http_client,
+    is_transient,
+    list_tasks,
+    make_client,
+)
 from aescot.labelstudio.config import LabelStudioConfig
 from aescot.labelstudio.mapping import ITEM_FIELD, answer_to_result, task_data
 from aescot.labelstudio.project import Project, document_root, ensure_project
@@ -224,7 +231,7 @@ def _import_chunk(store: DatasetStore, config: LabelStudioConfig, client: LabelS
         try:
             resp = client.projects.import_tasks(project.id, request=payload, return_task_ids=True,
                                                 request_options={"max_retries": 0})
-        except Exception as exc:  # noqa: BLE001 - only transient errors are retried below
+        except Exception as exc:
             if not is_transient(exc):
                 raise
             log.warning("import of %d tasks failed (%s); reconciling before retry %d", len(todo),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
 import shutil
+import signal
 import subprocess
 import tempfile
 import time

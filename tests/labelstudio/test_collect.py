@@ -32,7 +32,7 @@ def project(ls_store, ls_config, labelstudio_server):
 
 
 def test_incremental_collect_snapshots_revisions_and_consensus(ls_store, project):
-    cfg, regular, gold, tasks, (ann1, ann2, ann3) = project
+    cfg, regular, _, tasks, (ann1, ann2, ann3) = project
     t = [tasks[i["item_id"]] for i in regular]
     a_edit = ann1.annotate(t[0], GOOD)           # item 0: unanimous (1 edits later)
     ann2.annotate(t[0], GOOD)

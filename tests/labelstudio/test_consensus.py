@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import krippendorff
+import numpy as np
 import pytest
 
 from aescot.contracts import validate

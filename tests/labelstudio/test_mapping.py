@@ -8,8 +8,15 @@ import pytest
 
 from aescot.labelstudio import LabelStudioConfig
 from aescot.labelstudio.assets import guidelines_html, label_config
-from aescot.labelstudio.mapping import (DIMENSIONS, ITEM_FIELD, LETTERS, ResultError, answer_to_result,
-                                        result_to_answer, task_data)
+from aescot.labelstudio.mapping import (
+    DIMENSIONS,
+    ITEM_FIELD,
+    LETTERS,
+    ResultError,
+    answer_to_result,
+    result_to_answer,
+    task_data,
+)
 from tests.labelstudio.helpers import answer, make_items
 
 

@@ -79,8 +79,8 @@ def test_lost_import_answer_is_reconciled_not_duplicated(ls_store, ls_config):
     items = make_items(ls_store, 30)
     project = ensure_project(ls_store, ls_config)
     # the server committed 10 tasks but aescot never heard back (crash between import and bookkeeping)
-    from aescot.labelstudio.project import document_root
     from aescot.labelstudio.mapping import task_data
+    from aescot.labelstudio.project import document_root
 
     root = document_root(ls_store, ls_config)
     admin(ls_config).projects.import_tasks(

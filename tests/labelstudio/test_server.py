@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
 import pytest
 
@@ -28,8 +28,8 @@ def test_running_server_is_recorded_in_its_data_dir_without_secrets(labelstudio_
     assert labelstudio_server.token.get_secret_value() not in recorded
     assert labelstudio_server.token.get_secret_value() not in repr(status)
     # credentials reach the child through its environment, not its command line
-    cmdline = open(f"/proc/{status.pid}/cmdline", "rb").read().decode(errors="replace") if os.path.exists(
-        f"/proc/{status.pid}/cmdline") else ""
+    proc_file = Path(f"/proc/{status.pid}/cmdline")
+    cmdline = proc_file.read_bytes().decode(errors="replace") if proc_file.exists() else ""
     assert labelstudio_server.token.get_secret_value() not in cmdline
     assert labelstudio_server.cfg.password.get_secret_value() not in cmdline
 
