@@ -21,12 +21,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aescot.labelstudio import LabelStudioConfig, collect_annotations, ensure_project, push_items  # noqa: E402
-from aescot.labelstudio.mapping import answer_to_result, task_data  # noqa: E402
-from aescot.labelstudio.project import document_root  # noqa: E402
-from aescot.labelstudio.server import LocalServer, LocalServerConfig  # noqa: E402
-from aescot.store import DatasetStore  # noqa: E402
-from tests.labelstudio.helpers import admin, answer, make_items, sign_up  # noqa: E402
+from aescot.labelstudio import LabelStudioConfig, collect_annotations, ensure_project, push_items
+from aescot.labelstudio.mapping import answer_to_result, task_data
+from aescot.labelstudio.project import document_root
+from aescot.labelstudio.server import LocalServer, LocalServerConfig
+from aescot.store import DatasetStore
+from tests.labelstudio.helpers import admin, answer, make_items, sign_up
 
 ANSWERS = [answer("A", ["A", "B"], {"C": ["lighting_shadow"]}, {"A": 5}), answer("C", ["C"], {"A": ["placement_layout"]})]
 

@@ -15,10 +15,25 @@ import typer
 from rich.table import Table
 
 from aescot.cli.common import DEFAULT_ROOT, RootOption, console, fail, open_store
-from aescot.labelstudio import (LabelStudioConfig, LabelStudioConfigError, LabelStudioUnavailable, agreement_report,
-                                collect_annotations, ensure_project, gold_report, push_items)
-from aescot.labelstudio.server import (ServerNotFound, ServerStartError, local_connection, local_server_config,
-                                       server_status, start_server, stop_server)
+from aescot.labelstudio import (
+    LabelStudioConfig,
+    LabelStudioConfigError,
+    LabelStudioUnavailable,
+    agreement_report,
+    collect_annotations,
+    ensure_project,
+    gold_report,
+    push_items,
+)
+from aescot.labelstudio.server import (
+    ServerNotFound,
+    ServerStartError,
+    local_connection,
+    local_server_config,
+    server_status,
+    start_server,
+    stop_server,
+)
 from aescot.store import DatasetStore
 
 ProjectOption = Annotated[str | None, typer.Option("--project", help="Project title (default: aescot screening).")]
@@ -130,7 +145,7 @@ def agreement_cmd(root: RootOption = DEFAULT_ROOT,
                    "gold best acc", "gold dims acc", title=f"annotators (gold items pushed {gold.gold_items_pushed})")
     for s in agreement.annotators:
         g = scores.get(s.annotator)
-        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
         people.add_row(s.annotator, str(s.submitted), str(s.skipped), fmt(s.mean_lead_time_s),
                        fmt(s.agrees_with_consensus), str(g.gold_items if g else 0), fmt(g.best_accuracy if g else None),
                        fmt(g.dimension_accuracy if g else None))
