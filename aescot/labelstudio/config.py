@@ -35,6 +35,11 @@ class LabelStudioConfig(BaseSettings):
         "auto", description="how tasks reference images: local files, or S3/GCS import storage with presigned URLs"
     )
     s3_endpoint: str | None = Field(None, description="S3-compatible endpoint for the server's S3 storage")
+    s3_access_key_id: SecretStr | None = Field(
+        None, validation_alias="AWS_ACCESS_KEY_ID",
+        description="given to Label Studio's S3 storage (which keeps it to presign); else the server's own env")
+    s3_secret_access_key: SecretStr | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY")
+    s3_region: str | None = Field(None, validation_alias="AWS_DEFAULT_REGION")
     chunk_size: int = Field(500, ge=1, le=10_000, description="tasks per bulk import call")
     gold_share: float = Field(0.1, ge=0.0, lt=1.0, description="share of pushed tasks that are gold items")
     prefill_known_answers: bool = Field(

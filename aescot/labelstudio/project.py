@@ -81,6 +81,18 @@ def _find(client: LabelStudio, config: LabelStudioConfig, title: str) -> Any | N
     return matches[0] if matches else None
 
 
+def _s3_options(config: LabelStudioConfig) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    if config.s3_endpoint:
+        opts["s3endpoint"] = config.s3_endpoint
+    if config.s3_region:
+        opts["region_name"] = config.s3_region
+    if config.s3_access_key_id and config.s3_secret_access_key:
+        opts["aws_access_key_id"] = config.s3_access_key_id.get_secret_value()
+        opts["aws_secret_access_key"] = config.s3_secret_access_key.get_secret_value()
+    return opts
+
+
 def _ensure_storage(client: LabelStudio, config: LabelStudioConfig, store: DatasetStore, project_id: int) -> str:
     kind = storage_kind(store, config)
     title = "aescot images"
@@ -97,7 +109,7 @@ def _ensure_storage(client: LabelStudio, config: LabelStudioConfig, store: Datas
     api = client.import_storage.s3 if kind == "s3" else client.import_storage.gcs
     existing = call(config, lambda: list(api.list(project=project_id)), f"list {kind} storage")
     if not any(s.bucket == bucket and (s.prefix or "").strip("/") == prefix for s in existing):
-        extra = {"s3_endpoint": config.s3_endpoint} if kind == "s3" and config.s3_endpoint else {}
+        extra = _s3_options(config) if kind == "s3" else {}
         call(config, lambda: api.create(project=project_id, bucket=bucket, prefix=prefix, title=title,
                                         presign=True, use_blob_urls=True, **extra), f"create {kind} storage")
     return f"{kind}:{bucket}/{prefix}"

@@ -65,6 +65,9 @@ class LocalServerConfig(BaseModel):
         default=None, description="where initialised data-dir templates are kept (default ~/.cache/aescot)"
     )
     startup_timeout_s: float = 240.0
+    extra_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="more server settings, e.g. USE_DEFAULT_BANNED_SUBNETS=false to let it reach a MinIO on loopback")
 
 
 @dataclass
@@ -127,6 +130,7 @@ def _server_env(cfg: LocalServerConfig, data_dir: Path) -> dict[str, str]:
         LABEL_STUDIO_USER_TOKEN=cfg.token.get_secret_value(),
         PYTHONUNBUFFERED="1",
     )
+    env.update(cfg.extra_env)
     return env
 
 
