@@ -6,6 +6,9 @@ from prefect.client.orchestration import get_client
 
 GPU_LIMIT = "aescot-gpu"
 TEACHER_LIMIT = "aescot-teacher"
+# Slots are leases, renewed while held. A run killed while holding one (SIGKILL, a lost machine)
+# frees it when the lease lapses: 60 s is the shortest lease Prefect's server accepts.
+SLOT_LEASE_S = 60.0
 
 
 def ensure_limit(name: str, limit: int) -> None:

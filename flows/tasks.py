@@ -19,7 +19,7 @@ from aescot.ids import derive_id
 from aescot.ingest import ingest
 from aescot.items import build_items
 from aescot.store import DatasetStore
-from flows.limits import GPU_LIMIT, TEACHER_LIMIT
+from flows.limits import GPU_LIMIT, SLOT_LEASE_S, TEACHER_LIMIT
 
 NETWORK_RETRIES = dict(retries=3, retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.5)
 
@@ -58,7 +58,7 @@ def generate_batch(root: str, source_ids: list[str], config_json: str) -> dict[s
     """Generate, dedupe and assemble items for one batch of sources, holding a GPU slot."""
     store = DatasetStore(root)
     config = GenerateConfig.model_validate_json(config_json)
-    with concurrency(GPU_LIMIT, occupy=1):
+    with concurrency(GPU_LIMIT, occupy=1, lease_duration=SLOT_LEASE_S):
         report = generate_candidates(store, config, source_ids)
     items = build_items(store, source_ids)
     return {"sources": report.sources, "generated": report.generated, "skipped": report.skipped,
@@ -107,7 +107,7 @@ def write_rationales(root: str, samples: int) -> dict[str, Any]:
     from aescot.teacher.config import RationaleConfig
     from aescot.teacher.rationales import generate_rationales
 
-    with concurrency(TEACHER_LIMIT, occupy=1):
+    with concurrency(TEACHER_LIMIT, occupy=1, lease_duration=SLOT_LEASE_S):
         report = generate_rationales(DatasetStore(root), RationaleConfig(samples=samples))
     return {"calls": report.calls, "ok": report.ok, "failed": report.failed, "cached": report.samples_cached,
             "format_failures": report.format_failures, "consistent": report.consistent,
