@@ -12,10 +12,10 @@ import csv
 import glob
 import io
 import os
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import fsspec
 import numpy as np

@@ -76,7 +76,7 @@ def segment_plain_background(img: Image.Image, cfg: MaskConfig) -> Mask:
         work.thumbnail((cfg.work_side, cfg.work_side), Image.Resampling.BILINEAR)
     rgb = np.asarray(work, dtype=np.float32)
     h, w, _ = rgb.shape
-    b = max(1, int(round(min(h, w) * cfg.border_fraction)))
+    b = max(1, round(min(h, w) * cfg.border_fraction))
     border = np.concatenate([rgb[:b].reshape(-1, 3), rgb[-b:].reshape(-1, 3),
                              rgb[:, :b].reshape(-1, 3), rgb[:, -b:].reshape(-1, 3)])
     bg = np.median(border, axis=0)

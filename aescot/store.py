@@ -22,9 +22,10 @@ import os
 import posixpath
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import fsspec
 import pyarrow as pa
@@ -92,7 +93,7 @@ class DatasetStore:
         self.storage_options = storage_options or {}
         try:
             self.fs.makedirs(self.path, exist_ok=True)
-        except Exception as exc:  # noqa: BLE001 - surface any backend error with the root named
+        except Exception as exc:
             raise StoreError(f"cannot create dataset root {root!r}: {exc}") from exc
 
     def __repr__(self) -> str:

@@ -21,7 +21,7 @@ from aescot.items import build_items
 from aescot.store import DatasetStore
 from flows.limits import GPU_LIMIT, SLOT_LEASE_S, TEACHER_LIMIT
 
-NETWORK_RETRIES = dict(retries=3, retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.5)
+NETWORK_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 10, 30], "retry_jitter_factor": 0.5}
 
 
 @task(name="ingest")

@@ -7,7 +7,6 @@ embedded server started for the dataset by ``aescot labelstudio start`` is used.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -25,10 +24,10 @@ from aescot.labelstudio import (
     gold_report,
     push_items,
 )
+from aescot.labelstudio.config import resolve_config
 from aescot.labelstudio.server import (
     ServerNotFound,
     ServerStartError,
-    local_connection,
     local_server_config,
     server_status,
     start_server,
@@ -42,17 +41,10 @@ ls_app = typer.Typer(help="Run the embedded Label Studio and set up the screenin
 
 
 def _config(store: DatasetStore, project: str | None, **overrides) -> LabelStudioConfig:
-    fields = {k: v for k, v in overrides.items() if v is not None}
-    if project:
-        fields["project_title"] = project
-    cfg = LabelStudioConfig(**fields)
-    if not cfg.api_key.get_secret_value() and "LABEL_STUDIO_URL" not in os.environ and store.is_local:
-        local = local_connection(Path(store.root))
-        if local is None:
-            fail("no Label Studio: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, or run "
-                 f"`aescot labelstudio start --root {store.root}` first")
-        cfg = cfg.model_copy(update={"url": local[0], "api_key": local[1]})
-    return cfg
+    try:
+        return resolve_config(store, project_title=project, **overrides)
+    except LabelStudioConfigError as exc:
+        fail(str(exc))
 
 
 def _run(fn):

@@ -13,7 +13,7 @@ from aescot.store import DatasetStore
 from flows.build_screening_set import build_screening_set
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
-OFFLINE = dict(labelstudio=False, teacher="off")
+OFFLINE = {"labelstudio": False, "teacher": "off"}
 
 
 def test_flow_generates_items_and_rerun_repeats_nothing(tmp_path):
