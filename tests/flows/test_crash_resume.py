@@ -74,3 +74,45 @@ def test_kill_during_generation_then_resume(prefect_server, tmp_path):
     assert_consistent(store, n)
     run_flow(prefect_server, root, manifest)  # and once more: still nothing duplicated
     assert_consistent(store, n)
+
+
+RUN_LS = """
+import sys
+from flows.build_screening_set import build_screening_set
+build_screening_set(root=sys.argv[1], sources=[sys.argv[2]], project=sys.argv[3], gold_share=0.0, teacher="off")
+"""
+
+
+@pytest.mark.labelstudio
+def test_kill_during_push_then_resume(prefect_server, ls_store, ls_config, labelstudio_server, tmp_path):
+    from aescot.labelstudio.client import http_client, list_tasks
+    from aescot.labelstudio.mapping import ITEM_FIELD
+    from aescot.labelstudio.project import ensure_project
+
+    n = 40
+    manifest = write_sample_sources(tmp_path / "src", n=n, size=128)
+    env = {**prefect_server, "LABEL_STUDIO_URL": ls_config.url,
+           "LABEL_STUDIO_API_KEY": ls_config.api_key.get_secret_value(),
+           "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(labelstudio_server.document_root),
+           "AESCOT_LS_CHUNK_SIZE": "4"}  # many small bulk imports, so the kill lands between two
+    args = [sys.executable, "-c", RUN_LS, ls_store.root, str(manifest), ls_config.project_title]
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not ls_store.list_keys("tables/labelstudio_tasks"):
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 0 < ls_store.count("labelstudio_tasks") < n, "the kill must land mid-push"
+
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, timeout=600)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+
+    project = ensure_project(ls_store, ls_config)
+    with http_client(ls_config) as http:
+        tasks = list_tasks(ls_config, http, project.id)
+    item_ids = [t["data"][ITEM_FIELD] for t in tasks]
+    assert len(item_ids) == n and len(set(item_ids)) == n  # every item once: none lost, none twice
+    assert set(item_ids) == {i["item_id"] for i in ls_store.read("items")}
+    assert ls_store.count("labelstudio_tasks") == n
