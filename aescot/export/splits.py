@@ -17,9 +17,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
 import pyarrow as pa
 
+from aescot.dedupe.index import radius_search
 from aescot.ids import derive_id
 from aescot.store import TableSpec, register_table
 
@@ -47,74 +47,23 @@ SPLITS_TABLE = register_table(
 # --- near-duplicate grouping -----------------------------------------------------------------------
 
 
-def _hash_words(hashes: list[str]) -> np.ndarray:
-    """Hex hashes of one length as an (n, words) uint64 array."""
-    width = len(hashes[0])
-    words = -(-width // 16)
-    padded = [h.rjust(words * 16, "0") for h in hashes]
-    return np.array([[int(p[i * 16 : (i + 1) * 16], 16) for i in range(words)] for p in padded], dtype=np.uint64)
-
-
-def _blocked_pairs(words: np.ndarray, max_bits: int, block: int) -> Iterable[tuple[int, int, int]]:
-    """All pairs ``(i, j, bits)``, ``i < j``, of rows of an (n, words) array within ``max_bits``, blockwise."""
-    n = len(words)
-    for start in range(0, n, block):
-        a = words[start : start + block]
-        for bstart in range(start, n, block):
-            b = words[bstart : bstart + block]
-            dist = np.bitwise_count(a[:, None, :] ^ b[None, :, :]).sum(axis=2, dtype=np.int64)
-            ii, jj = np.nonzero(dist <= max_bits)
-            keep = (bstart + jj) > (start + ii)  # upper triangle only
-            for i, j in zip(ii[keep], jj[keep]):
-                yield start + int(i), bstart + int(j), int(dist[i, j])
-
-
-def _multi_index_pairs(words: np.ndarray, max_bits: int, block: int) -> Iterable[tuple[int, int, int]]:
-    """Pairs of 64-bit hashes within ``max_bits``, comparing only hashes that share a segment.
-
-    Pigeonhole: cut the 64 bits into ``max_bits + 1`` segments; two hashes at most ``max_bits`` apart agree
-    exactly on at least one segment. So each segment's buckets are searched, not all n^2/2 pairs (about
-    2^segment_bits / (max_bits + 1) times fewer for spread-out hashes; never fewer pairs found).
-    """
-    flat = words[:, 0]
-    k = max_bits + 1
-    bounds = np.linspace(0, 64, k + 1).astype(np.uint64)
-    seen: set[tuple[int, int]] = set()
-    for s in range(k):
-        lo, width = bounds[s], bounds[s + 1] - bounds[s]
-        seg = (flat >> lo) & np.uint64((1 << int(width)) - 1)
-        order = np.argsort(seg, kind="stable")
-        sorted_seg = seg[order]
-        starts = np.flatnonzero(np.r_[True, sorted_seg[1:] != sorted_seg[:-1]])
-        ends = np.r_[starts[1:], len(flat)]
-        for a, b in zip(starts, ends):
-            if b - a < 2:
-                continue
-            members = order[a:b]
-            for i, j, bits in _blocked_pairs(words[members], max_bits, block):
-                pair = (int(min(members[i], members[j])), int(max(members[i], members[j])))
-                if pair not in seen:
-                    seen.add(pair)
-                    yield pair[0], pair[1], bits
-
-
 def near_duplicate_pairs(hashes: list[str], max_bits: int, block: int = 1024) -> Iterable[tuple[int, int, int]]:
     """Yield ``(i, j, bits)`` with ``i < j`` for every pair of equal-length hashes within ``max_bits``.
 
-    64-bit hashes (the default phash) with ``max_bits < 16`` use a multi-index search
-    (:func:`_multi_index_pairs`); other lengths compare all pairs blockwise with ``np.bitwise_count``.
+    Uses the dedupe stage's exact Hamming-radius search (multi-index hashing, brute force for small
+    sets). Hashes whose length is not a whole number of 64-bit words are left-padded with zeros,
+    which changes no distance. ``block`` is kept for callers; the search sizes its own blocks.
     """
     by_len: dict[int, list[int]] = defaultdict(list)
     for i, h in enumerate(hashes):
         by_len[len(h)].append(i)
-    for idx in by_len.values():
+    for width, idx in by_len.items():
         if len(idx) < 2:
             continue
-        words = _hash_words([hashes[i] for i in idx])
-        index = np.asarray(idx)
-        search = _multi_index_pairs if words.shape[1] == 1 and max_bits < 16 else _blocked_pairs
-        for i, j, bits in search(words, max_bits, block):
-            yield int(index[i]), int(index[j]), bits
+        padded = -(-width // 16) * 16
+        pairs = radius_search([hashes[i].rjust(padded, "0") for i in idx], radius=max_bits)
+        for i, j, bits in pairs.as_tuples():
+            yield idx[i], idx[j], bits
 
 
 def source_pairs(phash_by_source: Mapping[str, str], max_bits: int) -> list[tuple[str, str, int]]:
