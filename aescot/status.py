@@ -9,8 +9,10 @@ from aescot.store import TABLES, DatasetStore
 
 # (table, stage label) in pipeline order; tables registered later by other modules are added at the end.
 _ORDER = [("sources", "sources"), ("candidates", "candidates"), ("items", "screening items"),
-          ("annotations", "annotations"), ("labels", "labelled items"), ("rationales", "rationales"),
-          ("selections", "filter decisions")]
+          ("labelstudio_tasks", "tasks in Label Studio"), ("annotations", "annotations"),
+          ("labels", "labelled items"), ("rationales", "rationales"), ("selections", "filter decisions")]
+# bookkeeping tables (ledgers, cursors) that say nothing a user counts
+_INTERNAL = {"rejects", "generation_groups", "labelstudio_task_state", "export_splits"}
 
 
 @dataclass
@@ -23,8 +25,9 @@ class StageCount:
 def stage_counts(store: DatasetStore) -> list[StageCount]:
     """One row per stage table with its row count, plus rejects by stage and reason."""
     ordered = {t for t, _ in _ORDER}
-    extra = [(t, t) for t in TABLES if t not in ordered and t != "rejects"]
-    rows = [StageCount(label, store.count(table)) for table, label in _ORDER + extra]
+    extra = [(t, t.replace("_", " ")) for t in TABLES if t not in ordered | _INTERNAL]
+    # a table is registered when its stage's module is imported; unregistered ones count as empty
+    rows = [StageCount(label, store.count(table) if table in TABLES else 0) for table, label in _ORDER + extra]
     kept = [s["kept"] for s in store.read("selections", columns=["kept"])]
     if kept:
         rows[len(_ORDER) - 1].detail = f"{sum(kept)} kept, {len(kept) - sum(kept)} dropped"
