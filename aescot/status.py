@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from importlib import import_module
 from dataclasses import dataclass
 
 from aescot.store import TABLES, DatasetStore
@@ -11,6 +12,7 @@ from aescot.store import TABLES, DatasetStore
 _ORDER = [("sources", "sources"), ("candidates", "candidates"), ("items", "screening items"),
           ("labelstudio_tasks", "tasks in Label Studio"), ("annotations", "annotations"),
           ("labels", "labelled items"), ("rationales", "rationales"), ("selections", "filter decisions")]
+_REGISTERING_MODULES = ("aescot.labelstudio.push", "aescot.dedupe.report")
 # bookkeeping tables (ledgers, cursors) that say nothing a user counts
 _INTERNAL = {"rejects", "generation_groups", "labelstudio_task_state", "export_splits"}
 
@@ -24,10 +26,11 @@ class StageCount:
 
 def stage_counts(store: DatasetStore) -> list[StageCount]:
     """One row per stage table with its row count, plus rejects by stage and reason."""
+    for module in _REGISTERING_MODULES:  # their tables exist only once imported
+        import_module(module)
     ordered = {t for t, _ in _ORDER}
     extra = [(t, t.replace("_", " ")) for t in TABLES if t not in ordered | _INTERNAL]
-    # a table is registered when its stage's module is imported; unregistered ones count as empty
-    rows = [StageCount(label, store.count(table) if table in TABLES else 0) for table, label in _ORDER + extra]
+    rows = [StageCount(label, store.count(table)) for table, label in _ORDER + extra]
     kept = [s["kept"] for s in store.read("selections", columns=["kept"])]
     if kept:
         rows[len(_ORDER) - 1].detail = f"{sum(kept)} kept, {len(kept) - sum(kept)} dropped"
