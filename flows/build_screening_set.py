@@ -54,8 +54,10 @@ def build_screening_set(
     pending = tasks.sources_without_items(store.root)
     batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
     gen_config = tasks.generation_config(generator, model, steps)
-    futures = tasks.generate_batch.map(store.root, batches, gen_config) if batches else []
-    made = [f.result() for f in futures]
+    made = []
+    for wave in range(0, len(batches), gpu_slots):  # no more batches in flight than GPU slots: none idles
+        futures = tasks.generate_batch.map(store.root, batches[wave : wave + gpu_slots], gen_config)
+        made += [f.result() for f in futures]
     run["generate"] = tasks.merge_counts(made) if made else "nothing pending"
 
     if labelstudio:
