@@ -54,8 +54,9 @@ def test_labeling_page_renders_and_keyboard_labelling_is_collected(ls_store, ls_
     browser.send("Page.navigate", url=f"{ls_config.url}/projects/{report.project_id}/data?task={task_id}")
 
     assert browser.wait_for(IMAGES_LOADED) == 5
-    browser.wait_for("document.body.innerText.split('Product deformed / text garbled').length === 5", 20)
-    text = browser.eval("document.body.innerText")
+    # read the text in the same evaluation that checks it: the UI re-renders while it settles
+    text = browser.wait_for("(() => { const t = document.body.innerText;"
+                            " return t.split('Product deformed / text garbled').length === 5 && t; })()", 60)
     assert text.count("Product deformed / text garbled") == 4
     for label in ("Acceptable candidates", "Best candidate", "None acceptable", "Source product photo"):
         assert label in text
