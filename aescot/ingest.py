@@ -27,7 +27,7 @@ from aescot.ids import sha256_bytes
 from aescot.images import ImageLimits, ImageRejected, encode_png, normalise_image
 from aescot.mask import MaskConfig, MaskError, product_mask
 from aescot.phash import phash_hex
-from aescot.rejects import Reject, record_rejects
+from aescot.rejects import Reject, count_reasons, record_rejects
 from aescot.store import DatasetStore
 from aescot.timeutil import now_iso
 
@@ -77,10 +77,7 @@ class IngestReport:
         return len(self.rejects)
 
     def reasons(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for r in self.rejects:
-            out[r.reason] = out.get(r.reason, 0) + 1
-        return dict(sorted(out.items()))
+        return count_reasons(self.rejects)
 
 
 # --- finding inputs ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from aescot.ids import derive_id
@@ -34,3 +35,8 @@ class Reject:
 def record_rejects(store: DatasetStore, rejects: list[Reject]) -> int:
     """Append rejects to the store (a re-run re-records the same ids; reads keep one)."""
     return store.append("rejects", [r.record() for r in rejects])
+
+
+def count_reasons(rejects: list[Reject]) -> dict[str, int]:
+    """How many rejects per reason code, sorted by reason (for summaries)."""
+    return dict(sorted(Counter(r.reason for r in rejects).items()))

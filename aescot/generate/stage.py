@@ -27,7 +27,7 @@ from aescot.generate.groups import GROUPS
 from aescot.generate.synthetic import SyntheticConfig, SyntheticGenerator
 from aescot.ids import candidate_id, canonical_json, derive_id
 from aescot.images import encode_png
-from aescot.rejects import Reject, record_rejects
+from aescot.rejects import Reject, count_reasons, record_rejects
 from aescot.store import DatasetStore
 from aescot.timeutil import now_iso
 
@@ -99,10 +99,7 @@ class GenerateReport:
     group_ids: list[str] = field(default_factory=list)
 
     def reasons(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for r in self.rejects:
-            out[r.reason] = out.get(r.reason, 0) + 1
-        return out
+        return count_reasons(self.rejects)
 
 
 def load_source(store: DatasetStore, row: dict) -> SourceImage:
