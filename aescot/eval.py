@@ -43,8 +43,11 @@ class EvalConfig(BaseModel):
     data: str = Field(description="an export folder (its rl/<split>/*.parquet is read) or fsspec URI")
     base_url: str
     model: str
-    api_key: SecretStr = Field(default_factory=lambda: SecretStr(
-        os.environ.get("AESCOT_EVAL_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"))
+    api_key: SecretStr = Field(
+        default_factory=lambda: SecretStr(
+            os.environ.get("AESCOT_EVAL_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        )
+    )
     split: str = "test"
     limit: int | None = Field(None, ge=1)
     concurrency: int = Field(8, ge=1)
@@ -78,22 +81,35 @@ class EvalReport:
 
     def table(self) -> str:
         """The seed paper's layout: one row per metric, model beside random."""
-        rows = [("best choice accuracy", "best_accuracy"), ("acceptable set, partial credit", "acceptable_credit"),
-                ("acceptable set, exact", "acceptable_exact"), ("dimensions, Jaccard", "dimension_jaccard"),
-                ("answer format", "format_rate")]
+        rows = [
+            ("best choice accuracy", "best_accuracy"),
+            ("acceptable set, partial credit", "acceptable_credit"),
+            ("acceptable set, exact", "acceptable_exact"),
+            ("dimensions, Jaccard", "dimension_jaccard"),
+            ("answer format", "format_rate"),
+        ]
         lines = [f"| metric ({self.split}, n={self.n_items}) | {self.model} | random |", "|---|---|---|"]
         for title, key in rows:
-            lines.append(f"| {title} | {getattr(self.model_metrics, key):.3f} | {getattr(self.random_baseline, key):.3f} |")
+            lines.append(
+                f"| {title} | {getattr(self.model_metrics, key):.3f} | {getattr(self.random_baseline, key):.3f} |"
+            )
         for d in DIMENSIONS:
             m, r = self.model_metrics.per_dimension.get(d, {}), self.random_baseline.per_dimension.get(d, {})
-            lines.append(f"| {d} accuracy / F1 | {m.get('accuracy', 0):.3f} / {m.get('f1', 0):.3f} | "
-                         f"{r.get('accuracy', 0):.3f} / {r.get('f1', 0):.3f} |")
+            lines.append(
+                f"| {d} accuracy / F1 | {m.get('accuracy', 0):.3f} / {m.get('f1', 0):.3f} | "
+                f"{r.get('accuracy', 0):.3f} / {r.get('f1', 0):.3f} |"
+            )
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "split": self.split, "n_items": self.n_items,
-                "model_metrics": asdict(self.model_metrics), "random_baseline": asdict(self.random_baseline),
-                "errors": self.errors}
+        return {
+            "model": self.model,
+            "split": self.split,
+            "n_items": self.n_items,
+            "model_metrics": asdict(self.model_metrics),
+            "random_baseline": asdict(self.random_baseline),
+            "errors": self.errors,
+        }
 
 
 # --- scoring ----------------------------------------------------------------------------------------
@@ -124,11 +140,19 @@ def score(predictions: list[dict[str, Any] | None], truths: list[dict[str, Any]]
         sums["credit"] += acceptable_credit(pred["acceptable"], truth["acceptable"])
         sums["exact"] += float(set(pred["acceptable"]) == set(truth["acceptable"]))
         sums["dims"] += dimension_credit(pred, truth)
-    per_dim = {d: {"accuracy": (c["tp"] + c["tn"]) / (4 * n), "f1": _f1(c["tp"], c["fp"], c["fn"])}
-               for d, c in conf.items()}
-    return Metrics(n=n, best_accuracy=sums["best"] / n, acceptable_credit=sums["credit"] / n,
-                   acceptable_exact=sums["exact"] / n, dimension_jaccard=sums["dims"] / n, format_rate=sums["ok"] / n,
-                   per_dimension=per_dim)
+    per_dim = {
+        d: {"accuracy": (c["tp"] + c["tn"]) / (4 * n), "f1": _f1(c["tp"], c["fp"], c["fn"])}
+        for d, c in conf.items()
+    }
+    return Metrics(
+        n=n,
+        best_accuracy=sums["best"] / n,
+        acceptable_credit=sums["credit"] / n,
+        acceptable_exact=sums["exact"] / n,
+        dimension_jaccard=sums["dims"] / n,
+        format_rate=sums["ok"] / n,
+        per_dimension=per_dim,
+    )
 
 
 _SUBSETS = [list(c) for k in range(5) for c in combinations(LETTERS, k)]  # the 16 acceptable sets
@@ -145,7 +169,7 @@ def _expected_jaccard_random(gold_pairs: int, total: int = 16) -> float:
             union = h + b
             j = 1.0 if union == 0 else a / union
             exp += comb(h, a) * comb(rest, b) * j
-    return exp / 2 ** total
+    return exp / 2**total
 
 
 def random_baseline(truths: list[dict[str, Any]]) -> Metrics:
@@ -175,10 +199,19 @@ def random_baseline(truths: list[dict[str, Any]]) -> Metrics:
                 else:
                     conf[d]["fp"] += 0.5
                     conf[d]["tn"] += 0.5
-    per_dim = {d: {"accuracy": (c["tp"] + c["tn"]) / (4 * n), "f1": _f1(c["tp"], c["fp"], c["fn"])}
-               for d, c in conf.items()}
-    return Metrics(n=n, best_accuracy=best / n, acceptable_credit=credit / n, acceptable_exact=exact / n,
-                   dimension_jaccard=dims / n, format_rate=1.0, per_dimension=per_dim)
+    per_dim = {
+        d: {"accuracy": (c["tp"] + c["tn"]) / (4 * n), "f1": _f1(c["tp"], c["fp"], c["fn"])}
+        for d, c in conf.items()
+    }
+    return Metrics(
+        n=n,
+        best_accuracy=best / n,
+        acceptable_credit=credit / n,
+        acceptable_exact=exact / n,
+        dimension_jaccard=dims / n,
+        format_rate=1.0,
+        per_dimension=per_dim,
+    )
 
 
 # --- reading the export and asking the model ----------------------------------------------------------
@@ -196,7 +229,9 @@ def iter_rows(cfg: EvalConfig):
     fs, root = fsspec.core.url_to_fs(cfg.data)
     files = sorted(fs.glob(posixpath.join(root.rstrip("/"), "rl", cfg.split, "*.parquet")))
     if not files:
-        raise FileNotFoundError(f"no rl/{cfg.split}/*.parquet under {cfg.data!r}: export with the 'rl' format first")
+        raise FileNotFoundError(
+            f"no rl/{cfg.split}/*.parquet under {cfg.data!r}: export with the 'rl' format first"
+        )
     n = 0
     cols = ["item_id", "problem", "images", "acceptable", "best", "dimensions"]
     for path in files:
@@ -218,8 +253,9 @@ async def _ask(client, cfg: EvalConfig, fs, row: dict[str, Any]) -> dict[str, An
         return out
     messages = [{"role": "user", "content": content_parts(row["problem"], urls)}]
     try:
-        resp = await client.chat.completions.create(model=cfg.model, messages=messages,
-                                                    max_tokens=cfg.max_tokens, temperature=cfg.temperature)
+        resp = await client.chat.completions.create(
+            model=cfg.model, messages=messages, max_tokens=cfg.max_tokens, temperature=cfg.temperature
+        )
         out["text"] = resp.choices[0].message.content or ""
     except Exception as exc:  # noqa: BLE001 - any API failure is this item's error, the run goes on
         out["error"] = f"http: {type(exc).__name__}"
@@ -235,8 +271,12 @@ async def _run(cfg: EvalConfig) -> list[tuple[int, dict, dict]]:
     """``concurrency`` workers pull rows from one stream: at most that many items are in memory."""
     from openai import AsyncOpenAI
 
-    client = AsyncOpenAI(base_url=cfg.base_url, api_key=cfg.api_key.get_secret_value(), timeout=cfg.timeout_s,
-                         max_retries=cfg.max_retries)
+    client = AsyncOpenAI(
+        base_url=cfg.base_url,
+        api_key=cfg.api_key.get_secret_value(),
+        timeout=cfg.timeout_s,
+        max_retries=cfg.max_retries,
+    )
     rows = enumerate(iter_rows(cfg))
     done: list[tuple[int, dict, dict]] = []
 
@@ -261,9 +301,15 @@ def evaluate(config: EvalConfig) -> EvalReport:
         if r["error"]:
             reason = r["error"].split(":")[0]
             errors[reason] = errors.get(reason, 0) + 1
-    return EvalReport(model=config.model, split=config.split, n_items=len(truths),
-                      model_metrics=score([r["parsed"] for r in results], truths),
-                      random_baseline=random_baseline(truths), errors=errors, predictions=results)
+    return EvalReport(
+        model=config.model,
+        split=config.split,
+        n_items=len(truths),
+        model_metrics=score([r["parsed"] for r in results], truths),
+        random_baseline=random_baseline(truths),
+        errors=errors,
+        predictions=results,
+    )
 
 
 def write_report(report: EvalReport, out: str) -> None:

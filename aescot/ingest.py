@@ -48,7 +48,9 @@ class IngestConfig(BaseModel):
     near_duplicate_distance: int = Field(
         12, ge=-1, description="Hamming radius (bits) for near-duplicate sources; -1 turns the check off"
     )
-    batch_size: int = Field(128, ge=1, description="sources per atomic append (a crash loses at most one batch)")
+    batch_size: int = Field(
+        128, ge=1, description="sources per atomic append (a crash loses at most one batch)"
+    )
     workers: int = Field(2, ge=1, description="decoding threads")
 
 
@@ -112,7 +114,9 @@ def _read_manifest(path: str) -> list[SourceFile]:
         return p if "://" in p or os.path.isabs(p) else os.path.join(base, p)
 
     return [
-        SourceFile(resolve(r.get("path") or r.get("image")), resolve(r.get("mask")), (r.get("product") or None))
+        SourceFile(
+            resolve(r.get("path") or r.get("image")), resolve(r.get("mask")), (r.get("product") or None)
+        )
         for r in rows
         if (r.get("path") or r.get("image"))
     ]
@@ -176,7 +180,9 @@ class Known:
     source_id: str
 
 
-def prepare(file: SourceFile, cfg: IngestConfig, known: set[str] | frozenset[str] = frozenset()) -> Prepared | Known | Reject:
+def prepare(
+    file: SourceFile, cfg: IngestConfig, known: set[str] | frozenset[str] = frozenset()
+) -> Prepared | Known | Reject:
     """Read, hash, normalise and mask one file; a problem becomes a :class:`Reject`.
 
     Files whose bytes hash to a ``known`` source id are returned as :class:`Known` undecoded.
@@ -254,7 +260,9 @@ class _HashIndex:
 # --- the stage -----------------------------------------------------------------------------------
 
 
-def _prepared_stream(files: list[SourceFile], cfg: IngestConfig, known: set[str]) -> Iterator[Prepared | Known | Reject]:
+def _prepared_stream(
+    files: list[SourceFile], cfg: IngestConfig, known: set[str]
+) -> Iterator[Prepared | Known | Reject]:
     frozen = frozenset(known)  # sources in the store before this run; in-run duplicates are caught later
     if cfg.workers <= 1:
         yield from (prepare(f, cfg, frozen) for f in files)
@@ -315,12 +323,25 @@ def ingest(
         elif isinstance(item, Known):
             report.already_present += 1
         elif item.source_id in seen_now:
-            report.rejects.append(Reject(STAGE, item.file.path, "exact_duplicate",
-                                         f"same bytes as {seen_now[item.source_id]}", item.source_id))
+            report.rejects.append(
+                Reject(
+                    STAGE,
+                    item.file.path,
+                    "exact_duplicate",
+                    f"same bytes as {seen_now[item.source_id]}",
+                    item.source_id,
+                )
+            )
         elif near := index.nearest(item.phash, cfg.near_duplicate_distance):
-            report.rejects.append(Reject(STAGE, item.file.path, "near_duplicate",
-                                         f"perceptual hash within {near[1]} bits of source {near[0][:12]}",
-                                         near[0]))
+            report.rejects.append(
+                Reject(
+                    STAGE,
+                    item.file.path,
+                    "near_duplicate",
+                    f"perceptual hash within {near[1]} bits of source {near[0][:12]}",
+                    near[0],
+                )
+            )
         else:
             batch.append(_record(store, item))
             seen_now[item.source_id] = item.file.path

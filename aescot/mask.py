@@ -17,11 +17,21 @@ from scipy import ndimage
 class MaskConfig(BaseModel):
     """Limits and knobs of mask extraction."""
 
-    min_coverage: float = Field(0.01, ge=0, le=1, description="a smaller foreground means segmentation failed")
-    max_coverage: float = Field(0.95, ge=0, le=1, description="a larger one means the background is not plain")
-    border_fraction: float = Field(0.04, gt=0, lt=0.5, description="ring of the image used as background sample")
-    min_distance: float = Field(18.0, gt=0, description="RGB distance from the background colour that counts as product")
-    work_side: int = Field(384, ge=64, description="segment on a copy at most this large, then upsample the mask")
+    min_coverage: float = Field(
+        0.01, ge=0, le=1, description="a smaller foreground means segmentation failed"
+    )
+    max_coverage: float = Field(
+        0.95, ge=0, le=1, description="a larger one means the background is not plain"
+    )
+    border_fraction: float = Field(
+        0.04, gt=0, lt=0.5, description="ring of the image used as background sample"
+    )
+    min_distance: float = Field(
+        18.0, gt=0, description="RGB distance from the background colour that counts as product"
+    )
+    work_side: int = Field(
+        384, ge=64, description="segment on a copy at most this large, then upsample the mask"
+    )
 
 
 class MaskError(ValueError):
@@ -77,8 +87,14 @@ def segment_plain_background(img: Image.Image, cfg: MaskConfig) -> Mask:
     rgb = np.asarray(work, dtype=np.float32)
     h, w, _ = rgb.shape
     b = max(1, round(min(h, w) * cfg.border_fraction))
-    border = np.concatenate([rgb[:b].reshape(-1, 3), rgb[-b:].reshape(-1, 3),
-                             rgb[:, :b].reshape(-1, 3), rgb[:, -b:].reshape(-1, 3)])
+    border = np.concatenate(
+        [
+            rgb[:b].reshape(-1, 3),
+            rgb[-b:].reshape(-1, 3),
+            rgb[:, :b].reshape(-1, 3),
+            rgb[:, -b:].reshape(-1, 3),
+        ]
+    )
     bg = np.median(border, axis=0)
     spread = float(np.percentile(np.sqrt(((border - bg) ** 2).sum(axis=1)), 95))
     threshold = max(cfg.min_distance, 2.5 * spread)

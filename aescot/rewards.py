@@ -81,7 +81,9 @@ def dimension_credit(predicted: Mapping[str, Any], truth: Mapping[str, Any]) -> 
 def _truths(n: int, kwargs: dict[str, Any], *names: str) -> list[tuple]:
     missing = [k for k in names if k not in kwargs]
     if missing:
-        raise KeyError(f"reward needs the dataset column(s) {', '.join(missing)} (from the aescot 'rl' export)")
+        raise KeyError(
+            f"reward needs the dataset column(s) {', '.join(missing)} (from the aescot 'rl' export)"
+        )
     cols = [kwargs[k] for k in names]
     for name, col in zip(names, cols):
         if len(col) != n:
@@ -135,9 +137,11 @@ def make_screening_reward(acceptable: float = 0.5, best: float = 0.3, dimensions
             if ans is None:
                 out.append(0.0)
                 continue
-            out.append(weights[0] * acceptable_credit(ans["acceptable"], acc or [])
-                       + weights[1] * best_credit(ans["best"], bst)
-                       + weights[2] * dimension_credit(ans, {"dimensions": dims or {}}))
+            out.append(
+                weights[0] * acceptable_credit(ans["acceptable"], acc or [])
+                + weights[1] * best_credit(ans["best"], bst)
+                + weights[2] * dimension_credit(ans, {"dimensions": dims or {}})
+            )
         return out
 
     return screening_reward
@@ -146,6 +150,14 @@ def make_screening_reward(acceptable: float = 0.5, best: float = 0.3, dimensions
 screening_reward = make_screening_reward()
 
 __all__ = [
-    "acceptable_credit", "acceptable_reward", "best_credit", "best_reward", "completion_text", "dimension_credit",
-    "dimension_reward", "format_reward", "make_screening_reward", "screening_reward",
+    "acceptable_credit",
+    "acceptable_reward",
+    "best_credit",
+    "best_reward",
+    "completion_text",
+    "dimension_credit",
+    "dimension_reward",
+    "format_reward",
+    "make_screening_reward",
+    "screening_reward",
 ]

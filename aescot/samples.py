@@ -13,7 +13,18 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFilter
 
 KINDS = ("box", "bottle", "blister", "tube")
-_BRANDS = ("Calmora", "Dolvex", "Fenrix", "Immuna", "Lactiva", "Nasoclar", "Ostera", "Pedalix", "Quenta", "Vitabel")
+_BRANDS = (
+    "Calmora",
+    "Dolvex",
+    "Fenrix",
+    "Immuna",
+    "Lactiva",
+    "Nasoclar",
+    "Ostera",
+    "Pedalix",
+    "Quenta",
+    "Vitabel",
+)
 _FORMS = ("tablets 20 x 500 mg", "capsules 30", "syrup 100 ml", "drops 10 ml", "cream 50 g", "spray 20 ml")
 
 
@@ -21,7 +32,9 @@ def _colour(rng: random.Random, lo: int, hi: int) -> tuple[int, int, int]:
     return (rng.randint(lo, hi), rng.randint(lo, hi), rng.randint(lo, hi))
 
 
-def _draw_label_lines(d: ImageDraw.ImageDraw, box: tuple[int, int, int, int], rng: random.Random, ink) -> None:
+def _draw_label_lines(
+    d: ImageDraw.ImageDraw, box: tuple[int, int, int, int], rng: random.Random, ink
+) -> None:
     """Text-like bars (a brand line, then smaller lines), deterministic per rng."""
     x0, y0, x1, y1 = box
     h = y1 - y0
@@ -29,11 +42,15 @@ def _draw_label_lines(d: ImageDraw.ImageDraw, box: tuple[int, int, int, int], rn
     widths = [0.8, 0.55, 0.65, 0.4]
     for i, frac in enumerate(widths):
         th = max(1, int(h * (0.12 if i == 0 else 0.06)))
-        d.rectangle([x0 + (x1 - x0) * 0.1, y, x0 + (x1 - x0) * (0.1 + frac * rng.uniform(0.8, 1.0)), y + th], fill=ink)
+        d.rectangle(
+            [x0 + (x1 - x0) * 0.1, y, x0 + (x1 - x0) * (0.1 + frac * rng.uniform(0.8, 1.0)), y + th], fill=ink
+        )
         y += th + h * 0.08
 
 
-def render_product_shot(seed: int, size: int = 256, kind: str | None = None) -> tuple[Image.Image, Image.Image]:
+def render_product_shot(
+    seed: int, size: int = 256, kind: str | None = None
+) -> tuple[Image.Image, Image.Image]:
     """An RGB product shot of ``size``x``size`` and its L mask (255 = product), from ``seed``."""
     rng = random.Random(seed)
     kind = kind or KINDS[seed % len(KINDS)]
@@ -41,7 +58,11 @@ def render_product_shot(seed: int, size: int = 256, kind: str | None = None) -> 
     img = Image.new("RGB", (size, size), bg)
     # a gentle vertical gradient, as studio backdrops have
     grad = Image.linear_gradient("L").resize((size, size))
-    img = Image.composite(img, Image.new("RGB", (size, size), tuple(max(0, c - 18) for c in bg)), grad.point(lambda v: 255 - v // 3))
+    img = Image.composite(
+        img,
+        Image.new("RGB", (size, size), tuple(max(0, c - 18) for c in bg)),
+        grad.point(lambda v: 255 - v // 3),
+    )
 
     layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     d = ImageDraw.Draw(layer)
@@ -54,8 +75,10 @@ def render_product_shot(seed: int, size: int = 256, kind: str | None = None) -> 
         x0, y0 = cx - w / 2, size * 0.88 - h
         d.rectangle([x0, y0, x0 + w, y0 + h], fill=(*body, 255))
         d.rectangle([x0, y0 + h * 0.62, x0 + w, y0 + h * 0.8], fill=(*accent, 255))
-        d.polygon([(x0 + w, y0), (x0 + w * 1.12, y0 - h * 0.06), (x0 + w * 1.12, y0 + h * 0.94), (x0 + w, y0 + h)],
-                  fill=tuple(int(c * 0.7) for c in body) + (255,))
+        d.polygon(
+            [(x0 + w, y0), (x0 + w * 1.12, y0 - h * 0.06), (x0 + w * 1.12, y0 + h * 0.94), (x0 + w, y0 + h)],
+            fill=tuple(int(c * 0.7) for c in body) + (255,),
+        )
         _draw_label_lines(d, (int(x0), int(y0), int(x0 + w), int(y0 + h * 0.6)), rng, ink)
     elif kind == "bottle":
         w, h = size * rng.uniform(0.22, 0.32), size * rng.uniform(0.45, 0.65)
@@ -64,7 +87,9 @@ def render_product_shot(seed: int, size: int = 256, kind: str | None = None) -> 
         d.rectangle([x0 + w * 0.3, y0 + h * 0.06, x0 + w * 0.7, y0 + h * 0.2], fill=(*body, 255))
         d.rectangle([x0 + w * 0.25, y0, x0 + w * 0.75, y0 + h * 0.08], fill=(*accent, 255))
         d.rectangle([x0, y0 + h * 0.45, x0 + w, y0 + h * 0.8], fill=(250, 250, 245, 255))
-        _draw_label_lines(d, (int(x0), int(y0 + h * 0.45), int(x0 + w), int(y0 + h * 0.8)), rng, (30, 30, 40, 255))
+        _draw_label_lines(
+            d, (int(x0), int(y0 + h * 0.45), int(x0 + w), int(y0 + h * 0.8)), rng, (30, 30, 40, 255)
+        )
     elif kind == "blister":
         w, h = size * rng.uniform(0.5, 0.7), size * rng.uniform(0.3, 0.42)
         x0, y0 = cx - w / 2, size * 0.5 - h / 2
@@ -78,7 +103,10 @@ def render_product_shot(seed: int, size: int = 256, kind: str | None = None) -> 
     else:  # tube
         w, h = size * rng.uniform(0.55, 0.7), size * rng.uniform(0.14, 0.2)
         x0, y0 = cx - w / 2, size * 0.62 - h / 2
-        d.polygon([(x0, y0 + h * 0.1), (x0 + w * 0.85, y0), (x0 + w * 0.85, y0 + h), (x0, y0 + h * 0.9)], fill=(*body, 255))
+        d.polygon(
+            [(x0, y0 + h * 0.1), (x0 + w * 0.85, y0), (x0 + w * 0.85, y0 + h), (x0, y0 + h * 0.9)],
+            fill=(*body, 255),
+        )
         d.rectangle([x0 + w * 0.85, y0 + h * 0.25, x0 + w, y0 + h * 0.75], fill=(*accent, 255))
         _draw_label_lines(d, (int(x0 + w * 0.1), int(y0), int(x0 + w * 0.75), int(y0 + h)), rng, ink)
 

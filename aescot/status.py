@@ -9,9 +9,16 @@ from dataclasses import dataclass
 from aescot.store import TABLES, DatasetStore
 
 # (table, stage label) in pipeline order; tables registered later by other modules are added at the end.
-_ORDER = [("sources", "sources"), ("candidates", "candidates"), ("items", "screening items"),
-          ("labelstudio_tasks", "tasks in Label Studio"), ("annotations", "annotations"),
-          ("labels", "labelled items"), ("rationales", "rationales"), ("selections", "filter decisions")]
+_ORDER = [
+    ("sources", "sources"),
+    ("candidates", "candidates"),
+    ("items", "screening items"),
+    ("labelstudio_tasks", "tasks in Label Studio"),
+    ("annotations", "annotations"),
+    ("labels", "labelled items"),
+    ("rationales", "rationales"),
+    ("selections", "filter decisions"),
+]
 _REGISTERING_MODULES = ("aescot.labelstudio.push", "aescot.dedupe.report")
 # bookkeeping tables (ledgers, cursors) that say nothing a user counts
 _INTERNAL = {"rejects", "generation_groups", "labelstudio_task_state", "export_splits"}

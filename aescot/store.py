@@ -173,8 +173,11 @@ class DatasetStore:
         return f"tables/{table}"
 
     def _parts(self, table: str) -> list[str]:
-        return [k for k in self.list_keys(self._table_dir(table)) if posixpath.basename(k).startswith("part-")
-                and k.endswith(".parquet")]
+        return [
+            k
+            for k in self.list_keys(self._table_dir(table))
+            if posixpath.basename(k).startswith("part-") and k.endswith(".parquet")
+        ]
 
     def append(self, table: str, records: Iterable[dict[str, Any]], validate: bool = True) -> int:
         """Append records as one new part, atomically. Validates against the table's contract."""

@@ -64,10 +64,16 @@ def run_export(n: int, root: str) -> dict:
     build_s = time.perf_counter() - t0
     with PeakRSS() as mem:
         t0 = time.perf_counter()
-        summary = export_dataset(store, ExportConfig(out=str(Path(root) / "out"), formats=["rl"], plots=False))
+        summary = export_dataset(
+            store, ExportConfig(out=str(Path(root) / "out"), formats=["rl"], plots=False)
+        )
         seconds = time.perf_counter() - t0
-    return {"rows": sum(summary.rows["rl"].values()), "seconds": seconds, "growth_mb": mem.growth_mb,
-            "build_s": build_s}
+    return {
+        "rows": sum(summary.rows["rl"].values()),
+        "seconds": seconds,
+        "growth_mb": mem.growth_mb,
+        "build_s": build_s,
+    }
 
 
 def run_raw(root: str) -> dict:
@@ -86,26 +92,37 @@ def run_raw(root: str) -> dict:
     payload = table.column("images").combine_chunks().flatten().field("bytes")
     import pyarrow.compute as pc
 
-    return {"rows": table.num_rows, "seconds": seconds, "read_s": read_s, "growth_mb": mem.growth_mb,
-            "payload_mb": (pc.sum(pc.binary_length(payload)).as_py() or 0) / 2**20}
+    return {
+        "rows": table.num_rows,
+        "seconds": seconds,
+        "read_s": read_s,
+        "growth_mb": mem.growth_mb,
+        "payload_mb": (pc.sum(pc.binary_length(payload)).as_py() or 0) / 2**20,
+    }
 
 
 def _child(mode: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", mode, *args], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, *args], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(sizes: list[int]) -> None:
-    print(f"{'rows':>8} {'export s':>9} {'raw s':>7} {'time x':>7} {'export MB':>10} {'raw MB':>8} {'mem x':>7} "
-          f"{'payload MB':>11}")
+    print(
+        f"{'rows':>8} {'export s':>9} {'raw s':>7} {'time x':>7} {'export MB':>10} {'raw MB':>8} {'mem x':>7} "
+        f"{'payload MB':>11}"
+    )
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="aescot-bench-export-") as root:
             exp = _child("export", str(n), root)
             raw = _child("raw", root)
-        print(f"{exp['rows']:>8} {exp['seconds']:>9.2f} {raw['seconds']:>7.2f} {exp['seconds'] / raw['seconds']:>7.1f} "
-              f"{exp['growth_mb']:>10.0f} {raw['growth_mb']:>8.0f} {exp['growth_mb'] / max(raw['growth_mb'], 1):>7.2f} "
-              f"{raw['payload_mb']:>11.0f}", flush=True)
+        print(
+            f"{exp['rows']:>8} {exp['seconds']:>9.2f} {raw['seconds']:>7.2f} {exp['seconds'] / raw['seconds']:>7.1f} "
+            f"{exp['growth_mb']:>10.0f} {raw['growth_mb']:>8.0f} {exp['growth_mb'] / max(raw['growth_mb'], 1):>7.2f} "
+            f"{raw['payload_mb']:>11.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

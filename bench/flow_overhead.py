@@ -56,21 +56,36 @@ def main() -> None:
 
     with prefect_test_harness(server_startup_timeout=180):
         t = time.perf_counter()
-        build_screening_set(root=str(tmp / "flow"), sources=[str(manifest)], batch_size=args.batch_size,
-                            labelstudio=False, teacher="off")
+        build_screening_set(
+            root=str(tmp / "flow"),
+            sources=[str(manifest)],
+            batch_size=args.batch_size,
+            labelstudio=False,
+            teacher="off",
+        )
         t_flow = time.perf_counter() - t
         t = time.perf_counter()
-        build_screening_set(root=str(tmp / "flow"), sources=[str(manifest)], batch_size=args.batch_size,
-                            labelstudio=False, teacher="off")
+        build_screening_set(
+            root=str(tmp / "flow"),
+            sources=[str(manifest)],
+            batch_size=args.batch_size,
+            labelstudio=False,
+            teacher="off",
+        )
         t_rerun = time.perf_counter() - t
 
     items_direct = DatasetStore(tmp / "direct").count("items")
     items_flow = DatasetStore(tmp / "flow").count("items")
     per_k = 1000 / args.n
-    print(f"{args.n} sources {args.size}px, batch {args.batch_size}: items direct={items_direct} flow={items_flow}")
+    print(
+        f"{args.n} sources {args.size}px, batch {args.batch_size}: items direct={items_direct} flow={items_flow}"
+    )
     print(f"{'run':28s} {'seconds':>9s} {'s per 1k sources':>17s} {'x direct':>9s}")
-    for name, secs in (("stages called directly", t_direct), ("build-screening-set flow", t_flow),
-                       ("flow re-run (nothing to do)", t_rerun)):
+    for name, secs in (
+        ("stages called directly", t_direct),
+        ("build-screening-set flow", t_flow),
+        ("flow re-run (nothing to do)", t_rerun),
+    ):
         print(f"{name:28s} {secs:9.2f} {secs * per_k:17.2f} {secs / t_direct:9.2f}")
     print(f"Prefect's share of the flow run: {max(0.0, t_flow - t_direct) / t_flow:.1%}")
 

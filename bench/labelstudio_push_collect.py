@@ -28,7 +28,10 @@ from aescot.labelstudio.server import LocalServer, LocalServerConfig
 from aescot.store import DatasetStore
 from tests.labelstudio.helpers import admin, answer, make_items, sign_up
 
-ANSWERS = [answer("A", ["A", "B"], {"C": ["lighting_shadow"]}, {"A": 5}), answer("C", ["C"], {"A": ["placement_layout"]})]
+ANSWERS = [
+    answer("A", ["A", "B"], {"C": ["lighting_shadow"]}, {"A": 5}),
+    answer("C", ["C"], {"A": ["placement_layout"]}),
+]
 
 
 def timed(fn):
@@ -40,8 +43,14 @@ def timed(fn):
 def bench(server: LocalServer, n: int, one_by_one_sample: int) -> None:
     store = DatasetStore(server.document_root / f"bench-{n}")
     items = make_items(store, n)
-    cfg = LabelStudioConfig(url=server.url, api_key=server.token, document_root=server.document_root,
-                            project_title=f"bench push {n}", chunk_size=1000, gold_share=0.0)
+    cfg = LabelStudioConfig(
+        url=server.url,
+        api_key=server.token,
+        document_root=server.document_root,
+        project_title=f"bench push {n}",
+        chunk_size=1000,
+        gold_share=0.0,
+    )
     client = admin(cfg)
 
     t_push, report = timed(lambda: push_items(store, cfg))
@@ -53,7 +62,9 @@ def bench(server: LocalServer, n: int, one_by_one_sample: int) -> None:
     raw_project = ensure_project(store, raw_cfg)
     root = document_root(store, cfg)
     payload = [{"data": task_data(i, store, raw_project.storage, root)} for i in items]
-    t_raw, _ = timed(lambda: client.projects.import_tasks(raw_project.id, request=payload, return_task_ids=True))
+    t_raw, _ = timed(
+        lambda: client.projects.import_tasks(raw_project.id, request=payload, return_task_ids=True)
+    )
 
     one_cfg = cfg.model_copy(update={"project_title": f"bench one-by-one {n}"})
     one_project = ensure_project(store, one_cfg)
@@ -61,10 +72,14 @@ def bench(server: LocalServer, n: int, one_by_one_sample: int) -> None:
     t_one, _ = timed(lambda: [client.projects.import_tasks(one_project.id, request=[t]) for t in sample])
     t_one_all = t_one / len(sample) * n
 
-    print(f"push {n:>6} tasks: aescot {t_push:6.2f} s | raw single import_tasks {t_raw:6.2f} s | "
-          f"one per call {t_one_all:7.1f} s (extrapolated from {len(sample)})")
-    print(f"  ratios: aescot/raw = {t_push / t_raw:5.2f}x   one-per-call/aescot = {t_one_all / t_push:6.1f}x   "
-          f"idempotent re-push {t_repush:5.2f} s ({t_repush / t_push:4.2f}x of a push)")
+    print(
+        f"push {n:>6} tasks: aescot {t_push:6.2f} s | raw single import_tasks {t_raw:6.2f} s | "
+        f"one per call {t_one_all:7.1f} s (extrapolated from {len(sample)})"
+    )
+    print(
+        f"  ratios: aescot/raw = {t_push / t_raw:5.2f}x   one-per-call/aescot = {t_one_all / t_push:6.1f}x   "
+        f"idempotent re-push {t_repush:5.2f} s ({t_repush / t_push:4.2f}x of a push)"
+    )
 
     # a project of n tasks, each with one annotation, imported in one bulk call (POSTing them one by one
     # like the UI does costs ~0.12 s each, minutes for 10k, and is not what is measured here)
@@ -72,14 +87,26 @@ def bench(server: LocalServer, n: int, one_by_one_sample: int) -> None:
     me = person.client.users.whoami().id
     col_cfg = cfg.model_copy(update={"project_title": f"bench collect {n}"})
     col_project = ensure_project(store, col_cfg)
-    annotated = [{"data": task_data(i, store, col_project.storage, root),
-                  "annotations": [{"result": answer_to_result(ANSWERS[k % 2]), "completed_by": me, "lead_time": 5.0}]}
-                 for k, i in enumerate(items)]
+    annotated = [
+        {
+            "data": task_data(i, store, col_project.storage, root),
+            "annotations": [
+                {"result": answer_to_result(ANSWERS[k % 2]), "completed_by": me, "lead_time": 5.0}
+            ],
+        }
+        for k, i in enumerate(items)
+    ]
     imported = client.projects.import_tasks(col_project.id, request=annotated, return_task_ids=True)
     headers = {"Authorization": f"Token {cfg.api_key.get_secret_value()}"}
     with httpx.Client(base_url=cfg.url, headers=headers, timeout=600) as http:
-        t_export, raw = timed(lambda: http.get(f"/api/projects/{col_project.id}/export",
-                                               params={"exportType": "JSON", "download_all_tasks": "true"}).content)
+        t_export, raw = timed(
+            lambda: (
+                http.get(
+                    f"/api/projects/{col_project.id}/export",
+                    params={"exportType": "JSON", "download_all_tasks": "true"},
+                ).content
+            )
+        )
     cfg = col_cfg
     t_collect, col = timed(lambda: collect_annotations(store, cfg))
     assert col.annotations_new == n, col
@@ -90,10 +117,14 @@ def bench(server: LocalServer, n: int, one_by_one_sample: int) -> None:
         person.annotate(tid, ANSWERS[0])
     t_incr, incr = timed(lambda: collect_annotations(store, cfg))
     assert incr.annotations_new == len(changed)
-    print(f"collect {n:>6} annotated tasks: aescot {t_collect:6.2f} s | raw full export {t_export:6.2f} s "
-          f"({len(raw) / 1e6:.1f} MB) -> ratio {t_collect / t_export:5.2f}x")
-    print(f"  nothing changed: {t_quiet:5.2f} s ({t_quiet / t_export:4.2f}x of a full export); "
-          f"1% changed: {t_incr:5.2f} s ({t_incr / t_export:4.2f}x)")
+    print(
+        f"collect {n:>6} annotated tasks: aescot {t_collect:6.2f} s | raw full export {t_export:6.2f} s "
+        f"({len(raw) / 1e6:.1f} MB) -> ratio {t_collect / t_export:5.2f}x"
+    )
+    print(
+        f"  nothing changed: {t_quiet:5.2f} s ({t_quiet / t_export:4.2f}x of a full export); "
+        f"1% changed: {t_incr:5.2f} s ({t_incr / t_export:4.2f}x)"
+    )
 
 
 def main() -> None:

@@ -39,8 +39,11 @@ from aescot.teacher.rationales import generate_rationales
 from aescot.testing.chat_server import chat_server, oracle
 from aescot.timeutil import now_iso
 
-ANSWER = {"acceptable": ["A", "C"], "best": "C",
-          "dimensions": {"A": [], "B": ["lighting_shadow"], "C": [], "D": ["appearance_deformation"]}}
+ANSWER = {
+    "acceptable": ["A", "C"],
+    "best": "C",
+    "dimensions": {"A": [], "B": ["lighting_shadow"], "C": [], "D": ["appearance_deformation"]},
+}
 
 
 def png(rng: random.Random, side: int = 256) -> bytes:
@@ -50,8 +53,16 @@ def png(rng: random.Random, side: int = 256) -> bytes:
 
 
 def settings(base_url: str, concurrency: int) -> TeacherSettings:
-    return TeacherSettings(base_url=base_url, model="bench", api_key="bench-key", concurrency=concurrency,
-                           timeout_s=30, image_max_side=128, price_input_per_mtok=1.0, price_output_per_mtok=4.0)
+    return TeacherSettings(
+        base_url=base_url,
+        model="bench",
+        api_key="bench-key",
+        concurrency=concurrency,
+        timeout_s=30,
+        image_max_side=128,
+        price_input_per_mtok=1.0,
+        price_output_per_mtok=4.0,
+    )
 
 
 async def client_run(base_url: str, n: int, concurrency: int) -> float:
@@ -59,9 +70,12 @@ async def client_run(base_url: str, n: int, concurrency: int) -> float:
     messages = teacher_prompt("blind").messages([image_data_url(png(rng), 128) for _ in range(5)])
     async with TeacherClient(settings(base_url, concurrency)) as client:
         t0 = time.perf_counter()
-        results = await asyncio.gather(*[client.complete(messages, {"X-Aescot-Item-Id": "bench",
-                                                                    "X-Aescot-Sample-Index": str(i)})
-                                         for i in range(n)])
+        results = await asyncio.gather(
+            *[
+                client.complete(messages, {"X-Aescot-Item-Id": "bench", "X-Aescot-Sample-Index": str(i)})
+                for i in range(n)
+            ]
+        )
         elapsed = time.perf_counter() - t0
     failed = sum(r.error is not None for r in results)
     if failed:
@@ -75,14 +89,35 @@ def stage_run(base_url: str, n: int, concurrency: int, k: int = 4) -> float:
     items, labels = [], []
     for i in range(n // k):
         _, src = store.put_image(png(rng))
-        cands = [{"letter": L, "candidate_id": derive_id("bench", i, L), "image_key": store.put_image(png(rng))[1]}
-                 for L in "ABCD"]
+        cands = [
+            {"letter": L, "candidate_id": derive_id("bench", i, L), "image_key": store.put_image(png(rng))[1]}
+            for L in "ABCD"
+        ]
         iid = item_id(derive_id("bench-src", i), [c["candidate_id"] for c in cands])
-        items.append({"item_id": iid, "source_id": derive_id("bench-src", i), "source_image_key": src,
-                      "candidates": cands, "generator": "bench", "gold": False, "known_answer": None,
-                      "created_at": now_iso()})
-        labels.append({"item_id": iid, **ANSWER, "scores": dict.fromkeys("ABCD"), "method": "single",
-                       "n_annotations": 1, "agreement": 1.0, "annotation_ids": ["a"], "updated_at": now_iso()})
+        items.append(
+            {
+                "item_id": iid,
+                "source_id": derive_id("bench-src", i),
+                "source_image_key": src,
+                "candidates": cands,
+                "generator": "bench",
+                "gold": False,
+                "known_answer": None,
+                "created_at": now_iso(),
+            }
+        )
+        labels.append(
+            {
+                "item_id": iid,
+                **ANSWER,
+                "scores": dict.fromkeys("ABCD"),
+                "method": "single",
+                "n_annotations": 1,
+                "agreement": 1.0,
+                "annotation_ids": ["a"],
+                "updated_at": now_iso(),
+            }
+        )
     store.append("items", items)
     store.append("labels", labels)
     config = RationaleConfig(teacher=settings(base_url, concurrency), samples=k, flush_every=64)
@@ -103,7 +138,9 @@ def main() -> None:
     args = ap.parse_args()
     n, lat = args.calls, args.latency
     print(f"teacher throughput: {n} calls, server latency {lat * 1000:.0f} ms, {os.cpu_count()} CPUs")
-    print(f"{'what':<26}{'conc':>5}{'wall s':>9}{'ideal s':>9}{'calls/s':>9}{'efficiency':>12}{'vs conc 1':>11}")
+    print(
+        f"{'what':<26}{'conc':>5}{'wall s':>9}{'ideal s':>9}{'calls/s':>9}{'efficiency':>12}{'vs conc 1':>11}"
+    )
     base_rate = None
     # The server runs in its own process so it does not share the client's GIL (as a real endpoint would not).
     ctx = multiprocessing.get_context("fork")

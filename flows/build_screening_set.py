@@ -25,17 +25,23 @@ from flows.summary import summary_markdown
 
 @flow(name="build-screening-set", log_prints=True, validate_parameters=True)
 def build_screening_set(
-    root: Annotated[str, Field(min_length=1, description="dataset root: a folder or an fsspec URI")] = "aescot-data",
+    root: Annotated[
+        str, Field(min_length=1, description="dataset root: a folder or an fsspec URI")
+    ] = "aescot-data",
     sources: Annotated[list[str] | None, Field(description="folders, globs or manifests to ingest")] = None,
     generator: Literal["synthetic", "diffusers"] = "synthetic",
-    model: Annotated[str | None, Field(description="diffusers model id or folder (generator=diffusers)")] = None,
+    model: Annotated[
+        str | None, Field(description="diffusers model id or folder (generator=diffusers)")
+    ] = None,
     steps: Annotated[int, Field(ge=1, le=200)] = 30,
     batch_size: Annotated[int, Field(ge=1, le=1000, description="sources per generation task")] = 32,
     gpu_slots: Annotated[int, Field(ge=1, le=64, description="generation tasks at once across all runs")] = 1,
     labelstudio: Annotated[bool, Field(description="push items to Label Studio and collect labels")] = True,
     project: Annotated[str, Field(min_length=1)] = "aescot screening",
     gold_share: Annotated[float, Field(ge=0, le=0.5, description="share of gold (known-answer) tasks")] = 0.1,
-    teacher: Annotated[Literal["auto", "on", "off"], Field(description="auto: on when AESCOT_TEACHER_BASE_URL is set")] = "auto",
+    teacher: Annotated[
+        Literal["auto", "on", "off"], Field(description="auto: on when AESCOT_TEACHER_BASE_URL is set")
+    ] = "auto",
     samples: Annotated[int, Field(ge=1, le=16, description="teacher samples per item")] = 4,
     teacher_slots: Annotated[int, Field(ge=1, le=64)] = 1,
     min_consistency: Annotated[float, Field(ge=0, le=1)] = 0.8,
@@ -73,7 +79,10 @@ def build_screening_set(
         run["rationales"] = run["filter"] = "skipped (no teacher configured: set AESCOT_TEACHER_BASE_URL)"
 
     run["export"] = tasks.export(store.root, export_to or f"{store.root}/export")
-    create_markdown_artifact(summary_markdown(store, run), key="build-screening-set-summary",
-                             description="counts per stage, rejects, agreement, consistency")
+    create_markdown_artifact(
+        summary_markdown(store, run),
+        key="build-screening-set-summary",
+        description="counts per stage, rejects, agreement, consistency",
+    )
     log.info("run summary: %s", run)
     return run

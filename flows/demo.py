@@ -28,7 +28,9 @@ console = Console()
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default="demo-data", help="dataset root (default: ./demo-data)")
-    ap.add_argument("--sources", nargs="*", default=None, help="your own photos/manifests instead of the samples")
+    ap.add_argument(
+        "--sources", nargs="*", default=None, help="your own photos/manifests instead of the samples"
+    )
     ap.add_argument("--samples", type=int, default=12, help="sample shots to render on the first run")
     ap.add_argument("--port", type=int, default=8080, help="port of the local Label Studio")
     ap.add_argument("--no-labelstudio", action="store_true", help="generate only; no Label Studio")
@@ -65,8 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         login = (server.url, creds["username"], creds["password"])
 
     model = os.environ.get("AESCOT_MODEL")
-    result = build_screening_set(root=str(root), sources=sources, labelstudio=use_ls,
-                                 generator="diffusers" if model else "synthetic", model=model)
+    result = build_screening_set(
+        root=str(root),
+        sources=sources,
+        labelstudio=use_ls,
+        generator="diffusers" if model else "synthetic",
+        model=model,
+    )
 
     table = Table("stage", "count", "detail", title=f"dataset {root}", title_justify="left")
     for row in stage_counts(store):
@@ -79,10 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"Stop the server with: .venv/bin/aescot labelstudio stop --root {root}")
     export = result.get("export")
     if isinstance(export, dict) and export.get("out"):
-        console.print(f"[bold]Export:[/] {export['out']} (Parquet for SFT / RL / pairs, dataset card README.md)")
+        console.print(
+            f"[bold]Export:[/] {export['out']} (Parquet for SFT / RL / pairs, dataset card README.md)"
+        )
     if "skipped" in str(result.get("rationales")):
-        console.print("No teacher: set AESCOT_TEACHER_BASE_URL, AESCOT_TEACHER_MODEL and AESCOT_TEACHER_API_KEY "
-                      "(any OpenAI-compatible endpoint) for rationales and the SFT export.")
+        console.print(
+            "No teacher: set AESCOT_TEACHER_BASE_URL, AESCOT_TEACHER_MODEL and AESCOT_TEACHER_API_KEY "
+            "(any OpenAI-compatible endpoint) for rationales and the SFT export."
+        )
     return 0
 
 

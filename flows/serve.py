@@ -23,8 +23,12 @@ def main() -> None:
     ap.add_argument("--cron", default=None, help="optional schedule, e.g. '0 * * * *' to advance hourly")
     ap.add_argument("--limit", type=int, default=1, help="flow runs at once from this server (default 1)")
     args = ap.parse_args()
-    build_screening_set.serve(name=args.name, cron=args.cron, limit=args.limit,
-                              description="Advance the aescot screening dataset by every ready stage.")
+    build_screening_set.serve(
+        name=args.name,
+        cron=args.cron,
+        limit=args.limit,
+        description="Advance the aescot screening dataset by every ready stage.",
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,13 @@ def summary_markdown(store: DatasetStore, run: dict[str, Any]) -> str:
     lines = ["# build-screening-set", "", "## This run", "", "| step | result |", "| --- | --- |"]
     for step, value in run.items():
         lines.append(f"| {step} | {value} |")
-    lines += ["", f"## Store totals (`{store.root}`)", "", "| stage | count | detail |", "| --- | ---: | --- |"]
+    lines += [
+        "",
+        f"## Store totals (`{store.root}`)",
+        "",
+        "| stage | count | detail |",
+        "| --- | ---: | --- |",
+    ]
     for row in stage_counts(store):
         lines.append(f"| {row.stage} | {row.count} | {row.detail} |")
     return "\n".join(lines) + "\n"

@@ -27,15 +27,21 @@ NETWORK_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 10, 30], "retry_jitt
 @task(name="ingest")
 def ingest_sources(root: str, inputs: list[str]) -> dict[str, Any]:
     report = ingest(DatasetStore(root), inputs)
-    return {"added": report.added, "already_present": report.already_present, "rejected": report.rejected,
-            "reasons": report.reasons()}
+    return {
+        "added": report.added,
+        "already_present": report.already_present,
+        "rejected": report.rejected,
+        "reasons": report.reasons(),
+    }
 
 
 def sources_without_items(root: str) -> list[str]:
     """Sources that have no screening item yet, oldest first: the generation backlog."""
     store = DatasetStore(root)
     done = {r["source_id"] for r in store.read("items", columns=["source_id"])}
-    return [r["source_id"] for r in store.read("sources", columns=["source_id"]) if r["source_id"] not in done]
+    return [
+        r["source_id"] for r in store.read("sources", columns=["source_id"]) if r["source_id"] not in done
+    ]
 
 
 def generation_config(generator: str, model: str | None, steps: int) -> str:
@@ -49,11 +55,19 @@ def generation_config(generator: str, model: str | None, steps: int) -> str:
 
 def _batch_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     """Content key: the same sources with the same settings in the same store are the same work."""
-    return derive_id("generate-batch", parameters["root"], sorted(parameters["source_ids"]), parameters["config_json"])
+    return derive_id(
+        "generate-batch", parameters["root"], sorted(parameters["source_ids"]), parameters["config_json"]
+    )
 
 
-@task(name="generate", retries=1, retry_delay_seconds=5, cache_key_fn=_batch_key,
-      cache_expiration=timedelta(days=7), persist_result=True)
+@task(
+    name="generate",
+    retries=1,
+    retry_delay_seconds=5,
+    cache_key_fn=_batch_key,
+    cache_expiration=timedelta(days=7),
+    persist_result=True,
+)
 def generate_batch(root: str, source_ids: list[str], config_json: str) -> dict[str, Any]:
     """Generate, dedupe and assemble items for one batch of sources, holding a GPU slot."""
     store = DatasetStore(root)
@@ -61,10 +75,17 @@ def generate_batch(root: str, source_ids: list[str], config_json: str) -> dict[s
     with concurrency(GPU_LIMIT, occupy=1, lease_duration=SLOT_LEASE_S):
         report = generate_candidates(store, config, source_ids)
     items = build_items(store, source_ids)
-    return {"sources": report.sources, "generated": report.generated, "skipped": report.skipped,
-            "candidates": report.candidates, "regenerations": report.regenerations,
-            "incomplete": report.incomplete, "rejected": len(report.rejects) + len(items.rejects),
-            "items": items.built, "gold_items": items.gold}
+    return {
+        "sources": report.sources,
+        "generated": report.generated,
+        "skipped": report.skipped,
+        "candidates": report.candidates,
+        "regenerations": report.regenerations,
+        "incomplete": report.incomplete,
+        "rejected": len(report.rejects) + len(items.rejects),
+        "items": items.built,
+        "gold_items": items.gold,
+    }
 
 
 def labelstudio_config(root: str, project: str, gold_share: float):
@@ -81,9 +102,15 @@ def push_items(root: str, project: str, gold_share: float) -> dict[str, Any]:
     from aescot.labelstudio import push_items as push
 
     report = push(DatasetStore(root), labelstudio_config(root, project, gold_share))
-    return {"project_id": report.project_id, "pushed": report.pushed, "already_pushed": report.already_pushed,
-            "gold_pushed": report.gold_pushed, "gold_held_back": report.gold_held_back,
-            "recovered": report.recovered, "rejected": report.rejected}
+    return {
+        "project_id": report.project_id,
+        "pushed": report.pushed,
+        "already_pushed": report.already_pushed,
+        "gold_pushed": report.gold_pushed,
+        "gold_held_back": report.gold_held_back,
+        "recovered": report.recovered,
+        "rejected": report.rejected,
+    }
 
 
 @task(name="collect", **NETWORK_RETRIES)
@@ -93,12 +120,20 @@ def collect_labels(root: str, project: str, gold_share: float) -> dict[str, Any]
 
     store = DatasetStore(root)
     report = collect_annotations(store, labelstudio_config(root, project, gold_share))
-    out = {"tasks_changed": report.tasks_changed, "new": report.annotations_new,
-           "updated": report.annotations_updated, "skipped": report.skipped, "rejected": report.rejected,
-           "labels_written": report.labels_written, "needs_adjudication": len(report.needs_adjudication)}
+    out = {
+        "tasks_changed": report.tasks_changed,
+        "new": report.annotations_new,
+        "updated": report.annotations_updated,
+        "skipped": report.skipped,
+        "rejected": report.rejected,
+        "labels_written": report.labels_written,
+        "needs_adjudication": len(report.needs_adjudication),
+    }
     if store.count("labels"):
         alphas = {f.field: f.alpha for f in agreement_report(store).fields}
-        out["krippendorff_alpha"] = {k: v for k, v in alphas.items() if v is not None} or "n/a (one annotator)"
+        out["krippendorff_alpha"] = {
+            k: v for k, v in alphas.items() if v is not None
+        } or "n/a (one annotator)"
     return out
 
 
@@ -109,9 +144,15 @@ def write_rationales(root: str, samples: int) -> dict[str, Any]:
 
     with concurrency(TEACHER_LIMIT, occupy=1, lease_duration=SLOT_LEASE_S):
         report = generate_rationales(DatasetStore(root), RationaleConfig(samples=samples))
-    return {"calls": report.calls, "ok": report.ok, "failed": report.failed, "cached": report.samples_cached,
-            "format_failures": report.format_failures, "consistent": report.consistent,
-            "cost_usd": round(report.cost_usd, 4)}
+    return {
+        "calls": report.calls,
+        "ok": report.ok,
+        "failed": report.failed,
+        "cached": report.samples_cached,
+        "format_failures": report.format_failures,
+        "consistent": report.consistent,
+        "cost_usd": round(report.cost_usd, 4),
+    }
 
 
 @task(name="filter")
@@ -119,9 +160,15 @@ def filter_items(root: str, min_consistency: float, samples: int) -> dict[str, A
     from aescot.teacher.config import FilterConfig
     from aescot.teacher.filter import filter_rationales
 
-    report = filter_rationales(DatasetStore(root), FilterConfig(min_consistency=min_consistency, samples=samples))
-    return {"decided": report.decided, "kept": report.kept, "dropped": dict(report.dropped),
-            "pending": report.pending}
+    report = filter_rationales(
+        DatasetStore(root), FilterConfig(min_consistency=min_consistency, samples=samples)
+    )
+    return {
+        "decided": report.decided,
+        "kept": report.kept,
+        "dropped": dict(report.dropped),
+        "pending": report.pending,
+    }
 
 
 @task(name="export")
@@ -132,7 +179,12 @@ def export(root: str, out: str) -> dict[str, Any]:
     if not store.count("labels"):
         return {"skipped": "no labelled items yet"}
     summary = export_dataset(store, ExportConfig(out=out))
-    return {"out": summary.out, "unchanged": summary.skipped, "items": summary.items, "leak_ok": summary.leak_ok}
+    return {
+        "out": summary.out,
+        "unchanged": summary.skipped,
+        "items": summary.items,
+        "leak_ok": summary.leak_ok,
+    }
 
 
 def teacher_enabled(mode: str) -> bool:

@@ -39,7 +39,7 @@ def make_awkward_corpus(folder: Path) -> dict[str, str | None]:
     render_product_shot(12, 160)[0].convert("CMYK").save(cmyk, format="JPEG", quality=90)
     write("cmyk.jpg", cmyk.getvalue(), None)
 
-    grey16 = (np.asarray(render_product_shot(13, 160)[0].convert("L"), dtype=np.uint16) * 257)
+    grey16 = np.asarray(render_product_shot(13, 160)[0].convert("L"), dtype=np.uint16) * 257
     write("grey16.png", _png(Image.fromarray(grey16)), None)
 
     # palette image with a transparent background: the alpha gives the mask

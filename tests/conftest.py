@@ -84,6 +84,9 @@ def ls_config(labelstudio_server, request):
 
     from aescot.labelstudio import LabelStudioConfig
 
-    return LabelStudioConfig(url=labelstudio_server.url, api_key=labelstudio_server.token,
-                             document_root=labelstudio_server.document_root,
-                             project_title=f"{request.node.name[:40]} {uuid.uuid4().hex[:6]}")
+    return LabelStudioConfig(
+        url=labelstudio_server.url,
+        api_key=labelstudio_server.token,
+        document_root=labelstudio_server.document_root,
+        project_title=f"{request.node.name[:40]} {uuid.uuid4().hex[:6]}",
+    )

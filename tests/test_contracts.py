@@ -10,9 +10,19 @@ H = "ab" * 32
 
 def annotation(**over):
     rec = {
-        "annotation_id": "labelstudio:1", "revision": 0, "item_id": H, "task_id": 7, "annotator": "ann-1",
-        "status": "submitted", "acceptable": ["A", "C"], "best": "A", "dimensions": DIMS, "scores": SCORES,
-        "lead_time_s": 12.5, "created_at": "2026-11-22T06:00:00+00:00", "updated_at": "2026-11-22T06:00:00+00:00",
+        "annotation_id": "labelstudio:1",
+        "revision": 0,
+        "item_id": H,
+        "task_id": 7,
+        "annotator": "ann-1",
+        "status": "submitted",
+        "acceptable": ["A", "C"],
+        "best": "A",
+        "dimensions": DIMS,
+        "scores": SCORES,
+        "lead_time_s": 12.5,
+        "created_at": "2026-11-22T06:00:00+00:00",
+        "updated_at": "2026-11-22T06:00:00+00:00",
     }
     rec.update(over)
     return rec

@@ -7,7 +7,14 @@ from typing import Annotated, Iterator
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from aescot.store import DatasetStore, StoreError
 
@@ -17,7 +24,9 @@ err_console = Console(stderr=True)
 DEFAULT_ROOT = "aescot-data"
 RootOption = Annotated[
     str,
-    typer.Option("--root", "-r", envvar="AESCOT_ROOT", help="Dataset root: a local folder or an fsspec URI (s3://...)."),
+    typer.Option(
+        "--root", "-r", envvar="AESCOT_ROOT", help="Dataset root: a local folder or an fsspec URI (s3://...)."
+    ),
 ]
 
 
@@ -38,8 +47,13 @@ def fail(message: str, code: int = 2) -> None:
 @contextmanager
 def progress_bar(description: str, total: int | None = None) -> Iterator[Progress]:
     """A rich progress bar (quiet when stdout is not a terminal); ``advance`` via ``bar.advance(task, n)``."""
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn()]
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
         bar.add_task(description, total=total)
         yield bar

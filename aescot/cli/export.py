@@ -15,13 +15,20 @@ from aescot.export.splits import SPLITS
 def export_cmd(
     out: Annotated[str, typer.Argument(help="Output folder or fsspec URI (s3://bucket/ds-v1).")],
     root: RootOption = DEFAULT_ROOT,
-    fmt: Annotated[list[str] | None, typer.Option("--format", "-f", help=f"Repeatable; default all: {', '.join(FORMATS)}.")] = None,
-    images: Annotated[str, typer.Option(help="'embed' image bytes, or 'uri' to reference the store.")] = "embed",
+    fmt: Annotated[
+        list[str] | None,
+        typer.Option("--format", "-f", help=f"Repeatable; default all: {', '.join(FORMATS)}."),
+    ] = None,
+    images: Annotated[
+        str, typer.Option(help="'embed' image bytes, or 'uri' to reference the store.")
+    ] = "embed",
     seed: Annotated[int, typer.Option(help="Split seed.")] = 0,
     train: Annotated[float, typer.Option(help="Train share.")] = 0.8,
     validation: Annotated[float, typer.Option(help="Validation share.")] = 0.1,
     test: Annotated[float, typer.Option(help="Test share.")] = 0.1,
-    near_duplicate_bits: Annotated[int, typer.Option(help="Sources within this phash distance share a split.")] = 8,
+    near_duplicate_bits: Annotated[
+        int, typer.Option(help="Sources within this phash distance share a split.")
+    ] = 8,
     resplit: Annotated[bool, typer.Option(help="Forget remembered splits and assign afresh.")] = False,
     license: Annotated[str, typer.Option("--license", help="Licence field of the dataset card.")] = "other",
     rows_per_shard: Annotated[int, typer.Option(help="Rows per Parquet file.")] = 10_000,
@@ -37,10 +44,18 @@ def export_cmd(
     from aescot.export import ExportConfig, export_dataset
 
     try:
-        cfg = ExportConfig(out=out, formats=fmt or list(FORMATS), images=images, seed=seed,
-                           ratios={"train": train, "validation": validation, "test": test},
-                           near_duplicate_bits=near_duplicate_bits, resplit=resplit, license=license,
-                           rows_per_shard=rows_per_shard, force=force)
+        cfg = ExportConfig(
+            out=out,
+            formats=fmt or list(FORMATS),
+            images=images,
+            seed=seed,
+            ratios={"train": train, "validation": validation, "test": test},
+            near_duplicate_bits=near_duplicate_bits,
+            resplit=resplit,
+            license=license,
+            rows_per_shard=rows_per_shard,
+            force=force,
+        )
     except ValidationError as exc:
         fail("; ".join(f"{'/'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
     store = open_store(root)
@@ -55,22 +70,28 @@ def export_cmd(
     console.print(table)
     console.print(("[green]" if summary.leak_ok else "[red]") + summary.leak_summary)
     if summary.rejects:
-        console.print(f"[red]{summary.rejects} rejected[/]: "
-                      + ", ".join(f"{r} {n}" for r, n in sorted(summary.reject_reasons.items()))
-                      + " (see the rejects table)")
+        console.print(
+            f"[red]{summary.rejects} rejected[/]: "
+            + ", ".join(f"{r} {n}" for r, n in sorted(summary.reject_reasons.items()))
+            + " (see the rejects table)"
+        )
     if not summary.leak_ok:
         raise typer.Exit(1)
 
 
 def eval_cmd(
     data: Annotated[str, typer.Argument(help="An export folder (its rl/<split> Parquet is read).")],
-    base_url: Annotated[str, typer.Option(envvar="AESCOT_EVAL_BASE_URL", help="OpenAI-compatible base URL.")] = "",
+    base_url: Annotated[
+        str, typer.Option(envvar="AESCOT_EVAL_BASE_URL", help="OpenAI-compatible base URL.")
+    ] = "",
     model: Annotated[str, typer.Option(envvar="AESCOT_EVAL_MODEL", help="Model name at that endpoint.")] = "",
     split: Annotated[str, typer.Option(help="Split to score.")] = "test",
     limit: Annotated[int | None, typer.Option(help="Score at most this many items.")] = None,
     concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 8,
     max_side: Annotated[int, typer.Option(help="Downscale images to this longest side.")] = 768,
-    output: Annotated[str | None, typer.Option(help="Folder for report.json, report.md, predictions.jsonl.")] = None,
+    output: Annotated[
+        str | None, typer.Option(help="Folder for report.json, report.md, predictions.jsonl.")
+    ] = None,
 ) -> None:
     """Score an OpenAI-compatible multimodal model on the export's test split, beside a random baseline.
 
@@ -79,10 +100,19 @@ def eval_cmd(
     from aescot.eval import EvalConfig, evaluate, write_report
 
     if not base_url or not model:
-        fail("set --base-url and --model (or AESCOT_EVAL_BASE_URL / AESCOT_EVAL_MODEL); the key comes from "
-             "AESCOT_EVAL_API_KEY or OPENAI_API_KEY")
-    cfg = EvalConfig(data=data, base_url=base_url, model=model, split=split, limit=limit, concurrency=concurrency,
-                     max_side=max_side)
+        fail(
+            "set --base-url and --model (or AESCOT_EVAL_BASE_URL / AESCOT_EVAL_MODEL); the key comes from "
+            "AESCOT_EVAL_API_KEY or OPENAI_API_KEY"
+        )
+    cfg = EvalConfig(
+        data=data,
+        base_url=base_url,
+        model=model,
+        split=split,
+        limit=limit,
+        concurrency=concurrency,
+        max_side=max_side,
+    )
     try:
         report = evaluate(cfg)
     except FileNotFoundError as exc:

@@ -35,9 +35,13 @@ from aescot.labelstudio.server import (
 )
 from aescot.store import DatasetStore
 
-ProjectOption = Annotated[str | None, typer.Option("--project", help="Project title (default: aescot screening).")]
+ProjectOption = Annotated[
+    str | None, typer.Option("--project", help="Project title (default: aescot screening).")
+]
 
-ls_app = typer.Typer(help="Run the embedded Label Studio and set up the screening project.", no_args_is_help=True)
+ls_app = typer.Typer(
+    help="Run the embedded Label Studio and set up the screening project.", no_args_is_help=True
+)
 
 
 def _config(store: DatasetStore, project: str | None, **overrides) -> LabelStudioConfig:
@@ -55,19 +59,24 @@ def _run(fn):
 
 
 @ls_app.command("start")
-def start_cmd(root: RootOption = DEFAULT_ROOT,
-              port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080) -> None:
+def start_cmd(
+    root: RootOption = DEFAULT_ROOT, port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080
+) -> None:
     """Start the embedded server for this dataset (SQLite, data in <root>/.labelstudio) and leave it running."""
     store = open_store(root)
     if not store.is_local:
-        fail("the embedded server serves local datasets; for object storage point LABEL_STUDIO_URL at a server")
+        fail(
+            "the embedded server serves local datasets; for object storage point LABEL_STUDIO_URL at a server"
+        )
     cfg = local_server_config(Path(store.root), port=port)
     try:
         server = start_server(cfg)
     except (ServerNotFound, ServerStartError) as exc:
         fail(str(exc))
-    console.print(f"Label Studio running at [bold]{server.url}[/] (pid {server.pid}); log in as "
-                  f"{cfg.username}, password in {cfg.data_dir / 'aescot-credentials.json'}")
+    console.print(
+        f"Label Studio running at [bold]{server.url}[/] (pid {server.pid}); log in as "
+        f"{cfg.username}, password in {cfg.data_dir / 'aescot-credentials.json'}"
+    )
 
 
 @ls_app.command("stop")
@@ -87,27 +96,38 @@ def status_cmd(root: RootOption = DEFAULT_ROOT) -> None:
 
 
 @ls_app.command("setup")
-def setup_cmd(root: RootOption = DEFAULT_ROOT, project: ProjectOption = None,
-              annotators_per_task: Annotated[int | None, typer.Option(help="Annotations wanted per task.")] = None
-              ) -> None:
+def setup_cmd(
+    root: RootOption = DEFAULT_ROOT,
+    project: ProjectOption = None,
+    annotators_per_task: Annotated[int | None, typer.Option(help="Annotations wanted per task.")] = None,
+) -> None:
     """Create or update the screening project (config, guidelines, image storage). Idempotent."""
     store = open_store(root)
     cfg = _config(store, project, annotators_per_task=annotators_per_task)
     p = _run(lambda: ensure_project(store, cfg))
     what = "created" if p.created else (f"updated {', '.join(p.changed)}" if p.changed else "up to date")
-    console.print(f"project {p.id} '{p.title}' {what}; images via {p.storage}; {cfg.url}/projects/{p.id}/data")
+    console.print(
+        f"project {p.id} '{p.title}' {what}; images via {p.storage}; {cfg.url}/projects/{p.id}/data"
+    )
 
 
-def push_cmd(root: RootOption = DEFAULT_ROOT, project: ProjectOption = None,
-             item: Annotated[list[str] | None, typer.Option("--item", help="Only these item ids (repeatable).")] = None,
-             gold_share: Annotated[float | None, typer.Option(help="Share of pushed tasks that are gold.")] = None,
-             chunk_size: Annotated[int | None, typer.Option(help="Tasks per bulk import call.")] = None) -> None:
+def push_cmd(
+    root: RootOption = DEFAULT_ROOT,
+    project: ProjectOption = None,
+    item: Annotated[
+        list[str] | None, typer.Option("--item", help="Only these item ids (repeatable).")
+    ] = None,
+    gold_share: Annotated[float | None, typer.Option(help="Share of pushed tasks that are gold.")] = None,
+    chunk_size: Annotated[int | None, typer.Option(help="Tasks per bulk import call.")] = None,
+) -> None:
     """Push screening items not yet in Label Studio as tasks (bulk; re-running pushes nothing twice)."""
     store = open_store(root)
     cfg = _config(store, project, gold_share=gold_share, chunk_size=chunk_size)
     r = _run(lambda: push_items(store, cfg, item_ids=item))
-    console.print(f"project {r.project_id}: pushed {r.pushed} ({r.gold_pushed} gold, {r.gold_held_back} gold held "
-                  f"back), already there {r.already_pushed}, recovered {r.recovered}, rejected {r.rejected}")
+    console.print(
+        f"project {r.project_id}: pushed {r.pushed} ({r.gold_pushed} gold, {r.gold_held_back} gold held "
+        f"back), already there {r.already_pushed}, recovered {r.recovered}, rejected {r.rejected}"
+    )
 
 
 def collect_cmd(root: RootOption = DEFAULT_ROOT, project: ProjectOption = None) -> None:
@@ -115,32 +135,54 @@ def collect_cmd(root: RootOption = DEFAULT_ROOT, project: ProjectOption = None) 
     store = open_store(root)
     cfg = _config(store, project)
     r = _run(lambda: collect_annotations(store, cfg))
-    console.print(f"project {r.project_id}: {r.tasks_changed} tasks changed; annotations new {r.annotations_new}, "
-                  f"edited {r.annotations_updated}, skipped {r.skipped}, rejected {r.rejected}; labels written "
-                  f"{r.labels_written}; waiting for adjudication {len(r.needs_adjudication)}")
+    console.print(
+        f"project {r.project_id}: {r.tasks_changed} tasks changed; annotations new {r.annotations_new}, "
+        f"edited {r.annotations_updated}, skipped {r.skipped}, rejected {r.rejected}; labels written "
+        f"{r.labels_written}; waiting for adjudication {len(r.needs_adjudication)}"
+    )
 
 
-def agreement_cmd(root: RootOption = DEFAULT_ROOT,
-                  as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def agreement_cmd(
+    root: RootOption = DEFAULT_ROOT,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """Krippendorff's alpha per field, per-annotator stats and gold accuracy (from collected annotations)."""
     store = open_store(root)
     agreement, gold = agreement_report(store), gold_report(store)
     if as_json:
         console.print_json(json.dumps({"agreement": agreement.to_dict(), "gold": gold.to_dict()}))
         return
-    fields = Table("field", "alpha", "units (>=2 raters)", "level", title=f"agreement over {agreement.items} items")
+    fields = Table(
+        "field", "alpha", "units (>=2 raters)", "level", title=f"agreement over {agreement.items} items"
+    )
     for f in agreement.fields:
         fields.add_row(f.field, "n/a" if f.alpha is None else f"{f.alpha:.3f}", str(f.units), f.level)
     console.print(fields)
     scores = {g.annotator: g for g in gold.annotators}
-    people = Table("annotator", "submitted", "skipped", "mean lead s", "agrees w/ consensus", "gold n",
-                   "gold best acc", "gold dims acc", title=f"annotators (gold items pushed {gold.gold_items_pushed})")
+    people = Table(
+        "annotator",
+        "submitted",
+        "skipped",
+        "mean lead s",
+        "agrees w/ consensus",
+        "gold n",
+        "gold best acc",
+        "gold dims acc",
+        title=f"annotators (gold items pushed {gold.gold_items_pushed})",
+    )
     for s in agreement.annotators:
         g = scores.get(s.annotator)
         fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
-        people.add_row(s.annotator, str(s.submitted), str(s.skipped), fmt(s.mean_lead_time_s),
-                       fmt(s.agrees_with_consensus), str(g.gold_items if g else 0), fmt(g.best_accuracy if g else None),
-                       fmt(g.dimension_accuracy if g else None))
+        people.add_row(
+            s.annotator,
+            str(s.submitted),
+            str(s.skipped),
+            fmt(s.mean_lead_time_s),
+            fmt(s.agrees_with_consensus),
+            str(g.gold_items if g else 0),
+            fmt(g.best_accuracy if g else None),
+            fmt(g.dimension_accuracy if g else None),
+        )
     console.print(people)
 
 

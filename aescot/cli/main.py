@@ -19,7 +19,9 @@ sources.register(app)
 __import__("aescot.cli.export", fromlist=["register"]).register(app)  # export, eval (issue 6)
 __import__("aescot.cli.teacher", fromlist=["register"]).register(app)  # rationales, filter (issue 5)
 __import__("aescot.cli.generate", fromlist=["register"]).register(app)  # generate, dedupe (issue 3)
-__import__("aescot.cli.labelstudio", fromlist=["register"]).register(app)  # labelstudio, push, collect, agreement (issue 4)
+__import__("aescot.cli.labelstudio", fromlist=["register"]).register(
+    app
+)  # labelstudio, push, collect, agreement (issue 4)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -13,10 +13,15 @@ from aescot.status import stage_counts
 
 
 def ingest_cmd(
-    inputs: Annotated[list[str], typer.Argument(help="Folders, globs ('photos/**/*.jpg'), or manifest .csv/.parquet files.")],
+    inputs: Annotated[
+        list[str], typer.Argument(help="Folders, globs ('photos/**/*.jpg'), or manifest .csv/.parquet files.")
+    ],
     root: RootOption = DEFAULT_ROOT,
     near_duplicate_distance: Annotated[
-        int, typer.Option(help="Hamming radius in bits of the 256-bit pHash for near-duplicate sources (-1: off).")
+        int,
+        typer.Option(
+            help="Hamming radius in bits of the 256-bit pHash for near-duplicate sources (-1: off)."
+        ),
     ] = 12,
     max_side: Annotated[int, typer.Option(help="Downscale sources whose longest side is larger.")] = 2048,
     min_side: Annotated[int, typer.Option(help="Reject sources whose shorter side is smaller.")] = 64,
@@ -32,8 +37,13 @@ def ingest_cmd(
     cfg.limits.max_side, cfg.limits.min_side = max_side, min_side
     with progress_bar("ingest") as bar:
         task = bar.task_ids[0]
-        report = ingest(store, inputs, cfg, progress=lambda n: bar.advance(task, n),
-                        on_discovered=lambda n: bar.update(task, total=n))
+        report = ingest(
+            store,
+            inputs,
+            cfg,
+            progress=lambda n: bar.advance(task, n),
+            on_discovered=lambda n: bar.update(task, total=n),
+        )
     console.print(
         f"[bold]ingest[/] {report.seen} files: [green]{report.added} added[/], "
         f"{report.already_present} already present, [red]{report.rejected} rejected[/]"

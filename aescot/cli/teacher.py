@@ -15,9 +15,16 @@ from aescot.teacher.filter import FilterError, filter_rationales
 from aescot.teacher.prompts import PROMPT_VERSION
 from aescot.teacher.rationales import generate_rationales
 
-ModeOption = Annotated[str, typer.Option("--mode", help="blind (teacher chooses) or answer_driven (teacher explains the human answer).")]
+ModeOption = Annotated[
+    str,
+    typer.Option(
+        "--mode", help="blind (teacher chooses) or answer_driven (teacher explains the human answer)."
+    ),
+]
 SamplesOption = Annotated[int, typer.Option("--samples", "-k", help="Samples per item (k).", min=1)]
-VersionOption = Annotated[str, typer.Option("--prompt-version", help="Prompt folder under aescot/teacher/prompts.")]
+VersionOption = Annotated[
+    str, typer.Option("--prompt-version", help="Prompt folder under aescot/teacher/prompts.")
+]
 
 DROP_HELP = {
     "low_consistency": "too few samples agree with the human answer",
@@ -33,12 +40,25 @@ def rationales_cmd(
     mode: ModeOption = "blind",
     samples: SamplesOption = 4,
     prompt_version: VersionOption = PROMPT_VERSION,
-    concurrency: Annotated[int | None, typer.Option(help="Requests in flight (env AESCOT_TEACHER_CONCURRENCY).")] = None,
-    max_cost: Annotated[float | None, typer.Option("--max-cost", help="Stop starting calls at this estimated USD "
-                                                      "(needs AESCOT_TEACHER_PRICE_*_PER_MTOK).")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="Start at most this many calls in this run.")] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Per-request timeout in seconds.")] = None,
-    image_max_side: Annotated[int | None, typer.Option(help="Downscale images sent to this longest side.")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Requests in flight (env AESCOT_TEACHER_CONCURRENCY).")
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost",
+            help="Stop starting calls at this estimated USD (needs AESCOT_TEACHER_PRICE_*_PER_MTOK).",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Start at most this many calls in this run.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Per-request timeout in seconds.")
+    ] = None,
+    image_max_side: Annotated[
+        int | None, typer.Option(help="Downscale images sent to this longest side.")
+    ] = None,
 ) -> None:
     """Ask the teacher for k rationales per labelled item; already answered samples are never asked again.
 
@@ -49,8 +69,14 @@ def rationales_cmd(
     try:
         teacher = TeacherSettings(**{k: v for k, v in overrides.items() if v is not None})
         teacher.require()
-        config = RationaleConfig(teacher=teacher, mode=mode, samples=samples, prompt_version=prompt_version,
-                                 max_cost_usd=max_cost, limit=limit)
+        config = RationaleConfig(
+            teacher=teacher,
+            mode=mode,
+            samples=samples,
+            prompt_version=prompt_version,
+            max_cost_usd=max_cost,
+            limit=limit,
+        )
     except TeacherNotConfigured as exc:
         fail(str(exc))
         return
@@ -58,8 +84,10 @@ def rationales_cmd(
         fail("; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()))
         return
     store = open_store(root)
-    console.print(f"teacher [bold]{teacher.model}[/] at {teacher.base_url} — mode {mode}, k={samples}, "
-                  f"prompt {prompt_version}, concurrency {teacher.concurrency}")
+    console.print(
+        f"teacher [bold]{teacher.model}[/] at {teacher.base_url} — mode {mode}, k={samples}, "
+        f"prompt {prompt_version}, concurrency {teacher.concurrency}"
+    )
     try:
         with progress_bar("rationales") as bar:
             task = bar.task_ids[0]
@@ -74,11 +102,15 @@ def rationales_cmd(
         f"{report.prompt_tokens + report.completion_tokens} tokens, ~${report.cost_usd:.4f}, {report.elapsed_s:.1f}s"
     )
     if report.calls_without_usage:
-        console.print(f"[yellow]warning:[/] {report.calls_without_usage} replies had no token usage: their cost is "
-                      "not in the estimate and --max-cost cannot count it")
+        console.print(
+            f"[yellow]warning:[/] {report.calls_without_usage} replies had no token usage: their cost is "
+            "not in the estimate and --max-cost cannot count it"
+        )
     if report.stopped:
-        console.print(f"[yellow]stopped early by --{'max-cost' if report.stopped == 'max_cost' else 'limit'}[/]: "
-                      f"{report.remaining} samples left for the next run")
+        console.print(
+            f"[yellow]stopped early by --{'max-cost' if report.stopped == 'max_cost' else 'limit'}[/]: "
+            f"{report.remaining} samples left for the next run"
+        )
     if report.rejects:
         table = Table("item", "reason", "detail", title="items skipped", title_justify="left")
         for r in report.rejects:
@@ -89,21 +121,31 @@ def rationales_cmd(
 
 def filter_cmd(
     root: RootOption = DEFAULT_ROOT,
-    min_consistency: Annotated[float, typer.Option(help="Keep items whose share of consistent samples is at least this.",
-                                                   min=0.0, max=1.0)] = 0.8,
+    min_consistency: Annotated[
+        float,
+        typer.Option(help="Keep items whose share of consistent samples is at least this.", min=0.0, max=1.0),
+    ] = 0.8,
     samples: SamplesOption = 4,
     mode: ModeOption = "blind",
     prompt_version: VersionOption = PROMPT_VERSION,
-    teacher_model: Annotated[str | None, typer.Option(help="Teacher model to filter (default: the only one).")] = None,
+    teacher_model: Annotated[
+        str | None, typer.Option(help="Teacher model to filter (default: the only one).")
+    ] = None,
     min_chars: Annotated[int, typer.Option(help="Shortest acceptable reasoning, in characters.")] = 200,
     max_chars: Annotated[int, typer.Option(help="Longest acceptable reasoning, in characters.")] = 12000,
     details: Annotated[bool, typer.Option("--details", help="List every decided item.")] = False,
 ) -> None:
     """Keep items whose teacher samples agree with the humans, and pick one rationale per kept item."""
     try:
-        config = FilterConfig(min_consistency=min_consistency, samples=samples, mode=mode,
-                              prompt_version=prompt_version, teacher_model=teacher_model, min_chars=min_chars,
-                              max_chars=max_chars)
+        config = FilterConfig(
+            min_consistency=min_consistency,
+            samples=samples,
+            mode=mode,
+            prompt_version=prompt_version,
+            teacher_model=teacher_model,
+            min_chars=min_chars,
+            max_chars=max_chars,
+        )
     except ValidationError as exc:
         fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
         return
@@ -114,11 +156,15 @@ def filter_cmd(
         fail(f"{exc} with --teacher-model")
         return
     if report.teacher_model is None:
-        console.print(f"no rationales for prompt {prompt_version} in mode {mode} yet: run `aescot rationales` first")
+        console.print(
+            f"no rationales for prompt {prompt_version} in mode {mode} yet: run `aescot rationales` first"
+        )
         return
-    console.print(f"[bold]filter[/] {report.teacher_model}, prompt {prompt_version}, mode {mode}, "
-                  f"min consistency {min_consistency}: {report.decided} items decided, [green]{report.kept} kept[/], "
-                  f"[red]{sum(report.dropped.values())} dropped[/], {report.pending} pending (samples unfinished)")
+    console.print(
+        f"[bold]filter[/] {report.teacher_model}, prompt {prompt_version}, mode {mode}, "
+        f"min consistency {min_consistency}: {report.decided} items decided, [green]{report.kept} kept[/], "
+        f"[red]{sum(report.dropped.values())} dropped[/], {report.pending} pending (samples unfinished)"
+    )
     if report.dropped:
         table = Table("dropped because", "items", "meaning", title_justify="left")
         for reason, n in report.dropped.most_common():

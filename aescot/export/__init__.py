@@ -9,6 +9,15 @@ from aescot.export.run import ExportConfig, ExportSummary, check_export, export_
 from aescot.export.splits import LeakReport, SplitPlan, assign_splits, check_leaks, group_sources
 
 __all__ = [
-    "FORMATS", "ExportConfig", "ExportSummary", "LeakReport", "SplitPlan", "assign_splits", "check_export",
-    "check_leaks", "export_dataset", "features", "group_sources",
+    "FORMATS",
+    "ExportConfig",
+    "ExportSummary",
+    "LeakReport",
+    "SplitPlan",
+    "assign_splits",
+    "check_export",
+    "check_leaks",
+    "export_dataset",
+    "features",
+    "group_sources",
 ]

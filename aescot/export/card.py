@@ -44,13 +44,25 @@ def _yaml(cfg: ExportConfig, summary: ExportSummary, bytes_per_format: dict[str,
     """The card header. ``dataset_info`` carries the export fingerprint: `datasets` hashes it into its cache
     key, which otherwise depends only on the folder name and the file patterns, so two exports in folders of
     the same name (or one folder re-exported) would silently load each other's cached data."""
-    lines = ["---", f"pretty_name: {json.dumps(cfg.pretty_name)}", f"license: {cfg.license}",
-             "task_categories:", "- image-text-to-text", "tags:", "- aescot", "- image-screening",
-             "- multimodal-reasoning", "dataset_info:"]
+    lines = [
+        "---",
+        f"pretty_name: {json.dumps(cfg.pretty_name)}",
+        f"license: {cfg.license}",
+        "task_categories:",
+        "- image-text-to-text",
+        "tags:",
+        "- aescot",
+        "- image-screening",
+        "- multimodal-reasoning",
+        "dataset_info:",
+    ]
     for fmt in cfg.formats:
         if summary.rows.get(fmt):
-            lines += [f"- config_name: {fmt}", f"  description: aescot export {summary.fingerprint}",
-                      f"  download_size: {bytes_per_format.get(fmt, 0)}"]
+            lines += [
+                f"- config_name: {fmt}",
+                f"  description: aescot export {summary.fingerprint}",
+                f"  download_size: {bytes_per_format.get(fmt, 0)}",
+            ]
     lines.append("configs:")
     first = True
     for fmt in cfg.formats:
@@ -68,8 +80,14 @@ def _yaml(cfg: ExportConfig, summary: ExportSummary, bytes_per_format: dict[str,
     return "\n".join(lines)
 
 
-def _plots(fs, out: str, dim_counts: dict[str, Counter], consistency: list[float], agreement: list[float],
-           thresholds: list[float]) -> list[str]:
+def _plots(
+    fs,
+    out: str,
+    dim_counts: dict[str, Counter],
+    consistency: list[float],
+    agreement: list[float],
+    thresholds: list[float],
+) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,16 +107,22 @@ def _plots(fs, out: str, dim_counts: dict[str, Counter], consistency: list[float
     fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.8 / len(SPLITS)
     for k, split in enumerate(SPLITS):
-        ax.bar([i + k * width for i in range(len(DIMENSIONS))], [dim_counts[split].get(d, 0) for d in DIMENSIONS],
-               width, label=split)
+        ax.bar(
+            [i + k * width for i in range(len(DIMENSIONS))],
+            [dim_counts[split].get(d, 0) for d in DIMENSIONS],
+            width,
+            label=split,
+        )
     ax.set_xticks([i + width for i in range(len(DIMENSIONS))], [d.replace("_", "\n") for d in DIMENSIONS])
     ax.set_ylabel("flawed candidates")
     ax.set_title("Defects per dimension and split")
     ax.legend()
     save(fig, "dimensions_per_split.png")
 
-    for name, values, title in (("consistency_hist.png", consistency, "Teacher consistency per item"),
-                                ("agreement_hist.png", agreement, "Annotator agreement per item")):
+    for name, values, title in (
+        ("consistency_hist.png", consistency, "Teacher consistency per item"),
+        ("agreement_hist.png", agreement, "Annotator agreement per item"),
+    ):
         fig, ax = plt.subplots(figsize=(6, 3.5))
         ax.hist(values, bins=BINS, edgecolor="black")
         if name == "consistency_hist.png":
@@ -121,13 +145,20 @@ def _batches(table: pa.Table, columns: list[str]):
 
 def _generator_settings(store: DatasetStore, item_ids: set[str], items: pa.Table) -> list[list[Any]]:
     """(generator, model, candidates, parameter names) of the exported items' candidates, in Arrow."""
-    exported = items.filter(pc.is_in(items.column("item_id"), value_set=pa.array(sorted(item_ids), pa.string())))
+    exported = items.filter(
+        pc.is_in(items.column("item_id"), value_set=pa.array(sorted(item_ids), pa.string()))
+    )
     cand_ids = pc.struct_field(pc.list_flatten(exported.column("candidates")), "candidate_id")
     cands = store.read_arrow("candidates", columns=["candidate_id", "generator", "model", "params"])
     cands = cands.filter(pc.is_in(cands.column("candidate_id"), value_set=cand_ids))
-    cands = cands.set_column(cands.schema.get_field_index("model"), "model", pc.fill_null(cands.column("model"), ""))
-    counts = cands.group_by(["generator", "model"]).aggregate([("candidate_id", "count"),
-                                                              ("params", "distinct")]).to_pylist()
+    cands = cands.set_column(
+        cands.schema.get_field_index("model"), "model", pc.fill_null(cands.column("model"), "")
+    )
+    counts = (
+        cands.group_by(["generator", "model"])
+        .aggregate([("candidate_id", "count"), ("params", "distinct")])
+        .to_pylist()
+    )
     rows = []
     for c in sorted(counts, key=lambda c: (c["generator"], c["model"])):
         keys: set[str] = set()
@@ -136,12 +167,25 @@ def _generator_settings(store: DatasetStore, item_ids: set[str], items: pa.Table
                 keys.update(json.loads(text))
             except (ValueError, TypeError):
                 continue
-        rows.append([c["generator"], c["model"] or "-", c["candidate_id_count"], ", ".join(sorted(keys))[:200]])
+        rows.append(
+            [c["generator"], c["model"] or "-", c["candidate_id_count"], ", ".join(sorted(keys))[:200]]
+        )
     return rows
 
 
-def write_card(store: DatasetStore, fs, out: str, cfg: ExportConfig, summary: ExportSummary, plan: SplitPlan,
-               leak: LeakReport, labels: pa.Table, selections: pa.Table, items: pa.Table, prompt_text: str) -> None:
+def write_card(
+    store: DatasetStore,
+    fs,
+    out: str,
+    cfg: ExportConfig,
+    summary: ExportSummary,
+    plan: SplitPlan,
+    leak: LeakReport,
+    labels: pa.Table,
+    selections: pa.Table,
+    items: pa.Table,
+    prompt_text: str,
+) -> None:
     """Write README.md, the plots and LLaMA-Factory's dataset_info.json into ``out``."""
     split_of = plan.split_of_item
     dim_counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
@@ -160,8 +204,9 @@ def write_card(store: DatasetStore, fs, out: str, cfg: ExportConfig, summary: Ex
     reasons: Counter = Counter()
     teachers: Counter = Counter()
     threshold_set: set[float] = set()
-    for s in _batches(selections, ["item_id", "reason", "consistency", "min_consistency", "teacher_model",
-                                   "prompt_version"]):
+    for s in _batches(
+        selections, ["item_id", "reason", "consistency", "min_consistency", "teacher_model", "prompt_version"]
+    ):
         if s["item_id"] not in split_of:
             continue
         if s["consistency"] is not None:
@@ -171,7 +216,9 @@ def write_card(store: DatasetStore, fs, out: str, cfg: ExportConfig, summary: Ex
         threshold_set.add(s["min_consistency"])
     thresholds = sorted(threshold_set)
     generators = _generator_settings(store, set(split_of), items)
-    split_of_group = {g: plan.split_of_source[s] for s, g in plan.group_of_source.items() if s in plan.split_of_source}
+    split_of_group = {
+        g: plan.split_of_source[s] for s, g in plan.group_of_source.items() if s in plan.split_of_source
+    }
     for group, st in plan.stratum_of_group.items():
         stratum_counts[split_of_group[group]][st] += 1
 
@@ -182,58 +229,132 @@ def write_card(store: DatasetStore, fs, out: str, cfg: ExportConfig, summary: Ex
 
     formats_present = [f for f in cfg.formats if summary.rows.get(f)]
     first_format = formats_present[0] if formats_present else "rl"
-    parts = [_yaml(cfg, summary, bytes_per_format), "", f"# {cfg.pretty_name}", "",
-             ("Image-screening data built with [aescot](https://aescot.dev): each item is a source photo of a health "
-              "product and four candidates A-D generated from it; people labelled which candidates are acceptable, "
-              "the best one and the defect dimensions of each flawed one; a teacher model wrote the chain-of-thought "
-              "rationales kept for SFT (only those consistent with the people)."), "",
-             "## Licence", "", f"`{cfg.license}`" + (" — set the licence of your sources and generator with "
-                                                     "`--license` before publishing." if cfg.license == "other" else
-                                                     ""), "",
-             "## Files and rows", "",
-             _table(["config", "what", *SPLITS],
-                    [[f, FORMAT_TITLES[f], *[summary.rows.get(f, {}).get(s, 0) for s in SPLITS]]
-                     for f in formats_present]), "",
-             (f"Images are {'embedded as bytes' if cfg.images == 'embed' else 'referenced by URI'} "
-              "in the Hugging Face `Image` layout `{bytes, path}`; image lists are in the order source, A, B, C, D."),
-             "", "## Items per split and dimension", "",
-             _table(["split", "labelled items", *DIMENSIONS],
-                    [[s, summary.items.get(s, 0), *[dim_counts[s].get(d, 0) for d in DIMENSIONS]] for s in SPLITS]),
-             "", "Dimension columns count flawed candidates failing that dimension.", "",
-             _table(["split", *DIMENSIONS, "none"],
-                    [[s, *[stratum_counts[s].get(d, 0) for d in (*DIMENSIONS, "none")]] for s in SPLITS]), "",
-             "Source groups per stratum (the dimension a group's items fail most often).", "",
-             "![defects per dimension](plots/dimensions_per_split.png)" if plots else "", "",
-             "## Annotator agreement", "",
-             _table(["split", "items", "mean agreement"],
-                    [[s, len(v), f"{sum(v) / len(v):.3f}"] for s, v in agreement_by_split.items() if v]), "",
-             "Agreement: share of annotators whose best choice equals the consensus label.", "",
-             "![agreement](plots/agreement_hist.png)" if plots else "", "",
-             "## Teacher consistency and filter", "",
-             _table(["consistency bin", "items"],
-                    [[f"[{BINS[i]:.1f}, {BINS[i + 1]:.1f}{']' if i == 9 else ')'}", n]
-                     for i, n in enumerate(_hist(consistency))]), "",
-             _table(["filter decision", "items"], [[r, n] for r, n in sorted(reasons.items())]), "",
-             f"Minimum consistency: {', '.join(str(t) for t in thresholds) or '-'}.", "",
-             "![consistency](plots/consistency_hist.png)" if plots else "", "",
-             "## Generator and teacher settings", "",
-             _table(["generator", "model", "candidates", "parameters"], generators) if generators else
-             "No candidate records.", "",
-             _table(["teacher model", "prompt version", "items"], [[m, v, n] for (m, v), n in sorted(teachers.items())])
-             if teachers else "No teacher selections.", "",
-             "## Splits", "",
-             (f"Grouped by source: a source and its near-duplicates (perceptual-hash distance <= "
-              f"{cfg.near_duplicate_bits} bits, transitively) share one split; stratified by each group's most "
-              f"frequent defect dimension; seed {cfg.seed}; ratios {json.dumps(cfg.ratios)}. "
-              f"{len(set(plan.group_of_source.values()))} source groups; {len(plan.conflicts)} split conflicts."), "",
-             f"Leak check on the written files: **{leak.summary()}**.", "",
-             "## Loading", "", "```python", "from datasets import load_dataset",
-             f'ds = load_dataset("parquet", data_files={{"train": "{first_format}/train/*.parquet"}})',
-             "# or, with this folder as a Hub repo or local path: load_dataset(path, name)", "```",
-             "", ("LLaMA-Factory: `dataset_info.json` here registers `aescot_sft_<split>` (sharegpt, images); point "
-                  "`dataset_dir` at this folder. TRL: `SFTTrainer` on `sft_trl`, `GRPOTrainer` on `rl` with the "
-                  "reward functions in `aescot.rewards` (they read `acceptable`, `best`, `dimensions`)."), "",
-             "## The question", "", "```text", prompt_text, "```", ""]
+    parts = [
+        _yaml(cfg, summary, bytes_per_format),
+        "",
+        f"# {cfg.pretty_name}",
+        "",
+        (
+            "Image-screening data built with [aescot](https://aescot.dev): each item is a source photo of a health "
+            "product and four candidates A-D generated from it; people labelled which candidates are acceptable, "
+            "the best one and the defect dimensions of each flawed one; a teacher model wrote the chain-of-thought "
+            "rationales kept for SFT (only those consistent with the people)."
+        ),
+        "",
+        "## Licence",
+        "",
+        f"`{cfg.license}`"
+        + (
+            " — set the licence of your sources and generator with `--license` before publishing."
+            if cfg.license == "other"
+            else ""
+        ),
+        "",
+        "## Files and rows",
+        "",
+        _table(
+            ["config", "what", *SPLITS],
+            [
+                [f, FORMAT_TITLES[f], *[summary.rows.get(f, {}).get(s, 0) for s in SPLITS]]
+                for f in formats_present
+            ],
+        ),
+        "",
+        (
+            f"Images are {'embedded as bytes' if cfg.images == 'embed' else 'referenced by URI'} "
+            "in the Hugging Face `Image` layout `{bytes, path}`; image lists are in the order source, A, B, C, D."
+        ),
+        "",
+        "## Items per split and dimension",
+        "",
+        _table(
+            ["split", "labelled items", *DIMENSIONS],
+            [[s, summary.items.get(s, 0), *[dim_counts[s].get(d, 0) for d in DIMENSIONS]] for s in SPLITS],
+        ),
+        "",
+        "Dimension columns count flawed candidates failing that dimension.",
+        "",
+        _table(
+            ["split", *DIMENSIONS, "none"],
+            [[s, *[stratum_counts[s].get(d, 0) for d in (*DIMENSIONS, "none")]] for s in SPLITS],
+        ),
+        "",
+        "Source groups per stratum (the dimension a group's items fail most often).",
+        "",
+        "![defects per dimension](plots/dimensions_per_split.png)" if plots else "",
+        "",
+        "## Annotator agreement",
+        "",
+        _table(
+            ["split", "items", "mean agreement"],
+            [[s, len(v), f"{sum(v) / len(v):.3f}"] for s, v in agreement_by_split.items() if v],
+        ),
+        "",
+        "Agreement: share of annotators whose best choice equals the consensus label.",
+        "",
+        "![agreement](plots/agreement_hist.png)" if plots else "",
+        "",
+        "## Teacher consistency and filter",
+        "",
+        _table(
+            ["consistency bin", "items"],
+            [
+                [f"[{BINS[i]:.1f}, {BINS[i + 1]:.1f}{']' if i == 9 else ')'}", n]
+                for i, n in enumerate(_hist(consistency))
+            ],
+        ),
+        "",
+        _table(["filter decision", "items"], [[r, n] for r, n in sorted(reasons.items())]),
+        "",
+        f"Minimum consistency: {', '.join(str(t) for t in thresholds) or '-'}.",
+        "",
+        "![consistency](plots/consistency_hist.png)" if plots else "",
+        "",
+        "## Generator and teacher settings",
+        "",
+        _table(["generator", "model", "candidates", "parameters"], generators)
+        if generators
+        else "No candidate records.",
+        "",
+        _table(
+            ["teacher model", "prompt version", "items"],
+            [[m, v, n] for (m, v), n in sorted(teachers.items())],
+        )
+        if teachers
+        else "No teacher selections.",
+        "",
+        "## Splits",
+        "",
+        (
+            f"Grouped by source: a source and its near-duplicates (perceptual-hash distance <= "
+            f"{cfg.near_duplicate_bits} bits, transitively) share one split; stratified by each group's most "
+            f"frequent defect dimension; seed {cfg.seed}; ratios {json.dumps(cfg.ratios)}. "
+            f"{len(set(plan.group_of_source.values()))} source groups; {len(plan.conflicts)} split conflicts."
+        ),
+        "",
+        f"Leak check on the written files: **{leak.summary()}**.",
+        "",
+        "## Loading",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        f'ds = load_dataset("parquet", data_files={{"train": "{first_format}/train/*.parquet"}})',
+        "# or, with this folder as a Hub repo or local path: load_dataset(path, name)",
+        "```",
+        "",
+        (
+            "LLaMA-Factory: `dataset_info.json` here registers `aescot_sft_<split>` (sharegpt, images); point "
+            "`dataset_dir` at this folder. TRL: `SFTTrainer` on `sft_trl`, `GRPOTrainer` on `rl` with the "
+            "reward functions in `aescot.rewards` (they read `acceptable`, `best`, `dimensions`)."
+        ),
+        "",
+        "## The question",
+        "",
+        "```text",
+        prompt_text,
+        "```",
+        "",
+    ]
     with fs.open(posixpath.join(out, "README.md"), "w") as fh:
         fh.write("\n".join(parts))
 
@@ -241,10 +362,15 @@ def write_card(store: DatasetStore, fs, out: str, cfg: ExportConfig, summary: Ex
     for s in SPLITS:
         if summary.rows.get("sft", {}).get(s):
             info[f"aescot_sft_{s}"] = {
-                "file_name": f"sft/{s}", "formatting": "sharegpt",
+                "file_name": f"sft/{s}",
+                "formatting": "sharegpt",
                 "columns": {"messages": "messages", "images": "images"},
-                "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
-                         "assistant_tag": "assistant"},
+                "tags": {
+                    "role_tag": "role",
+                    "content_tag": "content",
+                    "user_tag": "user",
+                    "assistant_tag": "assistant",
+                },
             }
     with fs.open(posixpath.join(out, "dataset_info.json"), "w") as fh:
         fh.write(json.dumps(info, indent=1))

@@ -42,13 +42,21 @@ def _png(rng: np.random.Generator, side: int) -> bytes:
 
 def _answer(rnd: random.Random) -> dict:
     acceptable = sorted(rnd.sample(LETTERS, rnd.randint(0, 3)))
-    dims = {k: ([] if k in acceptable else sorted(rnd.sample(DIMENSIONS, rnd.randint(1, 2)))) for k in LETTERS}
-    return {"acceptable": acceptable, "best": rnd.choice(acceptable) if acceptable else None, "dimensions": dims}
+    dims = {
+        k: ([] if k in acceptable else sorted(rnd.sample(DIMENSIONS, rnd.randint(1, 2)))) for k in LETTERS
+    }
+    return {
+        "acceptable": acceptable,
+        "best": rnd.choice(acceptable) if acceptable else None,
+        "dimensions": dims,
+    }
 
 
 def rationale_text(answer: dict) -> str:
     """A well-formed rationale ending in the answer."""
-    walk = " ".join(f"Candidate {k}: " + (", ".join(answer["dimensions"][k]) or "no defect") + "." for k in LETTERS)
+    walk = " ".join(
+        f"Candidate {k}: " + (", ".join(answer["dimensions"][k]) or "no defect") + "." for k in LETTERS
+    )
     return format_response(walk, answer)
 
 
@@ -68,44 +76,123 @@ def build_demo_store(store: DatasetStore, spec: DemoSpec | None = None) -> dict[
         else:
             phash = f"{rnd.getrandbits(64):016x}"
         img_id, img_key = pool[n % len(pool)]
-        sources.append({"source_id": src_id, "image_id": img_id, "image_key": img_key, "mask_key": img_key,
-                        "mask_method": "segmented", "mask_coverage": 0.4, "width": spec.image_side,
-                        "height": spec.image_side, "mode": "RGB", "original_name": f"src{n}.png",
-                        "original_format": "PNG", "original_mode": "RGB", "notes": [], "phash": phash,
-                        "product": None, "ingested_at": at})
+        sources.append(
+            {
+                "source_id": src_id,
+                "image_id": img_id,
+                "image_key": img_key,
+                "mask_key": img_key,
+                "mask_method": "segmented",
+                "mask_coverage": 0.4,
+                "width": spec.image_side,
+                "height": spec.image_side,
+                "mode": "RGB",
+                "original_name": f"src{n}.png",
+                "original_format": "PNG",
+                "original_mode": "RGB",
+                "notes": [],
+                "phash": phash,
+                "product": None,
+                "ingested_at": at,
+            }
+        )
         cands = []
         for k, letter in enumerate(LETTERS):
             params = {"prompt": "on a marble counter", "steps": 4}
             cid = candidate_id(src_id, "synthetic", params, k)
             c_img, c_key = pool[(n + k + 1) % len(pool)]
-            candidates.append({"candidate_id": cid, "source_id": src_id, "generator": "synthetic", "model": None,
-                               "params": json.dumps(params), "seed": k, "attempt": 0, "image_id": c_img,
-                               "image_key": c_key, "width": spec.image_side, "height": spec.image_side,
-                               "phash": None, "known_acceptable": None, "known_dimensions": [], "created_at": at})
+            candidates.append(
+                {
+                    "candidate_id": cid,
+                    "source_id": src_id,
+                    "generator": "synthetic",
+                    "model": None,
+                    "params": json.dumps(params),
+                    "seed": k,
+                    "attempt": 0,
+                    "image_id": c_img,
+                    "image_key": c_key,
+                    "width": spec.image_side,
+                    "height": spec.image_side,
+                    "phash": None,
+                    "known_acceptable": None,
+                    "known_dimensions": [],
+                    "created_at": at,
+                }
+            )
             cands.append({"letter": letter, "candidate_id": cid, "image_key": c_key})
         iid = item_id(src_id, [c["candidate_id"] for c in cands])
-        items.append({"item_id": iid, "source_id": src_id, "source_image_key": img_key, "candidates": cands,
-                      "generator": "synthetic", "gold": False, "known_answer": None, "created_at": at})
+        items.append(
+            {
+                "item_id": iid,
+                "source_id": src_id,
+                "source_image_key": img_key,
+                "candidates": cands,
+                "generator": "synthetic",
+                "gold": False,
+                "known_answer": None,
+                "created_at": at,
+            }
+        )
         ans = _answer(rnd)
         n_ann = rnd.randint(1, 3)
-        labels.append({"item_id": iid, **ans,
-                       "scores": {k: (5.0 if k == ans["best"] else 4.0 if k in ans["acceptable"] else 2.0)
-                                  for k in LETTERS},
-                       "method": "single" if n_ann == 1 else "majority", "n_annotations": n_ann,
-                       "agreement": round(rnd.choice([1.0, 2 / 3, 0.5]), 4),
-                       "annotation_ids": [f"ls:{n}:{a}" for a in range(n_ann)], "updated_at": at})
+        labels.append(
+            {
+                "item_id": iid,
+                **ans,
+                "scores": {
+                    k: (5.0 if k == ans["best"] else 4.0 if k in ans["acceptable"] else 2.0) for k in LETTERS
+                },
+                "method": "single" if n_ann == 1 else "majority",
+                "n_annotations": n_ann,
+                "agreement": round(rnd.choice([1.0, 2 / 3, 0.5]), 4),
+                "annotation_ids": [f"ls:{n}:{a}" for a in range(n_ann)],
+                "updated_at": at,
+            }
+        )
         kept = rnd.random() < spec.kept_share
         rid = derive_id("rationale", "teacher-x", "v1", "blind", iid, 0)
-        rationales.append({"rationale_id": rid, "item_id": iid, "teacher_model": "teacher-x", "prompt_version": "v1",
-                           "mode": "blind", "sample_index": 0, "text": rationale_text(ans), "parsed": ans,
-                           "format_ok": True, "error": None, "agreement": 1.0 if kept else 0.5,
-                           "consistent": kept, "prompt_tokens": 100, "completion_tokens": 80, "cost_usd": None,
-                           "created_at": at})
-        selections.append({"item_id": iid, "kept": kept, "reason": "kept" if kept else "low_consistency",
-                           "consistency": 1.0 if kept else 0.5, "min_consistency": 0.8,
-                           "rationale_id": rid if kept else None, "teacher_model": "teacher-x",
-                           "prompt_version": "v1", "n_samples": 1, "decided_at": at})
-    for table, rows in (("sources", sources), ("candidates", candidates), ("items", items), ("labels", labels),
-                        ("rationales", rationales), ("selections", selections)):
+        rationales.append(
+            {
+                "rationale_id": rid,
+                "item_id": iid,
+                "teacher_model": "teacher-x",
+                "prompt_version": "v1",
+                "mode": "blind",
+                "sample_index": 0,
+                "text": rationale_text(ans),
+                "parsed": ans,
+                "format_ok": True,
+                "error": None,
+                "agreement": 1.0 if kept else 0.5,
+                "consistent": kept,
+                "prompt_tokens": 100,
+                "completion_tokens": 80,
+                "cost_usd": None,
+                "created_at": at,
+            }
+        )
+        selections.append(
+            {
+                "item_id": iid,
+                "kept": kept,
+                "reason": "kept" if kept else "low_consistency",
+                "consistency": 1.0 if kept else 0.5,
+                "min_consistency": 0.8,
+                "rationale_id": rid if kept else None,
+                "teacher_model": "teacher-x",
+                "prompt_version": "v1",
+                "n_samples": 1,
+                "decided_at": at,
+            }
+        )
+    for table, rows in (
+        ("sources", sources),
+        ("candidates", candidates),
+        ("items", items),
+        ("labels", labels),
+        ("rationales", rationales),
+        ("selections", selections),
+    ):
         store.append(table, rows, validate=spec.validate)
     return {"sources": [s["source_id"] for s in sources], "items": [i["item_id"] for i in items]}

@@ -45,21 +45,62 @@ _scores = {letter: _f64 for letter in LETTERS}
 def features(fmt: str) -> Features:
     """The ``datasets.Features`` of an export format."""
     if fmt == "sft":
-        return Features({**_common, "messages": List({"role": _str, "content": _str}), "images": List(Image()),
-                         "consistency": _f64, "agreement": _f64, "rationale_id": _str})
+        return Features(
+            {
+                **_common,
+                "messages": List({"role": _str, "content": _str}),
+                "images": List(Image()),
+                "consistency": _f64,
+                "agreement": _f64,
+                "rationale_id": _str,
+            }
+        )
     if fmt == "sft_trl":
-        return Features({**_common, "messages": List({"role": _str, "content": _typed_content}),
-                         "images": List(Image()), "consistency": _f64, "agreement": _f64, "rationale_id": _str})
+        return Features(
+            {
+                **_common,
+                "messages": List({"role": _str, "content": _typed_content}),
+                "images": List(Image()),
+                "consistency": _f64,
+                "agreement": _f64,
+                "rationale_id": _str,
+            }
+        )
     if fmt == "rl":
-        return Features({**_common, "prompt": List({"role": _str, "content": _typed_content}),
-                         "images": List(Image()), "problem": _str, "answer": _str,
-                         "acceptable": List(_str), "best": _str, "dimensions": _dims, "scores": _scores,
-                         "agreement": _f64, "n_annotations": Value("int64"), "gold": Value("bool")})
+        return Features(
+            {
+                **_common,
+                "prompt": List({"role": _str, "content": _typed_content}),
+                "images": List(Image()),
+                "problem": _str,
+                "answer": _str,
+                "acceptable": List(_str),
+                "best": _str,
+                "dimensions": _dims,
+                "scores": _scores,
+                "agreement": _f64,
+                "n_annotations": Value("int64"),
+                "gold": Value("bool"),
+            }
+        )
     if fmt == "pairs":
-        return Features({**_common, "prompt": _str, "source_image": Image(), "chosen_image": Image(),
-                         "rejected_image": Image(), "chosen": _str, "rejected": _str,
-                         "chosen_candidate_id": _str, "rejected_candidate_id": _str, "kind": _str,
-                         "rejected_dimensions": List(_str), "margin": _f64, "agreement": _f64})
+        return Features(
+            {
+                **_common,
+                "prompt": _str,
+                "source_image": Image(),
+                "chosen_image": Image(),
+                "rejected_image": Image(),
+                "chosen": _str,
+                "rejected": _str,
+                "chosen_candidate_id": _str,
+                "rejected_candidate_id": _str,
+                "kind": _str,
+                "rejected_dimensions": List(_str),
+                "margin": _f64,
+                "agreement": _f64,
+            }
+        )
     raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 

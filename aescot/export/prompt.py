@@ -18,5 +18,7 @@ def student_prompt_text() -> str:
     text = student_prompt()
     found = text.count(IMAGE_PLACEHOLDER)
     if found != N_IMAGES:
-        raise ValueError(f"the student prompt must hold {N_IMAGES} {IMAGE_PLACEHOLDER} placeholders, found {found}")
+        raise ValueError(
+            f"the student prompt must hold {N_IMAGES} {IMAGE_PLACEHOLDER} placeholders, found {found}"
+        )
     return text

@@ -53,17 +53,36 @@ def _common(item: dict[str, Any], split: str) -> dict[str, Any]:
     return {"item_id": item["item_id"], "source_id": item["source_id"], "split": split}
 
 
-def sft_rows(item: dict, label: dict, selection: dict, rationale: dict, images: list[dict], split: str,
-             prompt_text: str) -> tuple[dict, dict]:
+def sft_rows(
+    item: dict,
+    label: dict,
+    selection: dict,
+    rationale: dict,
+    images: list[dict],
+    split: str,
+    prompt_text: str,
+) -> tuple[dict, dict]:
     """The LLaMA-Factory (sharegpt) row and the TRL row of one kept item."""
-    extra = {"images": images, "consistency": selection["consistency"], "agreement": label["agreement"],
-             "rationale_id": rationale["rationale_id"]}
+    extra = {
+        "images": images,
+        "consistency": selection["consistency"],
+        "agreement": label["agreement"],
+        "rationale_id": rationale["rationale_id"],
+    }
     text = rationale["text"]
-    sharegpt = {**_common(item, split), "messages": [{"role": "user", "content": prompt_text},
-                                                      {"role": "assistant", "content": text}], **extra}
-    trl = {**_common(item, split),
-           "messages": [{"role": "user", "content": typed_content(prompt_text)},
-                        {"role": "assistant", "content": [{"type": "text", "text": text}]}], **extra}
+    sharegpt = {
+        **_common(item, split),
+        "messages": [{"role": "user", "content": prompt_text}, {"role": "assistant", "content": text}],
+        **extra,
+    }
+    trl = {
+        **_common(item, split),
+        "messages": [
+            {"role": "user", "content": typed_content(prompt_text)},
+            {"role": "assistant", "content": [{"type": "text", "text": text}]},
+        ],
+        **extra,
+    }
     return sharegpt, trl
 
 
@@ -105,19 +124,21 @@ def pair_rows(item: dict, label: dict, images: list[dict], split: str) -> list[d
     rows = []
     for chosen, rejected, kind in pairs:
         sc, sr = scores.get(chosen), scores.get(rejected)
-        rows.append({
-            **_common(item, split),
-            "prompt": PAIR_PROMPT,
-            "source_image": images[0],
-            "chosen_image": image_of[chosen],
-            "rejected_image": image_of[rejected],
-            "chosen": chosen,
-            "rejected": rejected,
-            "chosen_candidate_id": cands[chosen]["candidate_id"],
-            "rejected_candidate_id": cands[rejected]["candidate_id"],
-            "kind": kind,
-            "rejected_dimensions": list(label["dimensions"][rejected]),
-            "margin": None if sc is None or sr is None else float(sc) - float(sr),
-            "agreement": label["agreement"],
-        })
+        rows.append(
+            {
+                **_common(item, split),
+                "prompt": PAIR_PROMPT,
+                "source_image": images[0],
+                "chosen_image": image_of[chosen],
+                "rejected_image": image_of[rejected],
+                "chosen": chosen,
+                "rejected": rejected,
+                "chosen_candidate_id": cands[chosen]["candidate_id"],
+                "rejected_candidate_id": cands[rejected]["candidate_id"],
+                "kind": kind,
+                "rejected_dimensions": list(label["dimensions"][rejected]),
+                "margin": None if sc is None or sr is None else float(sc) - float(sr),
+                "agreement": label["agreement"],
+            }
+        )
     return rows

@@ -49,10 +49,14 @@ class ExportConfig(BaseModel):
 
     out: str = Field(description="output folder or fsspec URI")
     formats: list[Format] = Field(default_factory=lambda: list(FORMATS))
-    images: Literal["embed", "uri"] = Field("embed", description="embed image bytes, or reference the store URI")
+    images: Literal["embed", "uri"] = Field(
+        "embed", description="embed image bytes, or reference the store URI"
+    )
     seed: int = 0
     ratios: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1})
-    near_duplicate_bits: int = Field(8, ge=0, description="phash Hamming distance under which sources are grouped")
+    near_duplicate_bits: int = Field(
+        8, ge=0, description="phash Hamming distance under which sources are grouped"
+    )
     resplit: bool = Field(False, description="forget remembered split assignments and assign afresh")
     rows_per_shard: int = Field(10_000, ge=1)
     row_group_rows: int = Field(256, ge=1)
@@ -117,7 +121,9 @@ def _read_inputs(store: DatasetStore, cfg: ExportConfig) -> _Inputs:
     labels = store.read_arrow("labels")
     items = store.read_arrow("items")
     selections = store.read_arrow("selections")
-    chosen = pc.drop_null(selections.column("rationale_id")) if selections.num_rows else pa.array([], pa.string())
+    chosen = (
+        pc.drop_null(selections.column("rationale_id")) if selections.num_rows else pa.array([], pa.string())
+    )
     rationales = store.read_arrow("rationales", columns=["rationale_id", "item_id", "text"])
     rationales = rationales.filter(pc.is_in(rationales.column("rationale_id"), value_set=chosen))
     src = store.read_arrow("sources", columns=["source_id", "phash"])
@@ -126,8 +132,18 @@ def _read_inputs(store: DatasetStore, cfg: ExportConfig) -> _Inputs:
     if not cfg.resplit:
         prev = store.read_arrow(SPLITS_TABLE.name)
         previous = dict(zip(prev.column("source_id").to_pylist(), prev.column("split").to_pylist()))
-    return _Inputs(labels, items, selections, rationales, phash, previous, _index(labels, "item_id"),
-                   _index(items, "item_id"), _index(selections, "item_id"), _index(rationales, "rationale_id"))
+    return _Inputs(
+        labels,
+        items,
+        selections,
+        rationales,
+        phash,
+        previous,
+        _index(labels, "item_id"),
+        _index(items, "item_id"),
+        _index(selections, "item_id"),
+        _index(rationales, "rationale_id"),
+    )
 
 
 def _fingerprint(inp: _Inputs, cfg: ExportConfig, prompt_text: str, plan: SplitPlan) -> str:
@@ -145,7 +161,9 @@ def _fingerprint(inp: _Inputs, cfg: ExportConfig, prompt_text: str, plan: SplitP
     feed("items", inp.items.select(["item_id"]))
     feed("selections", inp.selections.select(["item_id", "decided_at"]))
     feed("sources", pa.table({"source_id": list(inp.phash), "phash": list(inp.phash.values())}))
-    feed("splits", pa.table({"item_id": list(plan.split_of_item), "split": list(plan.split_of_item.values())}))
+    feed(
+        "splits", pa.table({"item_id": list(plan.split_of_item), "split": list(plan.split_of_item.values())})
+    )
     return h.hexdigest()
 
 
@@ -167,7 +185,9 @@ def _plan(store: DatasetStore, inp: _Inputs, cfg: ExportConfig, rejects: list[Re
     for item_id, i in inp.label_index.items():
         j = inp.item_index.get(item_id)
         if j is None:
-            rejects.append(Reject(STAGE, item_id, "item_missing", "a label exists but its screening item does not"))
+            rejects.append(
+                Reject(STAGE, item_id, "item_missing", "a label exists but its screening item does not")
+            )
             continue
         dims = inp.labels.column("dimensions")[i].as_py()
         item_dims[item_id] = (inp.items.column("source_id")[j].as_py(), [d for k in LETTERS for d in dims[k]])
@@ -192,14 +212,27 @@ def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
     if not cfg.force and fs.exists(manifest_path):
         old = json.loads(fs.cat_file(manifest_path))
         if old.get("fingerprint") == fingerprint:
-            return ExportSummary(out=cfg.out, skipped=True, rows=old["rows"], items=old["items"],
-                                 leak_ok=old["leak"]["ok"], leak_summary=old["leak"]["summary"],
-                                 fingerprint=fingerprint, files=old["files"])
+            return ExportSummary(
+                out=cfg.out,
+                skipped=True,
+                rows=old["rows"],
+                items=old["items"],
+                leak_ok=old["leak"]["ok"],
+                leak_summary=old["leak"]["summary"],
+                fingerprint=fingerprint,
+                files=old["files"],
+            )
 
     for g in plan.conflicts:
-        rejects.append(Reject(STAGE, g, "split_conflict",
-                              "near-duplicate sources were in several splits before; the group now goes to train",
-                              related_id=g))
+        rejects.append(
+            Reject(
+                STAGE,
+                g,
+                "split_conflict",
+                "near-duplicate sources were in several splits before; the group now goes to train",
+                related_id=g,
+            )
+        )
 
     staging = posixpath.join(out, f".staging-{uuid.uuid4().hex[:12]}")
     rows: dict[str, dict[str, int]] = {f: {} for f in cfg.formats}
@@ -207,12 +240,24 @@ def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
     final_files: list[str] = []
     try:
         for split in SPLITS:
-            ids = sorted((i for i, s in plan.split_of_item.items() if s == split),
-                         key=lambda i: sha256_bytes(f"{cfg.seed}:{i}".encode()))
+            ids = sorted(
+                (i for i, s in plan.split_of_item.items() if s == split),
+                key=lambda i: sha256_bytes(f"{cfg.seed}:{i}".encode()),
+            )
             if not ids:
                 continue
-            writers = {f: ShardWriter(fs, posixpath.join(staging, f, split), split, features(f), cfg.rows_per_shard,
-                                      cfg.row_group_rows, cfg.row_group_bytes) for f in cfg.formats}
+            writers = {
+                f: ShardWriter(
+                    fs,
+                    posixpath.join(staging, f, split),
+                    split,
+                    features(f),
+                    cfg.rows_per_shard,
+                    cfg.row_group_rows,
+                    cfg.row_group_bytes,
+                )
+                for f in cfg.formats
+            }
             for start in range(0, len(ids), cfg.batch_size):
                 batch = ids[start : start + cfg.batch_size]
                 n = _export_batch(store, inp, cfg, batch, split, prompt_text, writers, rejects)
@@ -242,15 +287,29 @@ def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
     from aescot.export.card import write_card  # matplotlib import only when writing
 
     summary = ExportSummary(
-        out=cfg.out, skipped=False, rows=rows, items={s: items_per_split.get(s, 0) for s in SPLITS},
-        rejects=len(rejects), reject_reasons=dict(Counter(r.reason for r in rejects)),
-        split_conflicts=len(plan.conflicts), leak_ok=leak.ok, leak_summary=leak.summary(),
-        fingerprint=fingerprint, files=sorted(final_files),
+        out=cfg.out,
+        skipped=False,
+        rows=rows,
+        items={s: items_per_split.get(s, 0) for s in SPLITS},
+        rejects=len(rejects),
+        reject_reasons=dict(Counter(r.reason for r in rejects)),
+        split_conflicts=len(plan.conflicts),
+        leak_ok=leak.ok,
+        leak_summary=leak.summary(),
+        fingerprint=fingerprint,
+        files=sorted(final_files),
     )
     write_card(store, fs, out, cfg, summary, plan, leak, inp.labels, inp.selections, inp.items, prompt_text)
-    manifest = {"fingerprint": fingerprint, "created_at": now_iso(), "config": cfg.model_dump(),
-                "rows": rows, "items": summary.items, "files": summary.files,
-                "leak": {"ok": leak.ok, "summary": leak.summary()}, "rejects": summary.reject_reasons}
+    manifest = {
+        "fingerprint": fingerprint,
+        "created_at": now_iso(),
+        "config": cfg.model_dump(),
+        "rows": rows,
+        "items": summary.items,
+        "files": summary.files,
+        "leak": {"ok": leak.ok, "summary": leak.summary()},
+        "rejects": summary.reject_reasons,
+    }
     with fs.open(manifest_path, "w") as fh:
         fh.write(json.dumps(manifest, indent=1))
     return summary
@@ -264,8 +323,16 @@ def _take(table: pa.Table, index: dict[str, int], keys: list[str]) -> dict[str, 
     return dict(zip(present, rows))
 
 
-def _export_batch(store: DatasetStore, inp: _Inputs, cfg: ExportConfig, batch: list[str], split: str,
-                  prompt_text: str, writers: dict[str, ShardWriter], rejects: list[Reject]) -> int:
+def _export_batch(
+    store: DatasetStore,
+    inp: _Inputs,
+    cfg: ExportConfig,
+    batch: list[str],
+    split: str,
+    prompt_text: str,
+    writers: dict[str, ShardWriter],
+    rejects: list[Reject],
+) -> int:
     labels = _take(inp.labels, inp.label_index, batch)
     items = _take(inp.items, inp.item_index, batch)
     selections = _take(inp.selections, inp.selection_index, batch)
@@ -274,12 +341,15 @@ def _export_batch(store: DatasetStore, inp: _Inputs, cfg: ExportConfig, batch: l
     done = 0
     for item_id in batch:
         item, label = items[item_id], labels[item_id]
-        keys = [item["source_image_key"]] + [c["image_key"] for c in sorted(item["candidates"],
-                                                                              key=lambda c: c["letter"])]
+        keys = [item["source_image_key"]] + [
+            c["image_key"] for c in sorted(item["candidates"], key=lambda c: c["letter"])
+        ]
         try:
             images = [_image_value(store, k, cfg.images) for k in keys]
         except (FileNotFoundError, OSError) as exc:
-            rejects.append(Reject(STAGE, item_id, "image_missing", f"cannot read image {exc}", item["source_id"]))
+            rejects.append(
+                Reject(STAGE, item_id, "image_missing", f"cannot read image {exc}", item["source_id"])
+            )
             continue
         payload = sum(len(im["bytes"] or b"") for im in images)
         sel = selections.get(item_id)
@@ -287,13 +357,26 @@ def _export_batch(store: DatasetStore, inp: _Inputs, cfg: ExportConfig, batch: l
             rat = rationales.get(sel["rationale_id"] or "")
             problem = _rationale_problem(rat)
             if rat is None or not (rat["text"] or "").strip():
-                rejects.append(Reject(STAGE, item_id, "rationale_missing",
-                                      f"kept with rationale {sel['rationale_id']!r}, which is missing or empty",
-                                      sel["rationale_id"]))
+                rejects.append(
+                    Reject(
+                        STAGE,
+                        item_id,
+                        "rationale_missing",
+                        f"kept with rationale {sel['rationale_id']!r}, which is missing or empty",
+                        sel["rationale_id"],
+                    )
+                )
             elif problem:
-                rejects.append(Reject(STAGE, item_id, "rationale_unparseable",
-                                      f"the kept rationale does not end in a readable answer ({problem}); "
-                                      "it would teach the wrong format", sel["rationale_id"]))
+                rejects.append(
+                    Reject(
+                        STAGE,
+                        item_id,
+                        "rationale_unparseable",
+                        f"the kept rationale does not end in a readable answer ({problem}); "
+                        "it would teach the wrong format",
+                        sel["rationale_id"],
+                    )
+                )
             else:
                 sharegpt, trl = sft_rows(item, label, sel, rat, images, split, prompt_text)
                 if "sft" in writers:
@@ -320,8 +403,14 @@ def _rationale_problem(rationale: dict | None) -> str | None:
     return None
 
 
-def _check_written(fs, staging: str, files: list[str], phash: dict[str, str], bits: int,
-                   pairs: list[tuple[str, str, int]] | None = None) -> LeakReport:
+def _check_written(
+    fs,
+    staging: str,
+    files: list[str],
+    phash: dict[str, str],
+    bits: int,
+    pairs: list[tuple[str, str, int]] | None = None,
+) -> LeakReport:
     """Run the leak check on what was written: (item, source) of every row, with the split its folder says
     (what loaders use); a row whose ``split`` column disagrees with its folder is reported too."""
     misplaced: list[str] = []
@@ -331,7 +420,9 @@ def _check_written(fs, staging: str, files: list[str], phash: dict[str, str], bi
             folder_split = rel.split("/")[-2]
             with fs.open(posixpath.join(staging, rel), "rb") as fh:
                 t = pq.read_table(fh, columns=["item_id", "source_id", "split"])
-            for item, src, split in zip(*(t.column(c).to_pylist() for c in ("item_id", "source_id", "split"))):
+            for item, src, split in zip(
+                *(t.column(c).to_pylist() for c in ("item_id", "source_id", "split"))
+            ):
                 if split != folder_split:
                     misplaced.append(item)
                 yield item, src, folder_split
@@ -353,7 +444,16 @@ def check_export(out: str, store: DatasetStore, near_duplicate_bits: int = 8) ->
 def _remember_splits(store: DatasetStore, plan: SplitPlan, cfg: ExportConfig, only_new: bool) -> None:
     at = now_iso()
     sources = plan.new_sources if only_new else sorted(plan.split_of_source)
-    store.append(SPLITS_TABLE.name, [
-        {"source_id": s, "group_id": plan.group_of_source[s], "split": plan.split_of_source[s], "seed": cfg.seed,
-         "assigned_at": at} for s in sources
-    ])
+    store.append(
+        SPLITS_TABLE.name,
+        [
+            {
+                "source_id": s,
+                "group_id": plan.group_of_source[s],
+                "split": plan.split_of_source[s],
+                "seed": cfg.seed,
+                "assigned_at": at,
+            }
+            for s in sources
+        ],
+    )

@@ -47,7 +47,9 @@ SPLITS_TABLE = register_table(
 # --- near-duplicate grouping -----------------------------------------------------------------------
 
 
-def near_duplicate_pairs(hashes: list[str], max_bits: int, block: int = 1024) -> Iterable[tuple[int, int, int]]:
+def near_duplicate_pairs(
+    hashes: list[str], max_bits: int, block: int = 1024
+) -> Iterable[tuple[int, int, int]]:
     """Yield ``(i, j, bits)`` with ``i < j`` for every pair of equal-length hashes within ``max_bits``.
 
     Uses the dedupe stage's exact Hamming-radius search (multi-index hashing, brute force for small
@@ -69,11 +71,15 @@ def near_duplicate_pairs(hashes: list[str], max_bits: int, block: int = 1024) ->
 def source_pairs(phash_by_source: Mapping[str, str], max_bits: int) -> list[tuple[str, str, int]]:
     """Every pair of sources within ``max_bits`` of each other: ``(source a, source b, bits)`` with a < b."""
     ids = sorted(s for s, h in phash_by_source.items() if h)
-    return [(ids[i], ids[j], bits) for i, j, bits in near_duplicate_pairs([phash_by_source[s] for s in ids], max_bits)]
+    return [
+        (ids[i], ids[j], bits)
+        for i, j, bits in near_duplicate_pairs([phash_by_source[s] for s in ids], max_bits)
+    ]
 
 
-def group_sources(phash_by_source: Mapping[str, str], max_bits: int,
-                  pairs: list[tuple[str, str, int]] | None = None) -> dict[str, str]:
+def group_sources(
+    phash_by_source: Mapping[str, str], max_bits: int, pairs: list[tuple[str, str, int]] | None = None
+) -> dict[str, str]:
     """Map each source id to its group id (the smallest source id among it and its near-duplicates)."""
     ids = sorted(phash_by_source)
     pos = {s: i for i, s in enumerate(ids)}
@@ -104,7 +110,9 @@ class SplitPlan:
     split_of_item: dict[str, str]
     stratum_of_group: dict[str, str]
     conflicts: list[str] = field(default_factory=list)  # groups whose known sources were in several splits
-    new_sources: list[str] = field(default_factory=list)  # sources assigned or moved in this run (to remember)
+    new_sources: list[str] = field(
+        default_factory=list
+    )  # sources assigned or moved in this run (to remember)
     near_pairs: list[tuple[str, str, int]] = field(default_factory=list)  # near-duplicate source pairs found
 
     def counts(self) -> dict[str, int]:
@@ -186,8 +194,10 @@ def assign_splits(
         for g in todo:
             open_splits = [s for s in SPLITS if weights[s] > 0]
             # furthest below its target share; ties go to the earlier split in SPLITS order
-            best = max(open_splits, key=lambda s: ((weights[s] * total - have[s]) / (weights[s] * total),
-                                                   -SPLITS.index(s)))
+            best = max(
+                open_splits,
+                key=lambda s: ((weights[s] * total - have[s]) / (weights[s] * total), -SPLITS.index(s)),
+            )
             split_of_group[g] = best
             have[best] += len(items_of_group[g])
 
@@ -199,8 +209,11 @@ def assign_splits(
         stratum_of_group=strata,
         conflicts=sorted(conflicts),
         near_pairs=pairs,
-        new_sources=sorted(s for s in split_of_source
-                           if previous.get(s) != split_of_source[s] and (s in sources or s in previous)),
+        new_sources=sorted(
+            s
+            for s in split_of_source
+            if previous.get(s) != split_of_source[s] and (s in sources or s in previous)
+        ),
     )
 
 
@@ -216,27 +229,39 @@ class LeakReport:
     n_sources: int
     items_in_several_splits: list[str]
     sources_in_several_splits: list[str]
-    near_duplicates_across_splits: list[tuple[str, str, str, str, int]]  # (src a, split a, src b, split b, bits)
+    near_duplicates_across_splits: list[
+        tuple[str, str, str, str, int]
+    ]  # (src a, split a, src b, split b, bits)
     near_duplicate_bits: int
     unhashed_sources: int = 0  # sources without a phash: checked by id only
     rows_in_wrong_folder: list[str] = field(default_factory=list)  # split column disagrees with the folder
 
     @property
     def ok(self) -> bool:
-        return not (self.items_in_several_splits or self.sources_in_several_splits
-                    or self.near_duplicates_across_splits or self.rows_in_wrong_folder)
+        return not (
+            self.items_in_several_splits
+            or self.sources_in_several_splits
+            or self.near_duplicates_across_splits
+            or self.rows_in_wrong_folder
+        )
 
     def summary(self) -> str:
         if self.ok:
-            return (f"no leak: {self.n_items} items from {self.n_sources} sources; no item, source or near-duplicate "
-                    f"(<= {self.near_duplicate_bits} bits) in two splits")
-        return (f"LEAK: {len(self.items_in_several_splits)} items and {len(self.sources_in_several_splits)} sources "
-                f"in several splits, {len(self.near_duplicates_across_splits)} near-duplicate pairs across splits, "
-                f"{len(self.rows_in_wrong_folder)} items in a folder of another split")
+            return (
+                f"no leak: {self.n_items} items from {self.n_sources} sources; no item, source or near-duplicate "
+                f"(<= {self.near_duplicate_bits} bits) in two splits"
+            )
+        return (
+            f"LEAK: {len(self.items_in_several_splits)} items and {len(self.sources_in_several_splits)} sources "
+            f"in several splits, {len(self.near_duplicates_across_splits)} near-duplicate pairs across splits, "
+            f"{len(self.rows_in_wrong_folder)} items in a folder of another split"
+        )
 
 
 def check_leaks(
-    rows: Iterable[tuple[str, str, str]], phash_by_source: Mapping[str, str], near_duplicate_bits: int,
+    rows: Iterable[tuple[str, str, str]],
+    phash_by_source: Mapping[str, str],
+    near_duplicate_bits: int,
     pairs: list[tuple[str, str, int]] | None = None,
 ) -> LeakReport:
     """Check ``(item id, source id, split)`` rows, as read back from the written files.

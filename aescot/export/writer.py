@@ -35,7 +35,11 @@ class ShardWriter:
         self.fs, self.directory, self.split = fs, directory, split
         self.features = features
         self.schema: pa.Schema = features.arrow_schema
-        self.rows_per_shard, self.row_group_rows, self.row_group_bytes = rows_per_shard, row_group_rows, row_group_bytes
+        self.rows_per_shard, self.row_group_rows, self.row_group_bytes = (
+            rows_per_shard,
+            row_group_rows,
+            row_group_bytes,
+        )
         self.compression = compression
         self._buffer: list[dict[str, Any]] = []
         self._buffer_bytes = 0

@@ -19,7 +19,18 @@ from aescot.labelstudio.project import Project, ensure_project
 from aescot.labelstudio.push import Prediction, PushReport, push_items
 
 __all__ = [
-    "AgreementReport", "CollectReport", "GoldReport", "LabelStudioConfig", "LabelStudioConfigError",
-    "LabelStudioUnavailable", "Prediction", "Project", "PushReport", "agreement_report", "collect_annotations",
-    "ensure_project", "gold_report", "push_items",
+    "AgreementReport",
+    "CollectReport",
+    "GoldReport",
+    "LabelStudioConfig",
+    "LabelStudioConfigError",
+    "LabelStudioUnavailable",
+    "Prediction",
+    "Project",
+    "PushReport",
+    "agreement_report",
+    "collect_annotations",
+    "ensure_project",
+    "gold_report",
+    "push_items",
 ]

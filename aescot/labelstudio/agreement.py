@@ -101,10 +101,18 @@ def agreement_report(store: DatasetStore) -> AgreementReport:
         sub = [a for a in mine if a["status"] == "submitted"]
         leads = [a["lead_time_s"] for a in sub if a["lead_time_s"] is not None]
         judged = [a for a in sub if a["item_id"] in labels and labels[a["item_id"]]["n_annotations"] > 1]
-        agree = (sum(a["best"] == labels[a["item_id"]]["best"] for a in judged) / len(judged)) if judged else None
-        stats.append(AnnotatorStats(name, len(sub), len(mine) - len(sub),
-                                    round(float(np.mean(leads)), 3) if leads else None,
-                                    None if agree is None else round(agree, 6)))
+        agree = (
+            (sum(a["best"] == labels[a["item_id"]]["best"] for a in judged) / len(judged)) if judged else None
+        )
+        stats.append(
+            AnnotatorStats(
+                name,
+                len(sub),
+                len(mine) - len(sub),
+                round(float(np.mean(leads)), 3) if leads else None,
+                None if agree is None else round(agree, 6),
+            )
+        )
     multi = sum(1 for anns in submitted.values() if len(anns) >= 2)
     return AgreementReport(items=len(items), multi_annotated_items=multi, fields=fields, annotators=stats)
 
@@ -140,8 +148,11 @@ def gold_report(store: DatasetStore) -> GoldReport:
     """
     pushed = [r for r in store.read(TASKS_TABLE.name) if r["gold"]]
     excluded = {r["item_id"] for r in pushed if r["preannotated"]}
-    known = {i["item_id"]: i["known_answer"] for i in store.read("items")
-             if i["gold"] and i.get("known_answer") and i["item_id"] not in excluded}
+    known = {
+        i["item_id"]: i["known_answer"]
+        for i in store.read("items")
+        if i["gold"] and i.get("known_answer") and i["item_id"] not in excluded
+    }
     by_item = live_annotations(store, set(known))
     per: dict[str, list[tuple[dict, dict]]] = {}
     for item_id, anns in by_item.items():
@@ -153,11 +164,29 @@ def gold_report(store: DatasetStore) -> GoldReport:
         n = len(pairs)
         best = sum(a["best"] == k["best"] for a, k in pairs) / n
         exact = sum(set(a["acceptable"]) == set(k["acceptable"]) for a, k in pairs) / n
-        jac = sum((len(set(a["acceptable"]) & set(k["acceptable"])) / len(set(a["acceptable"]) | set(k["acceptable"])))
-                  if (a["acceptable"] or k["acceptable"]) else 1.0 for a, k in pairs) / n
-        cells = sum((d in a["dimensions"][L]) == (d in k["dimensions"][L]) for a, k in pairs
-                    for L in LETTERS for d in DIMENSIONS) / (n * 16)
+        jac = (
+            sum(
+                (
+                    len(set(a["acceptable"]) & set(k["acceptable"]))
+                    / len(set(a["acceptable"]) | set(k["acceptable"]))
+                )
+                if (a["acceptable"] or k["acceptable"])
+                else 1.0
+                for a, k in pairs
+            )
+            / n
+        )
+        cells = sum(
+            (d in a["dimensions"][L]) == (d in k["dimensions"][L])
+            for a, k in pairs
+            for L in LETTERS
+            for d in DIMENSIONS
+        ) / (n * 16)
         scores.append(GoldScore(name, n, round(best, 6), round(exact, 6), round(jac, 6), round(cells, 6)))
     annotated = sum(1 for anns in by_item.values() if any(a["status"] == "submitted" for a in anns))
-    return GoldReport(gold_items_pushed=len({r["item_id"] for r in pushed}), gold_items_annotated=annotated,
-                      excluded_preannotated=len(excluded), annotators=scores)
+    return GoldReport(
+        gold_items_pushed=len({r["item_id"] for r in pushed}),
+        gold_items_annotated=annotated,
+        excluded_preannotated=len(excluded),
+        annotators=scores,
+    )

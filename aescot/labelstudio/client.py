@@ -30,7 +30,8 @@ def make_client(config: LabelStudioConfig) -> LabelStudio:
     if not key:
         raise LabelStudioConfigError(
             "no Label Studio token: set LABEL_STUDIO_API_KEY (and LABEL_STUDIO_URL, now "
-            f"{config.url!r}); for the embedded server run `aescot labelstudio start`")
+            f"{config.url!r}); for the embedded server run `aescot labelstudio start`"
+        )
     return LabelStudio(base_url=config.url, api_key=key, timeout=config.timeout_s)
 
 
@@ -61,14 +62,18 @@ def call(config: LabelStudioConfig, fn: Callable[[], T], what: str) -> T:
         if exc.status_code == 401:
             raise LabelStudioConfigError(
                 f"Label Studio at {config.url} rejected the token (HTTP 401) during {what}; check "
-                "LABEL_STUDIO_API_KEY (legacy tokens must be enabled on the server)") from None
+                "LABEL_STUDIO_API_KEY (legacy tokens must be enabled on the server)"
+            ) from None
         if is_transient(exc):
-            raise LabelStudioUnavailable(f"{what}: Label Studio at {config.url} answered {exc.status_code}") from exc
+            raise LabelStudioUnavailable(
+                f"{what}: Label Studio at {config.url} answered {exc.status_code}"
+            ) from exc
         raise
     except (httpx.TransportError, ConnectionError) as exc:
         raise LabelStudioUnavailable(
             f"{what}: Label Studio at {config.url} unreachable after {config.retry_attempts} attempts "
-            f"({type(exc).__name__}); progress is saved, re-run to resume") from exc
+            f"({type(exc).__name__}); progress is saved, re-run to resume"
+        ) from exc
 
 
 def http_client(config: LabelStudioConfig) -> httpx.Client:
@@ -76,10 +81,14 @@ def http_client(config: LabelStudioConfig) -> httpx.Client:
     key = config.api_key.get_secret_value()
     if not key:
         make_client(config)  # raises the readable error
-    return httpx.Client(base_url=config.url, headers={"Authorization": f"Token {key}"}, timeout=config.timeout_s)
+    return httpx.Client(
+        base_url=config.url, headers={"Authorization": f"Token {key}"}, timeout=config.timeout_s
+    )
 
 
-def get_json(config: LabelStudioConfig, http: httpx.Client, path: str, params: object = None, what: str = "") -> object:
+def get_json(
+    config: LabelStudioConfig, http: httpx.Client, path: str, params: object = None, what: str = ""
+) -> object:
     """GET with retries; HTTP errors other than transient ones raise with the server's message."""
 
     def once() -> object:
@@ -94,8 +103,13 @@ def get_json(config: LabelStudioConfig, http: httpx.Client, path: str, params: o
     return call(config, once, what or f"GET {path}")
 
 
-def list_tasks(config: LabelStudioConfig, http: httpx.Client, project_id: int, query: dict | None = None,
-               page_size: int = 2000) -> list[dict]:
+def list_tasks(
+    config: LabelStudioConfig,
+    http: httpx.Client,
+    project_id: int,
+    query: dict | None = None,
+    page_size: int = 2000,
+) -> list[dict]:
     """Every task of a project (id, data, updated_at, counts), optionally filtered by a Data Manager query."""
     import json
 

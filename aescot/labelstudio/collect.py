@@ -30,13 +30,23 @@ log = logging.getLogger(__name__)
 STAGE = "labelstudio.collect"
 SNAPSHOT_PREFIX = "snapshots/labelstudio"
 
-STATE_TABLE = register_table(TableSpec(
-    "labelstudio_task_state", ("project_uid", "task_id"),
-    schema=pa.schema([
-        pa.field("project_uid", pa.string()), pa.field("task_id", pa.int64()), pa.field("item_id", pa.string()),
-        pa.field("task_updated_at", pa.string()), pa.field("annotation_ids", pa.list_(pa.string())),
-        pa.field("snapshot_key", pa.string()), pa.field("pulled_at", pa.string()),
-    ])))
+STATE_TABLE = register_table(
+    TableSpec(
+        "labelstudio_task_state",
+        ("project_uid", "task_id"),
+        schema=pa.schema(
+            [
+                pa.field("project_uid", pa.string()),
+                pa.field("task_id", pa.int64()),
+                pa.field("item_id", pa.string()),
+                pa.field("task_updated_at", pa.string()),
+                pa.field("annotation_ids", pa.list_(pa.string())),
+                pa.field("snapshot_key", pa.string()),
+                pa.field("pulled_at", pa.string()),
+            ]
+        ),
+    )
+)
 
 
 @dataclass
@@ -68,9 +78,19 @@ def changed_tasks(config: LabelStudioConfig, http, project: Project, cursor: str
     """Tasks updated at or after the cursor (minus a small overlap); all tasks on the first pull."""
     query = None
     if cursor:
-        query = {"filters": {"conjunction": "and", "items": [
-            {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime",
-             "value": _since(cursor, config.cursor_overlap_s)}]}}
+        query = {
+            "filters": {
+                "conjunction": "and",
+                "items": [
+                    {
+                        "filter": "filter:tasks:updated_at",
+                        "operator": "greater",
+                        "type": "Datetime",
+                        "value": _since(cursor, config.cursor_overlap_s),
+                    }
+                ],
+            }
+        }
     return list_tasks(config, http, project.id, query)
 
 
@@ -85,17 +105,27 @@ def _annotators(config: LabelStudioConfig, http) -> dict[int, str]:
     return {u["id"]: u.get("email") or u.get("username") or f"user-{u['id']}" for u in users}
 
 
-def parse_annotation(ann: dict[str, Any], item_id: str, task_id: int, annotator: str, revision: int
-                     ) -> dict[str, Any]:
+def parse_annotation(
+    ann: dict[str, Any], item_id: str, task_id: int, annotator: str, revision: int
+) -> dict[str, Any]:
     """One exported Label Studio annotation as an ``annotation`` record (validated)."""
     base = {
-        "annotation_id": f"labelstudio:{ann['id']}", "revision": revision, "item_id": item_id, "task_id": task_id,
-        "annotator": annotator, "lead_time_s": ann.get("lead_time"),
-        "created_at": _iso(ann["created_at"]), "updated_at": _iso(ann.get("updated_at") or ann["created_at"]),
+        "annotation_id": f"labelstudio:{ann['id']}",
+        "revision": revision,
+        "item_id": item_id,
+        "task_id": task_id,
+        "annotator": annotator,
+        "lead_time_s": ann.get("lead_time"),
+        "created_at": _iso(ann["created_at"]),
+        "updated_at": _iso(ann.get("updated_at") or ann["created_at"]),
     }
     if ann.get("was_cancelled"):
-        answer = {"acceptable": [], "best": None, "dimensions": {L: [] for L in LETTERS},
-                  "scores": {L: None for L in LETTERS}}
+        answer = {
+            "acceptable": [],
+            "best": None,
+            "dimensions": {L: [] for L in LETTERS},
+            "scores": {L: None for L in LETTERS},
+        }
         status = "skipped"
     else:
         answer = result_to_answer(ann.get("result") or [])
@@ -103,8 +133,9 @@ def parse_annotation(ann: dict[str, Any], item_id: str, task_id: int, annotator:
     return validate("annotation", {**base, "status": status, **answer})
 
 
-def collect_annotations(store: DatasetStore, config: LabelStudioConfig, client: LabelStudio | None = None
-                        ) -> CollectReport:
+def collect_annotations(
+    store: DatasetStore, config: LabelStudioConfig, client: LabelStudio | None = None
+) -> CollectReport:
     """Pull what changed since the last pull, snapshot it raw, parse it, refresh consensus labels.
 
     The first pull is one export of every annotated task; later pulls list tasks updated since the
@@ -114,8 +145,10 @@ def collect_annotations(store: DatasetStore, config: LabelStudioConfig, client: 
     client = client or make_client(config)
     project = ensure_project(store, config, client)
     report = CollectReport(project_id=project.id)
-    stored = {r["annotation_id"]: r for r in store.read("annotations", columns=["annotation_id", "revision",
-                                                                                "updated_at"])}
+    stored = {
+        r["annotation_id"]: r
+        for r in store.read("annotations", columns=["annotation_id", "revision", "updated_at"])
+    }
     with http_client(config) as http:
         state = {r["task_id"]: r for r in store.read(STATE_TABLE.name) if r["project_uid"] == project.uid}
         cursor = _cursor(store, project)
@@ -125,18 +158,28 @@ def collect_annotations(store: DatasetStore, config: LabelStudioConfig, client: 
         else:
             changed = changed_tasks(config, http, project, cursor)
             # the overlap window re-lists tasks already pulled: keep those whose update time moved
-            changed = [t for t in changed if state.get(t["id"], {}).get("task_updated_at") != _iso(t["updated_at"])]
+            changed = [
+                t for t in changed if state.get(t["id"], {}).get("task_updated_at") != _iso(t["updated_at"])
+            ]
             # a task matters if it has annotations now, or had some last time (they may have been deleted)
-            wanted = [t["id"] for t in changed
-                      if (t.get("total_annotations") or 0) + (t.get("cancelled_annotations") or 0) > 0
-                      or state.get(t["id"], {}).get("annotation_ids")]
+            wanted = [
+                t["id"]
+                for t in changed
+                if (t.get("total_annotations") or 0) + (t.get("cancelled_annotations") or 0) > 0
+                or state.get(t["id"], {}).get("annotation_ids")
+            ]
             report.tasks_changed = len(wanted)
             if not wanted:
                 _advance_cursor(store, project, changed, state)
                 return report
-            requests = [[("exportType", "JSON"), ("download_all_tasks", "true"),
-                         *(("ids[]", i) for i in wanted[start:start + config.export_chunk])]
-                        for start in range(0, len(wanted), config.export_chunk)]
+            requests = [
+                [
+                    ("exportType", "JSON"),
+                    ("download_all_tasks", "true"),
+                    *(("ids[]", i) for i in wanted[start : start + config.export_chunk]),
+                ]
+                for start in range(0, len(wanted), config.export_chunk)
+            ]
         users = _annotators(config, http)
         stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
         new_rows, state_rows, rejects, touched = [], [], [], set()
@@ -153,8 +196,14 @@ def collect_annotations(store: DatasetStore, config: LabelStudioConfig, client: 
             for task in tasks:
                 item_id = (task.get("data") or {}).get(ITEM_FIELD)
                 if not item_id:
-                    rejects.append(Reject(STAGE, f"task:{task['id']}", "task_without_item",
-                                          f"task {task['id']} has no data.{ITEM_FIELD}; not pushed by aescot"))
+                    rejects.append(
+                        Reject(
+                            STAGE,
+                            f"task:{task['id']}",
+                            "task_without_item",
+                            f"task {task['id']} has no data.{ITEM_FIELD}; not pushed by aescot",
+                        )
+                    )
                     continue
                 ann_ids = []
                 for ann in task.get("annotations") or []:
@@ -170,8 +219,15 @@ def collect_annotations(store: DatasetStore, config: LabelStudioConfig, client: 
                     try:
                         rec = parse_annotation(ann, item_id, task["id"], annotator, revision)
                     except (ResultError, ContractError) as exc:
-                        rejects.append(Reject(STAGE, aid, "invalid_annotation", f"{exc} (task {task['id']}, "
-                                              f"annotator {annotator}, raw in {key})", item_id))
+                        rejects.append(
+                            Reject(
+                                STAGE,
+                                aid,
+                                "invalid_annotation",
+                                f"{exc} (task {task['id']}, annotator {annotator}, raw in {key})",
+                                item_id,
+                            )
+                        )
                         continue
                     ann_ids.append(aid)
                     new_rows.append(rec)
@@ -181,9 +237,17 @@ def collect_annotations(store: DatasetStore, config: LabelStudioConfig, client: 
                     else:
                         report.annotations_updated += 1
                 touched.add(item_id)
-                state_rows.append({"project_uid": project.uid, "task_id": task["id"], "item_id": item_id,
-                                   "task_updated_at": _iso(task["updated_at"]), "annotation_ids": ann_ids,
-                                   "snapshot_key": key, "pulled_at": now_iso()})
+                state_rows.append(
+                    {
+                        "project_uid": project.uid,
+                        "task_id": task["id"],
+                        "item_id": item_id,
+                        "task_updated_at": _iso(task["updated_at"]),
+                        "annotation_ids": ann_ids,
+                        "snapshot_key": key,
+                        "pulled_at": now_iso(),
+                    }
+                )
         store.append("annotations", new_rows)
         record_rejects(store, rejects)
         report.rejected = len(rejects)
@@ -212,19 +276,29 @@ def _cursor_rows(project: Project, tasks: list[dict], state: dict[int, dict]) ->
     rows = []
     for t in tasks:
         prev = state.get(t["id"], {})
-        rows.append({"project_uid": project.uid, "task_id": t["id"],
-                     "item_id": (t.get("data") or {}).get(ITEM_FIELD) or prev.get("item_id") or "",
-                     "task_updated_at": _iso(t["updated_at"]), "annotation_ids": prev.get("annotation_ids") or [],
-                     "snapshot_key": prev.get("snapshot_key") or "", "pulled_at": now_iso()})
+        rows.append(
+            {
+                "project_uid": project.uid,
+                "task_id": t["id"],
+                "item_id": (t.get("data") or {}).get(ITEM_FIELD) or prev.get("item_id") or "",
+                "task_updated_at": _iso(t["updated_at"]),
+                "annotation_ids": prev.get("annotation_ids") or [],
+                "snapshot_key": prev.get("snapshot_key") or "",
+                "pulled_at": now_iso(),
+            }
+        )
     return rows
 
 
-def _advance_cursor(store: DatasetStore, project: Project, changed: list[dict], state: dict[int, dict]) -> None:
+def _advance_cursor(
+    store: DatasetStore, project: Project, changed: list[dict], state: dict[int, dict]
+) -> None:
     store.append(STATE_TABLE.name, _cursor_rows(project, changed, state))
 
 
-def live_annotations(store: DatasetStore, item_ids: set[str] | None = None,
-                     pending_state: list[dict[str, Any]] | None = None) -> dict[str, list[dict[str, Any]]]:
+def live_annotations(
+    store: DatasetStore, item_ids: set[str] | None = None, pending_state: list[dict[str, Any]] | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """item id -> its annotations still present in Label Studio at the last pull (latest revision each).
 
     ``pending_state`` are task-state rows of the pull in progress, not yet written; they take precedence.
@@ -241,8 +315,12 @@ def live_annotations(store: DatasetStore, item_ids: set[str] | None = None,
     return out
 
 
-def refresh_labels(store: DatasetStore, config: LabelStudioConfig, item_ids: set[str],
-                   pending_state: list[dict[str, Any]] | None = None) -> tuple[int, list[str]]:
+def refresh_labels(
+    store: DatasetStore,
+    config: LabelStudioConfig,
+    item_ids: set[str],
+    pending_state: list[dict[str, Any]] | None = None,
+) -> tuple[int, list[str]]:
     """Recompute consensus labels of ``item_ids``; returns (labels written, items waiting for adjudication)."""
     if not item_ids:
         return 0, []

@@ -22,8 +22,12 @@ class LabelStudioConfig(BaseSettings):
     api_key: SecretStr = Field(SecretStr(""), validation_alias="LABEL_STUDIO_API_KEY")
     project_title: str = Field("aescot screening", min_length=1, max_length=50)
     project_description: str = "Screen four generated candidates (A-D) of a product photo."
-    label_config_path: Path | None = Field(None, description="labeling config XML (default: annotation/screening.xml)")
-    guidelines_path: Path | None = Field(None, description="guidelines markdown (default: annotation/guidelines.md)")
+    label_config_path: Path | None = Field(
+        None, description="labeling config XML (default: annotation/screening.xml)"
+    )
+    guidelines_path: Path | None = Field(
+        None, description="guidelines markdown (default: annotation/guidelines.md)"
+    )
     annotators_per_task: int = Field(1, ge=1, description="Label Studio's maximum_annotations (overlap)")
     document_root: Path | None = Field(
         None,
@@ -32,21 +36,27 @@ class LabelStudioConfig(BaseSettings):
         "start` sets it)",
     )
     storage: Literal["auto", "local", "s3", "gcs"] = Field(
-        "auto", description="how tasks reference images: local files, or S3/GCS import storage with presigned URLs"
+        "auto",
+        description="how tasks reference images: local files, or S3/GCS import storage with presigned URLs",
     )
     s3_endpoint: str | None = Field(None, description="S3-compatible endpoint for the server's S3 storage")
     s3_access_key_id: SecretStr | None = Field(
-        None, validation_alias="AWS_ACCESS_KEY_ID",
-        description="given to Label Studio's S3 storage (which keeps it to presign); else the server's own env")
+        None,
+        validation_alias="AWS_ACCESS_KEY_ID",
+        description="given to Label Studio's S3 storage (which keeps it to presign); else the server's own env",
+    )
     s3_secret_access_key: SecretStr | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY")
     s3_region: str | None = Field(None, validation_alias="AWS_DEFAULT_REGION")
     chunk_size: int = Field(500, ge=1, le=10_000, description="tasks per bulk import call")
     gold_share: float = Field(0.1, ge=0.0, lt=1.0, description="share of pushed tasks that are gold items")
     prefill_known_answers: bool = Field(
-        False, description="send known answers as predictions (such items are then not scored as gold)")
+        False, description="send known answers as predictions (such items are then not scored as gold)"
+    )
     check_images: bool = Field(True, description="check every image exists in the store before pushing")
     export_chunk: int = Field(500, ge=1, description="task ids per incremental export call")
-    cursor_overlap_s: float = Field(2.0, ge=0.0, description="re-read tasks updated this long before the cursor")
+    cursor_overlap_s: float = Field(
+        2.0, ge=0.0, description="re-read tasks updated this long before the cursor"
+    )
     timeout_s: float = Field(120.0, gt=0)
     retry_attempts: int = Field(6, ge=1, description="attempts per call when the server is unreachable")
     retry_wait_max_s: float = Field(10.0, gt=0)
@@ -75,6 +85,7 @@ def resolve_config(store, **fields) -> LabelStudioConfig:
         if local is None:
             raise LabelStudioConfigError(
                 "no Label Studio: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, or run "
-                f"`aescot labelstudio start --root {store.root}` first")
+                f"`aescot labelstudio start --root {store.root}` first"
+            )
         cfg = cfg.model_copy(update={"url": local[0], "api_key": local[1]})
     return cfg

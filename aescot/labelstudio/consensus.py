@@ -31,8 +31,9 @@ def _mean_scores(anns: list[dict[str, Any]]) -> dict[str, float | None]:
     return out
 
 
-def consensus(item_id: str, annotations: Iterable[dict[str, Any]], adjudicators: Iterable[str] = ()
-              ) -> dict[str, Any] | None:
+def consensus(
+    item_id: str, annotations: Iterable[dict[str, Any]], adjudicators: Iterable[str] = ()
+) -> dict[str, Any] | None:
     """The label record for one item, or None when there is no submitted annotation or no majority."""
     anns = sorted((a for a in annotations if a["status"] == "submitted"), key=lambda a: a["annotation_id"])
     if not anns:
@@ -41,8 +42,11 @@ def consensus(item_id: str, annotations: Iterable[dict[str, Any]], adjudicators:
     adjudicating = [a for a in anns if a["annotator"] in set(adjudicators)]
     if n == 1 or adjudicating:
         chosen = adjudicating[-1] if adjudicating else anns[0]
-        answer = {"acceptable": sorted(chosen["acceptable"]), "best": chosen["best"],
-                  "dimensions": {L: list(chosen["dimensions"][L]) for L in LETTERS}}
+        answer = {
+            "acceptable": sorted(chosen["acceptable"]),
+            "best": chosen["best"],
+            "dimensions": {L: list(chosen["dimensions"][L]) for L in LETTERS},
+        }
         method = "adjudicated" if adjudicating and n > 1 else "single"
     else:
         votes = Counter(a["best"] or "none" for a in anns)
@@ -50,11 +54,19 @@ def consensus(item_id: str, annotations: Iterable[dict[str, Any]], adjudicators:
         if count * 2 <= n:
             return None
         acceptable = sorted(L for L in LETTERS if sum(L in a["acceptable"] for a in anns) * 2 > n)
-        dims = {L: [d for d in DIMENSIONS if sum(d in a["dimensions"][L] for a in anns) * 2 > n] for L in LETTERS}
+        dims = {
+            L: [d for d in DIMENSIONS if sum(d in a["dimensions"][L] for a in anns) * 2 > n] for L in LETTERS
+        }
         answer = {"acceptable": acceptable, "best": None if top == "none" else top, "dimensions": dims}
         method = "majority"
     agree = sum((a["best"] or "none") == (answer["best"] or "none") for a in anns) / n
     return {
-        "item_id": item_id, **answer, "scores": _mean_scores(anns), "method": method, "n_annotations": n,
-        "agreement": round(agree, 6), "annotation_ids": [a["annotation_id"] for a in anns], "updated_at": now_iso(),
+        "item_id": item_id,
+        **answer,
+        "scores": _mean_scores(anns),
+        "method": method,
+        "n_annotations": n,
+        "agreement": round(agree, 6),
+        "annotation_ids": [a["annotation_id"] for a in anns],
+        "updated_at": now_iso(),
     }

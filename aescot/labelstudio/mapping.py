@@ -37,12 +37,15 @@ def image_ref(store: DatasetStore, key: str, storage: str, document_root: Path |
     scheme, _, rest = storage.partition(":")
     bucket, _, prefix = rest.partition("/")
     assert key.startswith("images/")
-    return f"{'s3' if scheme == 's3' else 'gs'}://{bucket}/{posixpath.join(prefix, key[len('images/'):])}"
+    return f"{'s3' if scheme == 's3' else 'gs'}://{bucket}/{posixpath.join(prefix, key[len('images/') :])}"
 
 
 def task_data(item: dict[str, Any], store: DatasetStore, storage: str, document_root: Path | None) -> dict:
     """Task data: the item id and image references only (never gold flags or known answers)."""
-    data = {ITEM_FIELD: item["item_id"], "source": image_ref(store, item["source_image_key"], storage, document_root)}
+    data = {
+        ITEM_FIELD: item["item_id"],
+        "source": image_ref(store, item["source_image_key"], storage, document_root),
+    }
     for cand in item["candidates"]:
         data[cand["letter"]] = image_ref(store, cand["image_key"], storage, document_root)
     return data
@@ -51,21 +54,43 @@ def task_data(item: dict[str, Any], store: DatasetStore, storage: str, document_
 def answer_to_result(answer: dict[str, Any]) -> list[dict[str, Any]]:
     """An answer (acceptable, best, dimensions[, scores]) as Label Studio result regions (for predictions)."""
     out = [
-        {"from_name": "best", "to_name": "source", "type": "choices",
-         "value": {"choices": [answer["best"] or "none"]}},
+        {
+            "from_name": "best",
+            "to_name": "source",
+            "type": "choices",
+            "value": {"choices": [answer["best"] or "none"]},
+        },
     ]
     if answer["acceptable"]:
-        out.append({"from_name": "acceptable", "to_name": "source", "type": "choices",
-                    "value": {"choices": sorted(answer["acceptable"])}})
+        out.append(
+            {
+                "from_name": "acceptable",
+                "to_name": "source",
+                "type": "choices",
+                "value": {"choices": sorted(answer["acceptable"])},
+            }
+        )
     for letter in LETTERS:
         dims = answer["dimensions"].get(letter) or []
         if dims:
-            out.append({"from_name": f"defects_{letter}", "to_name": f"img_{letter}", "type": "choices",
-                        "value": {"choices": list(dims)}})
+            out.append(
+                {
+                    "from_name": f"defects_{letter}",
+                    "to_name": f"img_{letter}",
+                    "type": "choices",
+                    "value": {"choices": list(dims)},
+                }
+            )
         score = (answer.get("scores") or {}).get(letter)
         if score is not None:
-            out.append({"from_name": f"score_{letter}", "to_name": f"img_{letter}", "type": "rating",
-                        "value": {"rating": int(score)}})
+            out.append(
+                {
+                    "from_name": f"score_{letter}",
+                    "to_name": f"img_{letter}",
+                    "type": "rating",
+                    "value": {"rating": int(score)},
+                }
+            )
     return out
 
 
@@ -102,7 +127,9 @@ def result_to_answer(result: list[dict[str, Any]]) -> dict[str, Any]:
     if not best_seen:
         raise ResultError("no best candidate chosen (pick A-D or 'None acceptable')")
     if best is not None and best not in acceptable:
-        raise ResultError(f"best is {best} but the acceptable set is {acceptable}: the best must be acceptable")
+        raise ResultError(
+            f"best is {best} but the acceptable set is {acceptable}: the best must be acceptable"
+        )
     if best is None and acceptable:
         raise ResultError(f"best is 'none acceptable' but {acceptable} are ticked acceptable")
     return {"acceptable": acceptable, "best": best, "dimensions": dims, "scores": scores}

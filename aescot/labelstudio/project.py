@@ -50,8 +50,10 @@ def local_images_dir(store: DatasetStore, config: LabelStudioConfig) -> Path:
     root = document_root(store, config)
     path = (Path(store.root) / "images").resolve()
     if root not in path.parents:
-        raise ValueError(f"the dataset images folder {path} is not under the server's document root {root}; "
-                         "set LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (server and aescot) to a parent of it")
+        raise ValueError(
+            f"the dataset images folder {path} is not under the server's document root {root}; "
+            "set LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (server and aescot) to a parent of it"
+        )
     return path
 
 
@@ -74,10 +76,14 @@ def _same(current: Any, wanted: Any) -> bool:
 
 
 def _find(client: LabelStudio, config: LabelStudioConfig, title: str) -> Any | None:
-    matches = [p for p in call(config, lambda: list(client.projects.list()), "list projects") if p.title == title]
+    matches = [
+        p for p in call(config, lambda: list(client.projects.list()), "list projects") if p.title == title
+    ]
     if len(matches) > 1:
-        raise RuntimeError(f"{len(matches)} Label Studio projects are titled {title!r} (ids "
-                           f"{[p.id for p in matches]}); rename all but one")
+        raise RuntimeError(
+            f"{len(matches)} Label Studio projects are titled {title!r} (ids "
+            f"{[p.id for p in matches]}); rename all but one"
+        )
     return matches[0] if matches else None
 
 
@@ -93,16 +99,25 @@ def _s3_options(config: LabelStudioConfig) -> dict[str, Any]:
     return opts
 
 
-def _ensure_storage(client: LabelStudio, config: LabelStudioConfig, store: DatasetStore, project_id: int) -> str:
+def _ensure_storage(
+    client: LabelStudio, config: LabelStudioConfig, store: DatasetStore, project_id: int
+) -> str:
     kind = storage_kind(store, config)
     title = "aescot images"
     if kind == "local":
         path = str(local_images_dir(store, config))
         Path(path).mkdir(parents=True, exist_ok=True)
-        existing = call(config, lambda: list(client.import_storage.local.list(project=project_id)), "list storage")
+        existing = call(
+            config, lambda: list(client.import_storage.local.list(project=project_id)), "list storage"
+        )
         if not any(s.path.rstrip("/") == path for s in existing):
-            call(config, lambda: client.import_storage.local.create(
-                project=project_id, path=path, title=title, use_blob_urls=True), "create local storage")
+            call(
+                config,
+                lambda: client.import_storage.local.create(
+                    project=project_id, path=path, title=title, use_blob_urls=True
+                ),
+                "create local storage",
+            )
         return f"local:{path}"
     bucket, _, prefix = store.root.split("://", 1)[1].partition("/")
     prefix = f"{prefix.strip('/')}/images".lstrip("/")
@@ -110,12 +125,25 @@ def _ensure_storage(client: LabelStudio, config: LabelStudioConfig, store: Datas
     existing = call(config, lambda: list(api.list(project=project_id)), f"list {kind} storage")
     if not any(s.bucket == bucket and (s.prefix or "").strip("/") == prefix for s in existing):
         extra = _s3_options(config) if kind == "s3" else {}
-        call(config, lambda: api.create(project=project_id, bucket=bucket, prefix=prefix, title=title,
-                                        presign=True, use_blob_urls=True, **extra), f"create {kind} storage")
+        call(
+            config,
+            lambda: api.create(
+                project=project_id,
+                bucket=bucket,
+                prefix=prefix,
+                title=title,
+                presign=True,
+                use_blob_urls=True,
+                **extra,
+            ),
+            f"create {kind} storage",
+        )
     return f"{kind}:{bucket}/{prefix}"
 
 
-def ensure_project(store: DatasetStore, config: LabelStudioConfig, client: LabelStudio | None = None) -> Project:
+def ensure_project(
+    store: DatasetStore, config: LabelStudioConfig, client: LabelStudio | None = None
+) -> Project:
     """Create the project (by title) or bring its config/instructions/overlap up to date; attach image storage.
 
     Idempotent: a second call finds everything as wanted and changes nothing (``created`` False,
@@ -128,16 +156,29 @@ def ensure_project(store: DatasetStore, config: LabelStudioConfig, client: Label
     found = _find(client, config, config.project_title)
     created, changed = False, []
     if found is None:
-        found = call(config, lambda: client.projects.create(title=config.project_title, **wanted), "create project")
+        found = call(
+            config, lambda: client.projects.create(title=config.project_title, **wanted), "create project"
+        )
         created = True
     else:
         current = call(config, lambda: client.projects.get(found.id), "get project")
         changed = [k for k, v in wanted.items() if not _same(getattr(current, k, None), v)]
         if changed:
-            call(config, lambda: client.projects.update(found.id, **{k: wanted[k] for k in changed}),
-                 "update project")
+            call(
+                config,
+                lambda: client.projects.update(found.id, **{k: wanted[k] for k in changed}),
+                "update project",
+            )
     full = call(config, lambda: client.projects.get(found.id), "get project")
     storage = _ensure_storage(client, config, store, full.id)
-    created_at = full.created_at.isoformat() if hasattr(full.created_at, "isoformat") else str(full.created_at)
-    return Project(id=full.id, uid=f"{full.id}@{created_at}", title=full.title, storage=storage, created=created,
-                   changed=changed)
+    created_at = (
+        full.created_at.isoformat() if hasattr(full.created_at, "isoformat") else str(full.created_at)
+    )
+    return Project(
+        id=full.id,
+        uid=f"{full.id}@{created_at}",
+        title=full.title,
+        storage=storage,
+        created=created,
+        changed=changed,
+    )

@@ -36,13 +36,24 @@ from aescot.timeutil import now_iso
 log = logging.getLogger(__name__)
 STAGE = "labelstudio.push"
 
-TASKS_TABLE = register_table(TableSpec(
-    "labelstudio_tasks", ("project_uid", "item_id"),
-    schema=pa.schema([
-        pa.field("project_uid", pa.string()), pa.field("item_id", pa.string()), pa.field("project_id", pa.int64()),
-        pa.field("task_id", pa.int64()), pa.field("gold", pa.bool_()), pa.field("preannotated", pa.bool_()),
-        pa.field("pushed_at", pa.string()), pa.field("recovered", pa.bool_()),
-    ])))
+TASKS_TABLE = register_table(
+    TableSpec(
+        "labelstudio_tasks",
+        ("project_uid", "item_id"),
+        schema=pa.schema(
+            [
+                pa.field("project_uid", pa.string()),
+                pa.field("item_id", pa.string()),
+                pa.field("project_id", pa.int64()),
+                pa.field("task_id", pa.int64()),
+                pa.field("gold", pa.bool_()),
+                pa.field("preannotated", pa.bool_()),
+                pa.field("pushed_at", pa.string()),
+                pa.field("recovered", pa.bool_()),
+            ]
+        ),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -76,8 +87,13 @@ def task_map(store: DatasetStore, project: Project) -> dict[str, dict[str, Any]]
     return {r["item_id"]: r for r in rows.to_pylist() if r["project_uid"] == project.uid}
 
 
-def reconcile(store: DatasetStore, config: LabelStudioConfig, project: Project,
-              items_by_id: Mapping[str, dict[str, Any]], known: dict[str, dict[str, Any]]) -> tuple[int, list[int]]:
+def reconcile(
+    store: DatasetStore,
+    config: LabelStudioConfig,
+    project: Project,
+    items_by_id: Mapping[str, dict[str, Any]],
+    known: dict[str, dict[str, Any]],
+) -> tuple[int, list[int]]:
     """Record tasks the project holds but the map lacks; returns (recovered, duplicate task ids)."""
     with http_client(config) as http:
         tasks = list_tasks(config, http, project.id)
@@ -96,14 +112,28 @@ def reconcile(store: DatasetStore, config: LabelStudioConfig, project: Project,
     for iid, tid in first.items():
         if iid not in known or known[iid]["task_id"] != tid:
             item = items_by_id.get(iid, {})
-            rows.append({"project_uid": project.uid, "item_id": iid, "project_id": project.id, "task_id": tid,
-                         "gold": bool(item.get("gold")), "preannotated": False, "pushed_at": now, "recovered": True})
+            rows.append(
+                {
+                    "project_uid": project.uid,
+                    "item_id": iid,
+                    "project_id": project.id,
+                    "task_id": tid,
+                    "gold": bool(item.get("gold")),
+                    "preannotated": False,
+                    "pushed_at": now,
+                    "recovered": True,
+                }
+            )
     store.append(TASKS_TABLE.name, rows)
     for r in rows:
         known[r["item_id"]] = r
     if duplicates:
-        log.warning("project %s holds %d duplicate tasks for already-mapped items: %s", project.id,
-                    len(duplicates), duplicates[:20])
+        log.warning(
+            "project %s holds %d duplicate tasks for already-mapped items: %s",
+            project.id,
+            len(duplicates),
+            duplicates[:20],
+        )
     return len(rows), duplicates
 
 
@@ -112,8 +142,13 @@ def _order_key(item_id: str) -> str:
     return derive_id("labelstudio-order", item_id)
 
 
-def _select(items: list[dict], known: Mapping[str, Any], config: LabelStudioConfig, explicit: bool,
-            all_items_gold: bool) -> tuple[list[dict], int]:
+def _select(
+    items: list[dict],
+    known: Mapping[str, Any],
+    config: LabelStudioConfig,
+    explicit: bool,
+    all_items_gold: bool,
+) -> tuple[list[dict], int]:
     todo = [i for i in items if i["item_id"] not in known]
     if explicit or all_items_gold:
         return sorted(todo, key=lambda i: _order_key(i["item_id"])), 0
@@ -141,12 +176,20 @@ def _image_problems(store: DatasetStore, item: dict[str, Any], check: bool, seen
     return None
 
 
-def _payload(item: dict[str, Any], store: DatasetStore, project: Project, config: LabelStudioConfig,
-             prediction: Prediction | None) -> dict[str, Any]:
+def _payload(
+    item: dict[str, Any],
+    store: DatasetStore,
+    project: Project,
+    config: LabelStudioConfig,
+    prediction: Prediction | None,
+) -> dict[str, Any]:
     root = document_root(store, config) if project.storage.startswith("local:") else None
     task: dict[str, Any] = {"data": task_data(item, store, project.storage, root)}
     if prediction is not None:
-        pred: dict[str, Any] = {"model_version": prediction.model_version, "result": answer_to_result(prediction.answer)}
+        pred: dict[str, Any] = {
+            "model_version": prediction.model_version,
+            "result": answer_to_result(prediction.answer),
+        }
         if prediction.score is not None:
             pred["score"] = float(prediction.score)
         task["predictions"] = [pred]
@@ -155,11 +198,16 @@ def _payload(item: dict[str, Any], store: DatasetStore, project: Project, config
 
 def _chunks(seq: list, n: int) -> Iterable[list]:
     for i in range(0, len(seq), n):
-        yield seq[i:i + n]
+        yield seq[i : i + n]
 
 
-def push_items(store: DatasetStore, config: LabelStudioConfig, item_ids: Iterable[str] | None = None,
-               predictions: Mapping[str, Prediction] | None = None, client: LabelStudio | None = None) -> PushReport:
+def push_items(
+    store: DatasetStore,
+    config: LabelStudioConfig,
+    item_ids: Iterable[str] | None = None,
+    predictions: Mapping[str, Prediction] | None = None,
+    client: LabelStudio | None = None,
+) -> PushReport:
     """Push items not yet in the project as tasks, in bulk chunks; idempotent by item id.
 
     ``item_ids`` restricts (and forces) what is pushed; otherwise every item is considered and
@@ -207,19 +255,31 @@ def push_items(store: DatasetStore, config: LabelStudioConfig, item_ids: Iterabl
     return report
 
 
-def _prediction_for(item: dict[str, Any], preds: Mapping[str, Prediction], config: LabelStudioConfig
-                    ) -> Prediction | None:
+def _prediction_for(
+    item: dict[str, Any], preds: Mapping[str, Prediction], config: LabelStudioConfig
+) -> Prediction | None:
     if item["item_id"] in preds:
         return preds[item["item_id"]]
     if config.prefill_known_answers and item.get("known_answer"):
-        return Prediction(item["known_answer"], model_version=f"known-answer:{item.get('generator', 'synthetic')}",
-                          score=1.0)
+        return Prediction(
+            item["known_answer"],
+            model_version=f"known-answer:{item.get('generator', 'synthetic')}",
+            score=1.0,
+        )
     return None
 
 
-def _import_chunk(store: DatasetStore, config: LabelStudioConfig, client: LabelStudio, project: Project,
-                  chunk: list[dict], preds: Mapping[str, Prediction], known: dict[str, dict[str, Any]],
-                  by_id: Mapping[str, dict[str, Any]], report: PushReport) -> None:
+def _import_chunk(
+    store: DatasetStore,
+    config: LabelStudioConfig,
+    client: LabelStudio,
+    project: Project,
+    chunk: list[dict],
+    preds: Mapping[str, Prediction],
+    known: dict[str, dict[str, Any]],
+    by_id: Mapping[str, dict[str, Any]],
+    report: PushReport,
+) -> None:
     """Import one chunk. A transient failure is never blindly retried: first reconcile with what the
     server actually committed, then import only the rest."""
     for attempt in range(config.retry_attempts):
@@ -229,13 +289,18 @@ def _import_chunk(store: DatasetStore, config: LabelStudioConfig, client: LabelS
         pending = [(i, _prediction_for(i, preds, config)) for i in todo]
         payload = [_payload(i, store, project, config, p) for i, p in pending]
         try:
-            resp = client.projects.import_tasks(project.id, request=payload, return_task_ids=True,
-                                                request_options={"max_retries": 0})
+            resp = client.projects.import_tasks(
+                project.id, request=payload, return_task_ids=True, request_options={"max_retries": 0}
+            )
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            log.warning("import of %d tasks failed (%s); reconciling before retry %d", len(todo),
-                        type(exc).__name__, attempt + 1)
+            log.warning(
+                "import of %d tasks failed (%s); reconciling before retry %d",
+                len(todo),
+                type(exc).__name__,
+                attempt + 1,
+            )
             try:
                 recovered, dups = reconcile(store, config, project, by_id, known)
             except LabelStudioUnavailable:
@@ -252,9 +317,19 @@ def _import_chunk(store: DatasetStore, config: LabelStudioConfig, client: LabelS
             report.pushed += recovered
             continue
         now = now_iso()
-        rows = [{"project_uid": project.uid, "item_id": i["item_id"], "project_id": project.id, "task_id": tid,
-                 "gold": bool(i["gold"]), "preannotated": p is not None, "pushed_at": now, "recovered": False}
-                for (i, p), tid in zip(pending, ids)]
+        rows = [
+            {
+                "project_uid": project.uid,
+                "item_id": i["item_id"],
+                "project_id": project.id,
+                "task_id": tid,
+                "gold": bool(i["gold"]),
+                "preannotated": p is not None,
+                "pushed_at": now,
+                "recovered": False,
+            }
+            for (i, p), tid in zip(pending, ids)
+        ]
         store.append(TASKS_TABLE.name, rows)
         for r in rows:
             known[r["item_id"]] = r
@@ -262,5 +337,7 @@ def _import_chunk(store: DatasetStore, config: LabelStudioConfig, client: LabelS
         report.gold_pushed += sum(1 for r in rows if r["gold"])
         report.chunks += 1
         return
-    raise LabelStudioUnavailable(f"import into project {project.id} at {config.url} kept failing after "
-                                 f"{config.retry_attempts} attempts; progress is saved, re-run to resume")
+    raise LabelStudioUnavailable(
+        f"import into project {project.id} at {config.url} kept failing after "
+        f"{config.retry_attempts} attempts; progress is saved, re-run to resume"
+    )

@@ -67,7 +67,8 @@ class LocalServerConfig(BaseModel):
     startup_timeout_s: float = 240.0
     extra_env: dict[str, str] = Field(
         default_factory=dict,
-        description="more server settings, e.g. USE_DEFAULT_BANNED_SUBNETS=false to let it reach a MinIO on loopback")
+        description="more server settings, e.g. USE_DEFAULT_BANNED_SUBNETS=false to let it reach a MinIO on loopback",
+    )
 
 
 @dataclass
@@ -96,13 +97,16 @@ def find_binary(explicit: str | None = None) -> str:
             path = Path(candidate).expanduser()
             if path.is_file() and os.access(path, os.X_OK):
                 return str(path)
-            raise ServerNotFound(f"Label Studio executable {candidate!r} does not exist or is not executable; "
-                                 + INSTALL_HINT)
+            raise ServerNotFound(
+                f"Label Studio executable {candidate!r} does not exist or is not executable; " + INSTALL_HINT
+            )
     found = shutil.which("label-studio")
     if found:
         return found
-    raise ServerNotFound("no Label Studio server found (AESCOT_LABEL_STUDIO_BIN unset, `label-studio` not on "
-                         "PATH); " + INSTALL_HINT)
+    raise ServerNotFound(
+        "no Label Studio server found (AESCOT_LABEL_STUDIO_BIN unset, `label-studio` not on "
+        "PATH); " + INSTALL_HINT
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -137,16 +141,39 @@ def _server_env(cfg: LocalServerConfig, data_dir: Path) -> dict[str, str]:
 def _spawn(cfg: LocalServerConfig, binary: str, data_dir: Path, port: int) -> tuple[subprocess.Popen, Path]:
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / LOG_FILE
-    cmd = [binary, "start", "--no-browser", "--internal-host", cfg.host, "--port", str(port),
-           "--data-dir", str(data_dir), "--enable-legacy-api-token", "--log-level", "WARNING"]
+    cmd = [
+        binary,
+        "start",
+        "--no-browser",
+        "--internal-host",
+        cfg.host,
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--enable-legacy-api-token",
+        "--log-level",
+        "WARNING",
+    ]
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, env=_server_env(cfg, data_dir), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            env=_server_env(cfg, data_dir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     return proc, log_path
 
 
-def wait_healthy(url: str, timeout_s: float, proc: subprocess.Popen | None = None, log_path: Path | None = None,
-                 token: SecretStr | None = None) -> None:
+def wait_healthy(
+    url: str,
+    timeout_s: float,
+    proc: subprocess.Popen | None = None,
+    log_path: Path | None = None,
+    token: SecretStr | None = None,
+) -> None:
     """Poll ``GET /health`` (and, with a token, an authenticated call) until both answer 200."""
     deadline = time.monotonic() + timeout_s
     last = "no answer"
@@ -160,8 +187,10 @@ def wait_healthy(url: str, timeout_s: float, proc: subprocess.Popen | None = Non
                 if r.status_code == 200:
                     if token is None:
                         return
-                    r = http.get(f"{url}/api/current-user/whoami",
-                                 headers={"Authorization": f"Token {token.get_secret_value()}"})
+                    r = http.get(
+                        f"{url}/api/current-user/whoami",
+                        headers={"Authorization": f"Token {token.get_secret_value()}"},
+                    )
                     if r.status_code == 200:
                         return
                 last = f"HTTP {r.status_code}"
@@ -199,8 +228,14 @@ def stop_pid(pid: int, timeout_s: float = 30.0) -> None:
 def _template_dir(cfg: LocalServerConfig, binary: str) -> Path:
     cache = cfg.template_cache or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "aescot"
     ident = hashlib.sha256(
-        json.dumps([str(Path(binary).resolve()), cfg.username, cfg.password.get_secret_value(),
-                    cfg.token.get_secret_value()]).encode()
+        json.dumps(
+            [
+                str(Path(binary).resolve()),
+                cfg.username,
+                cfg.password.get_secret_value(),
+                cfg.token.get_secret_value(),
+            ]
+        ).encode()
     ).hexdigest()[:16]
     return Path(cache) / f"labelstudio-template-{ident}"
 
@@ -250,8 +285,9 @@ def start_server(cfg: LocalServerConfig) -> RunningServer:
     except BaseException:
         stop_pid(proc.pid)
         raise
-    (data_dir / PID_FILE).write_text(json.dumps({
-        "pid": proc.pid, "url": url, "document_root": str(Path(cfg.document_root).resolve())}))
+    (data_dir / PID_FILE).write_text(
+        json.dumps({"pid": proc.pid, "url": url, "document_root": str(Path(cfg.document_root).resolve())})
+    )
     return RunningServer(url, cfg.token, proc.pid, data_dir, Path(cfg.document_root).resolve(), log_path)
 
 
@@ -267,8 +303,14 @@ def server_status(data_dir: Path) -> RunningServer | None:
     except (ProcessLookupError, PermissionError, ServerStartError):
         pid_file.unlink(missing_ok=True)
         return None
-    return RunningServer(info["url"], SecretStr(""), info["pid"], Path(data_dir), Path(info["document_root"]),
-                         Path(data_dir) / LOG_FILE)
+    return RunningServer(
+        info["url"],
+        SecretStr(""),
+        info["pid"],
+        Path(data_dir),
+        Path(info["document_root"]),
+        Path(data_dir) / LOG_FILE,
+    )
 
 
 def stop_server(data_dir: Path) -> bool:
@@ -336,16 +378,24 @@ def local_server_config(dataset_root: Path, port: int = 8080, binary: str | None
     data_dir.mkdir(parents=True, exist_ok=True)
     cred_path = data_dir / CREDENTIALS_FILE
     if not cred_path.exists():
-        creds = {"username": "admin@localhost",
-                 "password": os.environ.get("LABEL_STUDIO_PASSWORD") or secrets.token_urlsafe(12),
-                 "token": os.environ.get("LABEL_STUDIO_API_KEY") or secrets.token_hex(20)}
+        creds = {
+            "username": "admin@localhost",
+            "password": os.environ.get("LABEL_STUDIO_PASSWORD") or secrets.token_urlsafe(12),
+            "token": os.environ.get("LABEL_STUDIO_API_KEY") or secrets.token_hex(20),
+        }
         fd = os.open(cred_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(creds, fh)
     creds = json.loads(cred_path.read_text())
-    return LocalServerConfig(data_dir=data_dir, document_root=root, port=port, binary=binary,
-                             username=creds["username"], password=SecretStr(creds["password"]),
-                             token=SecretStr(creds["token"]))
+    return LocalServerConfig(
+        data_dir=data_dir,
+        document_root=root,
+        port=port,
+        binary=binary,
+        username=creds["username"],
+        password=SecretStr(creds["password"]),
+        token=SecretStr(creds["token"]),
+    )
 
 
 def local_connection(dataset_root: Path) -> tuple[str, SecretStr] | None:

@@ -15,4 +15,11 @@ from aescot.teacher.images import image_data_url
 from aescot.teacher.parse import AnswerFormatError, parse_answer
 from aescot.teacher.prompts import student_prompt
 
-__all__ = ["Agreement", "AnswerFormatError", "answer_agreement", "image_data_url", "parse_answer", "student_prompt"]
+__all__ = [
+    "Agreement",
+    "AnswerFormatError",
+    "answer_agreement",
+    "image_data_url",
+    "parse_answer",
+    "student_prompt",
+]

@@ -50,8 +50,10 @@ ANSWER_JSON_SCHEMA: dict[str, Any] = {
                 "best": {"anyOf": [{"type": "string", "enum": list(LETTERS)}, {"type": "null"}]},
                 "dimensions": {
                     "type": "object",
-                    "properties": {k: {"type": "array", "items": {"type": "string", "enum": list(DIMENSIONS)}}
-                                   for k in LETTERS},
+                    "properties": {
+                        k: {"type": "array", "items": {"type": "string", "enum": list(DIMENSIONS)}}
+                        for k in LETTERS
+                    },
                     "required": list(LETTERS),
                     "additionalProperties": False,
                 },
@@ -63,8 +65,10 @@ ANSWER_JSON_SCHEMA: dict[str, Any] = {
     "required": ["reasoning", "answer"],
     "additionalProperties": False,
 }
-RESPONSE_FORMAT = {"type": "json_schema",
-                   "json_schema": {"name": "screening_answer", "schema": ANSWER_JSON_SCHEMA, "strict": True}}
+RESPONSE_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": "screening_answer", "schema": ANSWER_JSON_SCHEMA, "strict": True},
+}
 
 
 class MalformedResponse(ValueError):
@@ -90,8 +94,15 @@ class ChatResult:
 
 
 def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, (openai.RateLimitError, openai.APIConnectionError, openai.APIResponseValidationError,
-                        MalformedResponse)):
+    if isinstance(
+        exc,
+        (
+            openai.RateLimitError,
+            openai.APIConnectionError,
+            openai.APIResponseValidationError,
+            MalformedResponse,
+        ),
+    ):
         return True  # APITimeoutError is an APIConnectionError
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code >= 500 or exc.status_code in (408, 409)
@@ -127,13 +138,19 @@ class TeacherClient:
         key = settings.api_key.get_secret_value() if settings.api_key else ""
         self._secret = key
         self._client = openai.AsyncOpenAI(
-            base_url=settings.base_url, api_key=key or "EMPTY", timeout=settings.timeout_s, max_retries=0,
+            base_url=settings.base_url,
+            api_key=key or "EMPTY",
+            timeout=settings.timeout_s,
+            max_retries=0,
         )
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._structured: bool | None = {"auto": None, "on": True, "off": False}[settings.structured_output]
         self._pause_until = 0.0
-        self._backoff = wait_exponential_jitter(initial=settings.retry_initial_wait_s, max=settings.retry_max_wait_s,
-                                                jitter=settings.retry_initial_wait_s)
+        self._backoff = wait_exponential_jitter(
+            initial=settings.retry_initial_wait_s,
+            max=settings.retry_max_wait_s,
+            jitter=settings.retry_initial_wait_s,
+        )
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -164,15 +181,21 @@ class TeacherClient:
             return wait
         return self._backoff(state)
 
-    async def complete(self, messages: list[dict[str, Any]], headers: Mapping[str, str] | None = None) -> ChatResult:
+    async def complete(
+        self, messages: list[dict[str, Any]], headers: Mapping[str, str] | None = None
+    ) -> ChatResult:
         """One chat completion with retries; failures come back as ``ChatResult.error``.
 
         Raises :class:`TeacherFatalError` for authentication, permission and not-found errors.
         """
         attempts = 0
         started = time.monotonic()
-        retrying = AsyncRetrying(stop=stop_after_attempt(self.settings.max_attempts), wait=self._wait,
-                                 retry=retry_if_exception(_retryable), reraise=True)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_retryable),
+            reraise=True,
+        )
         try:
             async for attempt in retrying:
                 with attempt:
@@ -188,17 +211,22 @@ class TeacherClient:
         except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
             raise TeacherFatalError(
                 f"the teacher endpoint refused the request ({self._describe(exc)}); check AESCOT_TEACHER_BASE_URL, "
-                "AESCOT_TEACHER_MODEL and the API key") from None
+                "AESCOT_TEACHER_MODEL and the API key"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - any other failure is this request's error, recorded
             log.info("teacher call failed after %d attempt(s): %s", attempts, self._describe(exc))
-            return ChatResult(None, error=self._describe(exc), attempts=attempts,
-                              latency_s=time.monotonic() - started)
+            return ChatResult(
+                None, error=self._describe(exc), attempts=attempts, latency_s=time.monotonic() - started
+            )
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _create(self, messages: list[dict[str, Any]], headers: Mapping[str, str] | None) -> ChatResult:
         kwargs: dict[str, Any] = {
-            "model": self.settings.model, "messages": messages, "max_tokens": self.settings.max_tokens,
-            "temperature": self.settings.temperature, "extra_headers": dict(headers or {}),
+            "model": self.settings.model,
+            "messages": messages,
+            "max_tokens": self.settings.max_tokens,
+            "temperature": self.settings.temperature,
+            "extra_headers": dict(headers or {}),
         }
         structured = self._structured is not False
         if structured:
@@ -231,4 +259,3 @@ class TeacherClient:
 def _mentions_response_format(exc: openai.BadRequestError) -> bool:
     text = f"{getattr(exc, 'message', '')} {exc.body}".lower()
     return any(word in text for word in ("response_format", "json_schema", "structured", "guided"))
-

@@ -31,10 +31,13 @@ class TeacherSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AESCOT_TEACHER_", extra="ignore", populate_by_name=True)
 
-    base_url: str | None = Field(None, description="OpenAI-compatible base URL, ending in /v1 for most servers")
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL, ending in /v1 for most servers"
+    )
     model: str | None = Field(None, description="the model name the server knows")
     api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("api_key", "AESCOT_TEACHER_API_KEY", "OPENAI_API_KEY"),
+        None,
+        validation_alias=AliasChoices("api_key", "AESCOT_TEACHER_API_KEY", "OPENAI_API_KEY"),
         description="bearer token; local servers often need none",
     )
     concurrency: int = Field(8, ge=1, le=1024, description="requests in flight at once")
@@ -45,10 +48,15 @@ class TeacherSettings(BaseSettings):
     max_tokens: int = Field(2048, ge=1)
     temperature: float = Field(0.7, ge=0, le=2)
     structured_output: Literal["auto", "on", "off"] = Field(
-        "auto", description="ask for JSON-schema output; 'auto' falls back to text when the server refuses")
-    image_max_side: int = Field(768, ge=0, description="images are downscaled to this longest side (0: as stored)")
+        "auto", description="ask for JSON-schema output; 'auto' falls back to text when the server refuses"
+    )
+    image_max_side: int = Field(
+        768, ge=0, description="images are downscaled to this longest side (0: as stored)"
+    )
     image_format: Literal["jpeg", "png", "webp"] = "jpeg"
-    price_input_per_mtok: float = Field(0.0, ge=0, description="USD per million prompt tokens, for cost estimates")
+    price_input_per_mtok: float = Field(
+        0.0, ge=0, description="USD per million prompt tokens, for cost estimates"
+    )
     price_output_per_mtok: float = Field(0.0, ge=0, description="USD per million completion tokens")
 
     def missing(self) -> list[str]:
@@ -64,10 +72,14 @@ class TeacherSettings(BaseSettings):
         """Return self, or raise :class:`TeacherNotConfigured` saying what to set."""
         missing = self.missing()
         if missing:
-            raise TeacherNotConfigured(f"no teacher endpoint configured ({', '.join(missing)} unset): {ENV_HELP}")
+            raise TeacherNotConfigured(
+                f"no teacher endpoint configured ({', '.join(missing)} unset): {ENV_HELP}"
+            )
         scheme = urlsplit(self.base_url or "").scheme
         if scheme not in ("http", "https"):
-            raise TeacherNotConfigured(f"AESCOT_TEACHER_BASE_URL must be an http(s) URL, got {self.base_url!r}")
+            raise TeacherNotConfigured(
+                f"AESCOT_TEACHER_BASE_URL must be an http(s) URL, got {self.base_url!r}"
+            )
         return self
 
     @property
@@ -78,7 +90,9 @@ class TeacherSettings(BaseSettings):
         """Estimated USD of one call, or None when usage is unknown."""
         if prompt_tokens is None or completion_tokens is None:
             return None
-        return (prompt_tokens * self.price_input_per_mtok + completion_tokens * self.price_output_per_mtok) / 1e6
+        return (
+            prompt_tokens * self.price_input_per_mtok + completion_tokens * self.price_output_per_mtok
+        ) / 1e6
 
 
 class RationaleConfig(BaseModel):
@@ -88,15 +102,21 @@ class RationaleConfig(BaseModel):
     mode: Literal["blind", "answer_driven"] = "blind"
     samples: int = Field(4, ge=1, le=64, description="k: samples per item")
     prompt_version: str = PROMPT_VERSION
-    max_cost_usd: float | None = Field(None, gt=0, description="stop starting calls once the estimate reaches this")
+    max_cost_usd: float | None = Field(
+        None, gt=0, description="stop starting calls once the estimate reaches this"
+    )
     limit: int | None = Field(None, ge=0, description="start at most this many calls in this run")
-    flush_every: int = Field(32, ge=1, description="results per Parquet part (a crash loses at most this many)")
+    flush_every: int = Field(
+        32, ge=1, description="results per Parquet part (a crash loses at most this many)"
+    )
 
     @model_validator(mode="after")
     def _cost_needs_prices(self) -> RationaleConfig:
         if self.max_cost_usd is not None and not self.teacher.priced:
-            raise ValueError("max_cost_usd needs token prices: set AESCOT_TEACHER_PRICE_INPUT_PER_MTOK and "
-                             "AESCOT_TEACHER_PRICE_OUTPUT_PER_MTOK (USD per million tokens)")
+            raise ValueError(
+                "max_cost_usd needs token prices: set AESCOT_TEACHER_PRICE_INPUT_PER_MTOK and "
+                "AESCOT_TEACHER_PRICE_OUTPUT_PER_MTOK (USD per million tokens)"
+            )
         return self
 
 

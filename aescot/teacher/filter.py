@@ -41,8 +41,16 @@ from aescot.teacher.rationales import rationale_id
 from aescot.timeutil import now_iso
 
 DROP_REASONS = ("no_samples", "format_failure", "low_consistency", "label_leak", "length")
-_COMPARED = ("kept", "reason", "consistency", "min_consistency", "rationale_id", "teacher_model", "prompt_version",
-             "n_samples")
+_COMPARED = (
+    "kept",
+    "reason",
+    "consistency",
+    "min_consistency",
+    "rationale_id",
+    "teacher_model",
+    "prompt_version",
+    "n_samples",
+)
 
 
 class FilterError(ValueError):
@@ -82,7 +90,12 @@ def _reasoning_length(text: str) -> int:
 def decide(samples: list[dict[str, Any]], label: dict[str, Any], config: FilterConfig) -> dict[str, Any]:
     """The selection fields (kept, reason, consistency, rationale_id, n_samples) for one item."""
     finished = [s for s in samples if s["error"] is None]
-    out: dict[str, Any] = {"kept": False, "consistency": None, "rationale_id": None, "n_samples": len(finished)}
+    out: dict[str, Any] = {
+        "kept": False,
+        "consistency": None,
+        "rationale_id": None,
+        "n_samples": len(finished),
+    }
     if not finished:
         return {**out, "reason": "no_samples"}
     parsed = [s for s in finished if s["format_ok"] and s["parsed"] is not None]
@@ -97,15 +110,28 @@ def decide(samples: list[dict[str, Any]], label: dict[str, Any], config: FilterC
     clean = [(s, a) for s, a in consistent if not leaks_label(s["text"], config.leak_patterns)]
     if not clean:
         return {**out, "reason": "label_leak"}
-    sized = [(s, a, n) for s, a in clean if config.min_chars <= (n := _reasoning_length(s["text"])) <= config.max_chars]
+    sized = [
+        (s, a, n)
+        for s, a in clean
+        if config.min_chars <= (n := _reasoning_length(s["text"])) <= config.max_chars
+    ]
     if not sized:
         return {**out, "reason": "length"}
     best = min(sized, key=lambda t: (-t[1].dimensions, -t[1].score, t[2], t[0]["sample_index"]))
     return {**out, "kept": True, "reason": "kept", "rationale_id": best[0]["rationale_id"]}
 
 
-_META = ["rationale_id", "item_id", "teacher_model", "prompt_version", "mode", "sample_index", "parsed", "format_ok",
-         "error"]
+_META = [
+    "rationale_id",
+    "item_id",
+    "teacher_model",
+    "prompt_version",
+    "mode",
+    "sample_index",
+    "parsed",
+    "format_ok",
+    "error",
+]
 
 
 def _texts(store: DatasetStore, ids: set[str]) -> dict[str, str]:
@@ -120,13 +146,18 @@ def _texts(store: DatasetStore, ids: set[str]) -> dict[str, str]:
 def filter_rationales(store: DatasetStore, config: FilterConfig) -> FilterReport:
     """Decide every ready item (see the module docstring); append changed decisions to ``selections``."""
     report = FilterReport()
-    rows = [r for r in store.read("rationales", columns=_META)
-            if r["prompt_version"] == config.prompt_version and r["mode"] == config.mode]
+    rows = [
+        r
+        for r in store.read("rationales", columns=_META)
+        if r["prompt_version"] == config.prompt_version and r["mode"] == config.mode
+    ]
     models = sorted({r["teacher_model"] for r in rows})
     model = config.teacher_model
     if model is None:
         if len(models) > 1:
-            raise FilterError(f"rationales come from several teacher models ({', '.join(models)}): choose one")
+            raise FilterError(
+                f"rationales come from several teacher models ({', '.join(models)}): choose one"
+            )
         model = models[0] if models else None
     report.teacher_model = model
     if model is None:
@@ -141,8 +172,10 @@ def filter_rationales(store: DatasetStore, config: FilterConfig) -> FilterReport
             report.pending += 1
             continue
         # the samples of the current prompt: in answer-driven mode that depends on the current label
-        wanted = [rationale_id(model, config.prompt_version, config.mode, item_id, s, label)
-                  for s in range(config.samples)]
+        wanted = [
+            rationale_id(model, config.prompt_version, config.mode, item_id, s, label)
+            for s in range(config.samples)
+        ]
         samples = [by_id[i] for i in wanted if i in by_id]
         if sum(1 for s in samples if s["error"] is None) < config.samples:
             report.pending += 1
@@ -155,8 +188,13 @@ def filter_rationales(store: DatasetStore, config: FilterConfig) -> FilterReport
         for s in samples:
             s["text"] = texts.get(s["rationale_id"], "")
         label = labels[item_id]
-        decision = {"item_id": item_id, **decide(samples, label, config), "min_consistency": config.min_consistency,
-                    "teacher_model": model, "prompt_version": config.prompt_version}
+        decision = {
+            "item_id": item_id,
+            **decide(samples, label, config),
+            "min_consistency": config.min_consistency,
+            "teacher_model": model,
+            "prompt_version": config.prompt_version,
+        }
         report.decided += 1
         if decision["kept"]:
             report.kept += 1

@@ -61,8 +61,11 @@ def parse_response(text: str) -> ParsedResponse:
     answers = _ANSWER.findall(text)
     if answers:
         obj = _read_body(answers[-1])
-        reasoning = ("\n".join(t.strip() for t in thinks) if thinks
-                     else _STRAY_THINK.sub("", _ANSWER.sub("", text)).strip())
+        reasoning = (
+            "\n".join(t.strip() for t in thinks)
+            if thinks
+            else _STRAY_THINK.sub("", _ANSWER.sub("", text)).strip()
+        )
         return ParsedResponse(reasoning, normalise_answer(obj))
     stripped = text.strip()
     whole = _try_json(stripped)
@@ -171,7 +174,9 @@ def _dimension(value: Any, where: str) -> str:
 def normalise_answer(obj: Any) -> dict[str, Any]:
     """Validate and normalise an answer-like dict; raises :class:`AnswerFormatError`."""
     if not isinstance(obj, dict):
-        raise AnswerFormatError("not_an_object", f"the answer must be a JSON object, got {type(obj).__name__}")
+        raise AnswerFormatError(
+            "not_an_object", f"the answer must be a JSON object, got {type(obj).__name__}"
+        )
     missing = [k for k in ("acceptable", "best") if k not in obj]
     if missing:
         raise AnswerFormatError("missing_key", f"the answer lacks {', '.join(missing)}")

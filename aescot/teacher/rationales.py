@@ -37,8 +37,14 @@ log = logging.getLogger(__name__)
 STAGE = "rationales"
 
 
-def rationale_id(model: str, prompt_version: str, mode: str, item_id: str, sample_index: int,
-                 label: dict[str, Any] | None = None) -> str:
+def rationale_id(
+    model: str,
+    prompt_version: str,
+    mode: str,
+    item_id: str,
+    sample_index: int,
+    label: dict[str, Any] | None = None,
+) -> str:
     """The id (and cache key) of one sample: (model, prompt version, mode, item, sample index).
 
     In ``answer_driven`` mode the human answer is part of the prompt, so it is part of the id
@@ -132,7 +138,10 @@ class _Job:
 
 
 def _load_images(store: DatasetStore, item: dict[str, Any], config: RationaleConfig) -> list[str]:
-    keys = [item["source_image_key"], *[c["image_key"] for c in sorted(item["candidates"], key=lambda c: c["letter"])]]
+    keys = [
+        item["source_image_key"],
+        *[c["image_key"] for c in sorted(item["candidates"], key=lambda c: c["letter"])],
+    ]
     t = config.teacher
     return [image_data_url(store.read_bytes(k), t.image_max_side, t.image_format) for k in keys]
 
@@ -140,13 +149,25 @@ def _load_images(store: DatasetStore, item: dict[str, Any], config: RationaleCon
 def _record(job: _Job, result: ChatResult, config: RationaleConfig) -> dict[str, Any]:
     t = config.teacher
     rec: dict[str, Any] = {
-        "rationale_id": rationale_id(t.model, config.prompt_version, config.mode, job.item_id, job.sample_index,
-                                     job.label),
-        "item_id": job.item_id, "teacher_model": t.model, "prompt_version": config.prompt_version,
-        "mode": config.mode, "sample_index": job.sample_index, "text": result.text or "", "parsed": None,
-        "format_ok": False, "format_error": None, "error": result.error, "agreement": None, "consistent": None,
-        "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-        "cost_usd": t.cost(result.prompt_tokens, result.completion_tokens), "created_at": now_iso(),
+        "rationale_id": rationale_id(
+            t.model, config.prompt_version, config.mode, job.item_id, job.sample_index, job.label
+        ),
+        "item_id": job.item_id,
+        "teacher_model": t.model,
+        "prompt_version": config.prompt_version,
+        "mode": config.mode,
+        "sample_index": job.sample_index,
+        "text": result.text or "",
+        "parsed": None,
+        "format_ok": False,
+        "format_error": None,
+        "error": result.error,
+        "agreement": None,
+        "consistent": None,
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "cost_usd": t.cost(result.prompt_tokens, result.completion_tokens),
+        "created_at": now_iso(),
     }
     if result.error is not None:
         return rec
@@ -157,13 +178,22 @@ def _record(job: _Job, result: ChatResult, config: RationaleConfig) -> dict[str,
         rec.update(format_error=reason[:500], consistent=False)
         return rec
     agreement = answer_agreement(parsed.answer, job.label)
-    rec.update(text=format_response(parsed.reasoning, parsed.answer), parsed=parsed.answer, format_ok=True,
-               agreement=round(agreement.score, 6), consistent=agreement.consistent)
+    rec.update(
+        text=format_response(parsed.reasoning, parsed.answer),
+        parsed=parsed.answer,
+        format_ok=True,
+        agreement=round(agreement.score, 6),
+        consistent=agreement.consistent,
+    )
     return rec
 
 
-async def agenerate_rationales(store: DatasetStore, config: RationaleConfig, item_ids: Iterable[str] | None = None,
-                               progress: Callable[[int], None] | None = None) -> RationaleReport:
+async def agenerate_rationales(
+    store: DatasetStore,
+    config: RationaleConfig,
+    item_ids: Iterable[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RationaleReport:
     """Async :func:`generate_rationales` (for callers already inside an event loop)."""
     t = config.teacher.require()
     started = time.monotonic()
@@ -173,20 +203,29 @@ async def agenerate_rationales(store: DatasetStore, config: RationaleConfig, ite
         wanted = set(item_ids)
         labels = {k: v for k, v in labels.items() if k in wanted}
     report.items_labelled = len(labels)
-    done = {r["rationale_id"] for r in store.read("rationales", columns=["rationale_id", "error"]) if r["error"] is None}
+    done = {
+        r["rationale_id"]
+        for r in store.read("rationales", columns=["rationale_id", "error"])
+        if r["error"] is None
+    }
     items = {row["item_id"]: row for row in store.read("items")} if labels else {}
 
     plan: list[tuple[str, list[int]]] = []
     for item_id in sorted(labels):
-        missing = [s for s in range(config.samples)
-                   if rationale_id(t.model, config.prompt_version, config.mode, item_id, s, labels[item_id])
-                   not in done]
+        missing = [
+            s
+            for s in range(config.samples)
+            if rationale_id(t.model, config.prompt_version, config.mode, item_id, s, labels[item_id])
+            not in done
+        ]
         report.samples_cached += config.samples - len(missing)
         if not missing:
             report.items_complete_before += 1
             continue
         if item_id not in items:
-            report.rejects.append(Reject(STAGE, item_id, "item_missing", "a label exists but the item does not"))
+            report.rejects.append(
+                Reject(STAGE, item_id, "item_missing", "a label exists but the item does not")
+            )
             continue
         report.samples_missing += len(missing)
         plan.append((item_id, missing))
@@ -231,8 +270,9 @@ async def agenerate_rationales(store: DatasetStore, config: RationaleConfig, ite
                     report.rejects.append(urls)
                     continue
                 label = labels[item_id]
-                prompt = teacher_prompt(config.mode, label if config.mode == "answer_driven" else None,
-                                        config.prompt_version)
+                prompt = teacher_prompt(
+                    config.mode, label if config.mode == "answer_driven" else None, config.prompt_version
+                )
                 messages = prompt.messages(urls)
                 for s in missing:
                     if config.limit is not None and started_calls >= config.limit:
@@ -282,7 +322,9 @@ async def agenerate_rationales(store: DatasetStore, config: RationaleConfig, ite
             report.cost_usd += rec["cost_usd"] or 0.0
             if rec["error"] is None and rec["prompt_tokens"] is None:
                 if not report.calls_without_usage:
-                    log.warning("the endpoint returns no token usage: cost estimates and --max-cost cannot count it")
+                    log.warning(
+                        "the endpoint returns no token usage: cost estimates and --max-cost cannot count it"
+                    )
                 report.calls_without_usage += 1
             pending.append(rec)
             if len(pending) >= config.flush_every:
@@ -308,8 +350,12 @@ async def agenerate_rationales(store: DatasetStore, config: RationaleConfig, ite
     return report
 
 
-def generate_rationales(store: DatasetStore, config: RationaleConfig, item_ids: Iterable[str] | None = None,
-                        progress: Callable[[int], None] | None = None) -> RationaleReport:
+def generate_rationales(
+    store: DatasetStore,
+    config: RationaleConfig,
+    item_ids: Iterable[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RationaleReport:
     """Request the missing teacher samples of every labelled item (or of ``item_ids``).
 
     Returns a :class:`RationaleReport`. Raises :class:`~aescot.teacher.config.TeacherNotConfigured`

@@ -94,8 +94,13 @@ class ChatRequest:
     @property
     def image_urls(self) -> list[str]:
         """Image URLs in the order they appear."""
-        return [p["image_url"]["url"] for msg in self.messages if isinstance(msg.get("content"), list)
-                for p in msg["content"] if p.get("type") == "image_url"]
+        return [
+            p["image_url"]["url"]
+            for msg in self.messages
+            if isinstance(msg.get("content"), list)
+            for p in msg["content"]
+            if p.get("type") == "image_url"
+        ]
 
     @property
     def wants_json_schema(self) -> bool:
@@ -122,13 +127,17 @@ def rationale_text(answer: Mapping[str, Any]) -> str:
     lines = []
     for letter in LETTERS:
         flagged = set(dims.get(letter) or [])
-        parts = [f"{d} {'fails: visible defect compared with the source' if d in flagged else 'passes'}"
-                 for d in DIMENSIONS]
+        parts = [
+            f"{d} {'fails: visible defect compared with the source' if d in flagged else 'passes'}"
+            for d in DIMENSIONS
+        ]
         lines.append(f"Candidate {letter}: " + "; ".join(parts) + ".")
     acceptable = list(answer.get("acceptable") or [])
     if acceptable:
-        lines.append(f"Acceptable: {', '.join(acceptable)}. {answer.get('best')} keeps the product most faithful "
-                     "and the scene most natural.")
+        lines.append(
+            f"Acceptable: {', '.join(acceptable)}. {answer.get('best')} keeps the product most faithful "
+            "and the scene most natural."
+        )
     else:
         lines.append("No candidate is free of defects, so none is acceptable.")
     return "\n".join(lines)
@@ -136,8 +145,11 @@ def rationale_text(answer: Mapping[str, Any]) -> str:
 
 def render(answer: Mapping[str, Any], as_json: bool = False) -> str:
     """An answer as a reply: ``<think>..</think><answer>{json}</answer>``, or structured JSON."""
-    ans = {"acceptable": list(answer.get("acceptable") or []), "best": answer.get("best"),
-           "dimensions": {k: list((answer.get("dimensions") or {}).get(k) or []) for k in LETTERS}}
+    ans = {
+        "acceptable": list(answer.get("acceptable") or []),
+        "best": answer.get("best"),
+        "dimensions": {k: list((answer.get("dimensions") or {}).get(k) or []) for k in LETTERS},
+    }
     if as_json:
         return json.dumps({"reasoning": rationale_text(ans), "answer": ans})
     return f"<think>{rationale_text(ans)}</think>\n<answer>{json.dumps(ans)}</answer>"
@@ -150,13 +162,18 @@ def wrong_answer(answer: Mapping[str, Any]) -> dict[str, Any]:
     if best is None:
         return {"acceptable": ["A"], "best": "A", "dimensions": {k: [] for k in LETTERS}}
     other = next(letter for letter in LETTERS if letter != best)
-    return {"acceptable": sorted(set(acceptable) | {other}), "best": other,
-            "dimensions": {k: list((answer.get("dimensions") or {}).get(k) or []) for k in LETTERS}}
+    return {
+        "acceptable": sorted(set(acceptable) | {other}),
+        "best": other,
+        "dimensions": {k: list((answer.get("dimensions") or {}).get(k) or []) for k in LETTERS},
+    }
 
 
-def oracle(answers: Mapping[str, Mapping[str, Any]],
-           wrong: Callable[[str, int], bool] | set[tuple[str, int]] | None = None,
-           default: Mapping[str, Any] | None = None) -> Responder:
+def oracle(
+    answers: Mapping[str, Mapping[str, Any]],
+    wrong: Callable[[str, int], bool] | set[tuple[str, int]] | None = None,
+    default: Mapping[str, Any] | None = None,
+) -> Responder:
     """Answer each item (by ``X-Aescot-Item-Id``) with ``answers[item]``; a wrong answer for the
     (item, sample) pairs in ``wrong``. Unknown items get ``default`` (or "nothing acceptable")."""
     is_wrong = (lambda i, s: (i, s) in wrong) if isinstance(wrong, set) else (wrong or (lambda i, s: False))
@@ -190,9 +207,18 @@ class ChatServer:
     like servers without JSON-schema support; ``send_usage=False`` leaves token usage out of replies.
     """
 
-    def __init__(self, responder: Responder | None = None, *, latency: float = 0.0, api_key: str | None = None,
-                 structured_outputs: bool = True, send_usage: bool = True, host: str = "127.0.0.1", port: int = 0,
-                 keep_requests: bool = True):
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        *,
+        latency: float = 0.0,
+        api_key: str | None = None,
+        structured_outputs: bool = True,
+        send_usage: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        keep_requests: bool = True,
+    ):
         self.responder: Responder = responder or echo_given_answer
         self.latency = latency
         self.api_key = api_key
@@ -219,8 +245,9 @@ class ChatServer:
         return f"http://{host}:{port}/v1"
 
     def start(self) -> ChatServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="chat-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="chat-server", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -238,8 +265,9 @@ class ChatServer:
         self.stop()
 
     # scripting
-    def fail_next(self, kind: FailureKind, times: int = 1, retry_after: float | None = None,
-                  hang_s: float = 30.0) -> None:
+    def fail_next(
+        self, kind: FailureKind, times: int = 1, retry_after: float | None = None, hang_s: float = 30.0
+    ) -> None:
         """The next ``times`` chat requests fail this way (in arrival order)."""
         with self._lock:
             self._script.extend([Failure(kind, retry_after, hang_s)] * times)
@@ -279,10 +307,19 @@ class ChatServer:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": req.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                         "finish_reason": "stop", "logprobs": None}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
         }
         if not self.send_usage:
             del out["usage"]
@@ -302,12 +339,16 @@ def _error(status: int, message: str, kind: str) -> dict[str, Any]:
 def _make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stall
+        disable_nagle_algorithm = (
+            True  # headers and body go out in separate writes: no 40 ms delayed-ACK stall
+        )
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def _send(self, status: int, payload: dict[str, Any] | bytes, headers: dict[str, str] | None = None) -> None:
+        def _send(
+            self, status: int, payload: dict[str, Any] | bytes, headers: dict[str, str] | None = None
+        ) -> None:
             body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -319,8 +360,15 @@ def _make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             if self.path.rstrip("/").endswith("/models"):
-                self._send(200, {"object": "list", "data": [{"id": "aescot-test", "object": "model",
-                                                              "created": 0, "owned_by": "aescot"}]})
+                self._send(
+                    200,
+                    {
+                        "object": "list",
+                        "data": [
+                            {"id": "aescot-test", "object": "model", "created": 0, "owned_by": "aescot"}
+                        ],
+                    },
+                )
             elif self.path.rstrip("/") in ("/health", "/v1/health"):
                 self._send(200, {"status": "ok"})
             else:
@@ -358,11 +406,20 @@ def _make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
             if server.latency:
                 time.sleep(server.latency)
             if body.get("stream"):
-                self._send(400, _error(400, "streaming is not supported by this test server", "invalid_request_error"))
+                self._send(
+                    400,
+                    _error(400, "streaming is not supported by this test server", "invalid_request_error"),
+                )
                 return
             if req.wants_json_schema and not server.structured_outputs:
-                self._send(400, _error(400, "response_format json_schema is not supported by this server",
-                                       "invalid_request_error"))
+                self._send(
+                    400,
+                    _error(
+                        400,
+                        "response_format json_schema is not supported by this server",
+                        "invalid_request_error",
+                    ),
+                )
                 return
             reply: Reply = failure if failure is not None else server.responder(req)
             if isinstance(reply, Failure):
@@ -374,7 +431,9 @@ def _make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
         def _fail(self, failure: Failure, req: ChatRequest) -> None:
             kind = failure.kind
             if kind == "429":
-                headers = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after is not None else {}
+                headers = (
+                    {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after is not None else {}
+                )
                 self._send(429, _error(429, "Rate limit reached, slow down.", "rate_limit_error"), headers)
             elif kind in ("500", "503"):
                 self._send(int(kind), _error(int(kind), "The server had an error.", "server_error"))

@@ -47,9 +47,14 @@ def main(n_items: int, formats: list[str]) -> dict:
     for path in (root / "out").rglob("*.parquet"):
         images = pq.read_table(path, columns=["images"]).column("images").combine_chunks()
         payload += pc.sum(pc.binary_length(images.flatten().field("bytes"))).as_py() or 0
-    return {"n_items": n_items, "rows": sum(sum(v.values()) for v in summary.rows.values()),
-            "growth_mb": (peak[0] - base) / 2**20, "out_mb": out_bytes / 2**20, "payload_mb": payload / 2**20,
-            "seconds": seconds}
+    return {
+        "n_items": n_items,
+        "rows": sum(sum(v.values()) for v in summary.rows.values()),
+        "growth_mb": (peak[0] - base) / 2**20,
+        "out_mb": out_bytes / 2**20,
+        "payload_mb": payload / 2**20,
+        "seconds": seconds,
+    }
 
 
 if __name__ == "__main__":

@@ -23,11 +23,18 @@ def test_split(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     store = DatasetStore(root / "ds")
     build_demo_store(store, DemoSpec(n_items=12, image_pool=20, seed=9))
-    export_dataset(store, ExportConfig(out=str(root / "out"), formats=["rl"],
-                                       ratios={"train": 0, "validation": 0, "test": 1}))
+    export_dataset(
+        store,
+        ExportConfig(out=str(root / "out"), formats=["rl"], ratios={"train": 0, "validation": 0, "test": 1}),
+    )
     items = {i["item_id"]: i for i in store.read("items")}
-    labels = {lab["item_id"]: {k: lab[k] for k in ("acceptable", "best", "dimensions")} for lab in store.read("labels")}
-    by_source_url = {image_data_url(store.read_bytes(items[i]["source_image_key"]), max_side=768): i for i in items}
+    labels = {
+        lab["item_id"]: {k: lab[k] for k in ("acceptable", "best", "dimensions")}
+        for lab in store.read("labels")
+    }
+    by_source_url = {
+        image_data_url(store.read_bytes(items[i]["source_image_key"]), max_side=768): i for i in items
+    }
     return root / "out", labels, by_source_url
 
 
@@ -38,6 +45,7 @@ def _responder(labels, by_source_url, wrong: set[str], garbage: set[str]):
         if item in garbage:
             return "I would rather not say."
         return wrong_answer(labels[item]) if item in wrong else labels[item]
+
     return respond
 
 
@@ -65,8 +73,21 @@ def test_cli_eval_writes_reports_without_the_key(test_split, tmp_path, monkeypat
     out, labels, by_url = test_split
     monkeypatch.setenv("AESCOT_EVAL_API_KEY", "sk-eval-secret-456")
     with chat_server(_responder(labels, by_url, set(), set()), api_key="sk-eval-secret-456") as srv:
-        result = CliRunner().invoke(app, ["eval", str(out), "--base-url", srv.base_url, "--model", "m",
-                                          "--output", str(tmp_path / "rep"), "--limit", "5"])
+        result = CliRunner().invoke(
+            app,
+            [
+                "eval",
+                str(out),
+                "--base-url",
+                srv.base_url,
+                "--model",
+                "m",
+                "--output",
+                str(tmp_path / "rep"),
+                "--limit",
+                "5",
+            ],
+        )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert report["n_items"] == 5 and report["model_metrics"]["best_accuracy"] == 1.0
@@ -87,7 +108,9 @@ def test_http_failures_score_zero_and_the_run_goes_on(test_split):
     out, labels, by_url = test_split
     with chat_server(_responder(labels, by_url, set(), set())) as srv:
         srv.fail_next("500", times=2)
-        report = evaluate(EvalConfig(data=str(out), base_url=srv.base_url, model="m", concurrency=1, max_retries=0))
+        report = evaluate(
+            EvalConfig(data=str(out), base_url=srv.base_url, model="m", concurrency=1, max_retries=0)
+        )
     assert report.errors == {"http": 2} and report.model_metrics.best_accuracy == pytest.approx(10 / 12)
 
 
@@ -96,15 +119,25 @@ def test_random_baseline_is_exact():
     assert rb.best_accuracy == pytest.approx(1 / 16)  # only the empty set says "none"
     assert rb.acceptable_credit == pytest.approx(1 / 16) and rb.acceptable_exact == pytest.approx(1 / 16)
     assert rb.dimension_jaccard == pytest.approx(1 / 2**16)  # all 16 pairs unflagged
-    one = {"acceptable": ["A"], "best": "A", "dimensions": {"A": [], "B": ["lighting_shadow"], "C": [], "D": []}}
+    one = {
+        "acceptable": ["A"],
+        "best": "A",
+        "dimensions": {"A": [], "B": ["lighting_shadow"], "C": [], "D": []},
+    }
     rb = random_baseline([one])
     # best: subsets holding A (8 of 16), A drawn with prob 1/|S|: sum over them of 1/|S| / 16
     assert rb.best_accuracy == pytest.approx((1 + 3 / 2 + 3 / 3 + 1 / 4) / 16)
-    assert rb.acceptable_credit == pytest.approx(1 / 16)  # only {A} earns credit: {} gets 0/1, others are wrong
+    assert rb.acceptable_credit == pytest.approx(
+        1 / 16
+    )  # only {A} earns credit: {} gets 0/1, others are wrong
     assert rb.per_dimension["lighting_shadow"]["accuracy"] == pytest.approx(0.5)
 
 
 def test_score_counts_unparseable_as_zero():
     truth = {"acceptable": ["B"], "best": "B", "dimensions": {k: [] for k in "ABCD"}}
     m = score([truth, None], [truth, truth])
-    assert m.best_accuracy == 0.5 and m.format_rate == 0.5 and m.per_dimension["lighting_shadow"]["accuracy"] == 1.0
+    assert (
+        m.best_accuracy == 0.5
+        and m.format_rate == 0.5
+        and m.per_dimension["lighting_shadow"]["accuracy"] == 1.0
+    )

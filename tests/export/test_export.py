@@ -31,7 +31,11 @@ def test_every_format_loads_with_images_decoding(exported):
         dd = _load(out, fmt)
         assert {s: dd[s].num_rows for s in dd} == {s: n for s, n in summary.rows[fmt].items()}, fmt
         row = dd["train"][0]
-        images = row["images"] if "images" in row else [row["source_image"], row["chosen_image"], row["rejected_image"]]
+        images = (
+            row["images"]
+            if "images" in row
+            else [row["source_image"], row["chosen_image"], row["rejected_image"]]
+        )
         assert all(isinstance(im, Image.Image) and im.size == (32, 32) for im in images), fmt
 
 
@@ -66,7 +70,10 @@ def test_sharegpt_layout_matches_llamafactory(exported):
     _, out, _ = exported
     info = json.loads((out / "dataset_info.json").read_text())
     entry = info["aescot_sft_train"]
-    assert entry["formatting"] == "sharegpt" and entry["columns"] == {"messages": "messages", "images": "images"}
+    assert entry["formatting"] == "sharegpt" and entry["columns"] == {
+        "messages": "messages",
+        "images": "images",
+    }
     assert (out / entry["file_name"]).is_dir()
     ds = datasets.load_dataset("parquet", data_files=str(out / entry["file_name"] / "*.parquet"))["train"]
     tags = entry["tags"]
@@ -94,8 +101,9 @@ def test_trl_prepares_multimodal_messages(exported, fmt, column):
 
 def test_images_by_uri_load_and_decode(labelled, tmp_path):
     store, _ = labelled
-    summary = export_dataset(store, ExportConfig(out=str(tmp_path / "uri"), images="uri", formats=["rl", "pairs"],
-                                                 seed=3))
+    summary = export_dataset(
+        store, ExportConfig(out=str(tmp_path / "uri"), images="uri", formats=["rl", "pairs"], seed=3)
+    )
     raw = pq.read_table(tmp_path / "uri" / "rl" / "train", columns=["images"]).to_pylist()[0]["images"]
     assert all(v["bytes"] is None and v["path"].startswith(store.root) for v in raw)
     row = _load(tmp_path / "uri", "rl")["train"][0]
@@ -117,8 +125,14 @@ def test_card_and_plots(exported):
     _, out, summary = exported
     card = (out / "README.md").read_text()
     assert card.startswith("---\n") and "license: other" in card and "config_name: rl" in card
-    for needle in ("appearance_deformation", "Teacher consistency", "teacher-x", "synthetic", "no leak",
-                   "mean agreement"):
+    for needle in (
+        "appearance_deformation",
+        "Teacher consistency",
+        "teacher-x",
+        "synthetic",
+        "no leak",
+        "mean agreement",
+    ):
         assert needle in card, needle
     for png in ("dimensions_per_split.png", "consistency_hist.png", "agreement_hist.png"):
         with Image.open(out / "plots" / png) as im:
@@ -136,8 +150,9 @@ def test_leak_check_on_written_files(exported):
     rl = pq.read_table(out / "rl", columns=["source_id", "split"]).to_pylist()
     split_of = {r["source_id"]: r["split"] for r in rl}
     ids = sorted(phash)
-    near = [(a, b) for a in ids for b in ids if a < b
-            and (int(phash[a], 16) ^ int(phash[b], 16)).bit_count() <= 8]
+    near = [
+        (a, b) for a in ids for b in ids if a < b and (int(phash[a], 16) ^ int(phash[b], 16)).bit_count() <= 8
+    ]
     assert near and all(split_of[a] == split_of[b] for a, b in near)
 
 
@@ -153,8 +168,10 @@ def test_leak_check_catches_a_moved_row(exported, tmp_path):
     table = pq.read_table(next((leaky / "rl" / "train").glob("*.parquet")))
     import pyarrow as pa
 
-    pq.write_table(pa.concat_tables([table, pa.Table.from_pylist(row, schema=table.schema)]),
-                   leaky / "rl" / "train" / "extra.parquet")
+    pq.write_table(
+        pa.concat_tables([table, pa.Table.from_pylist(row, schema=table.schema)]),
+        leaky / "rl" / "train" / "extra.parquet",
+    )
     report = check_export(str(leaky), store)
     assert not report.ok and report.sources_in_several_splits
 
@@ -166,9 +183,14 @@ def test_bad_items_are_recorded_and_the_rest_exported(tmp_path):
     victim["candidates"][2]["image_key"] = "images/00/lost.png"  # an image that is not in the store
     store.append("items", [victim])
     kept = next(s for s in store.read("selections") if s["kept"] and s["item_id"] != victim["item_id"])
-    store.append("selections", [{**kept, "rationale_id": "f" * 64}])  # kept with a rationale that does not exist
-    other = next(s for s in store.read("selections") if s["kept"] and s["item_id"] not in
-                 (victim["item_id"], kept["item_id"]))
+    store.append(
+        "selections", [{**kept, "rationale_id": "f" * 64}]
+    )  # kept with a rationale that does not exist
+    other = next(
+        s
+        for s in store.read("selections")
+        if s["kept"] and s["item_id"] not in (victim["item_id"], kept["item_id"])
+    )
     rat = next(r for r in store.read("rationales") if r["rationale_id"] == other["rationale_id"])
     store.append("rationales", [{**rat, "text": "<think>looks fine</think> A is best"}])  # no answer block
     summary = export_dataset(store, ExportConfig(out=str(tmp_path / "out")))
@@ -205,8 +227,20 @@ def test_cli_export(labelled, tmp_path):
     from aescot.cli.main import app
 
     store, _ = labelled
-    args = ["export", str(tmp_path / "cli"), "--root", store.root, "-f", "rl", "-f", "sft", "--images", "uri",
-            "--license", "cc-by-4.0"]
+    args = [
+        "export",
+        str(tmp_path / "cli"),
+        "--root",
+        store.root,
+        "-f",
+        "rl",
+        "-f",
+        "sft",
+        "--images",
+        "uri",
+        "--license",
+        "cc-by-4.0",
+    ]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "no leak" in first.output and "rl" in first.output
@@ -269,8 +303,9 @@ def test_two_exports_in_same_named_folders_do_not_share_the_datasets_cache(tmp_p
     for seed, n in ((21, 8), (22, 12)):
         store = DatasetStore(tmp_path / f"s{seed}" / "ds")
         build_demo_store(store, DemoSpec(n_items=n, seed=seed))
-        export_dataset(store, ExportConfig(out=str(tmp_path / f"s{seed}" / "out"), formats=["rl"],
-                                           ratios={"train": 1}))
+        export_dataset(
+            store, ExportConfig(out=str(tmp_path / f"s{seed}" / "out"), formats=["rl"], ratios={"train": 1})
+        )
         dd = datasets.load_dataset(str(tmp_path / f"s{seed}" / "out"), "rl")
         counts.append(dd["train"].num_rows)
     assert counts == [8, 12]

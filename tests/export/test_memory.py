@@ -13,8 +13,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _probe(n: int) -> dict:
-    out = subprocess.run([sys.executable, str(Path(__file__).with_name("memory_probe.py")), str(n), "rl"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300, check=True)
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("memory_probe.py")), str(n), "rl"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -7,20 +7,36 @@ import pytest
 from aescot import rewards
 from aescot.teacher.parse import format_response
 
-TRUTH = {"acceptable": ["A", "C"], "best": "C",
-         "dimensions": {"A": [], "B": ["lighting_shadow"], "C": [], "D": ["placement_layout", "appearance_deformation"]}}
+TRUTH = {
+    "acceptable": ["A", "C"],
+    "best": "C",
+    "dimensions": {
+        "A": [],
+        "B": ["lighting_shadow"],
+        "C": [],
+        "D": ["placement_layout", "appearance_deformation"],
+    },
+}
 
 
 def _reply(acceptable, best, dims=None) -> str:
-    return format_response("walk A-D", {"acceptable": acceptable, "best": best,
-                                        "dimensions": dims or {k: [] for k in "ABCD"}})
+    return format_response(
+        "walk A-D", {"acceptable": acceptable, "best": best, "dimensions": dims or {k: [] for k in "ABCD"}}
+    )
 
 
 def _kwargs(n: int) -> dict:
     """Columns as TRL's GRPOTrainer passes them: one value per completion, plus its own extras."""
-    return {"acceptable": [TRUTH["acceptable"]] * n, "best": [TRUTH["best"]] * n,
-            "dimensions": [TRUTH["dimensions"]] * n, "prompts": ["q"] * n, "completion_ids": [[1]] * n,
-            "trainer_state": None, "log_extra": None, "log_metric": None}
+    return {
+        "acceptable": [TRUTH["acceptable"]] * n,
+        "best": [TRUTH["best"]] * n,
+        "dimensions": [TRUTH["dimensions"]] * n,
+        "prompts": ["q"] * n,
+        "completion_ids": [[1]] * n,
+        "trainer_state": None,
+        "log_extra": None,
+        "log_metric": None,
+    }
 
 
 def test_acceptable_partial_credit_like_multiple_answer_exams():
@@ -42,9 +58,11 @@ def test_format_reward_is_strict_about_the_envelope():
 
 
 def test_conversational_completions_and_garbage():
-    conv = [[{"role": "assistant", "content": _reply(["A", "C"], "C", TRUTH["dimensions"])}],
-            [{"role": "assistant", "content": [{"type": "text", "text": _reply(["A", "C"], "C")}]}],
-            [{"role": "assistant", "content": "no idea"}]]
+    conv = [
+        [{"role": "assistant", "content": _reply(["A", "C"], "C", TRUTH["dimensions"])}],
+        [{"role": "assistant", "content": [{"type": "text", "text": _reply(["A", "C"], "C")}]}],
+        [{"role": "assistant", "content": "no idea"}],
+    ]
     out = rewards.screening_reward(conv, **_kwargs(3))
     assert out[0] == pytest.approx(1.0) and out[1] == pytest.approx(0.8) and out[2] == 0.0
     assert rewards.format_reward(conv) == [1.0, 1.0, 0.0]
@@ -67,8 +85,15 @@ def test_rewards_on_rows_of_the_rl_export(exported):
     inputs = [r for r in ds.remove_columns("images").select(range(4)) for _ in range(2)]
     keys = [k for k in inputs[0] if k not in ("prompt", "completion", "completion_ids")]
     kwargs = {k: [ex[k] for ex in inputs] for k in keys}
-    completions = [[{"role": "assistant", "content": format_response("r", {k: ex[k] for k in
-                                                                      ("acceptable", "best", "dimensions")})}]
-                   for ex in inputs]
-    assert rewards.screening_reward(completions, prompts=[ex["prompt"] for ex in inputs], **kwargs) == \
-        [pytest.approx(1.0)] * len(inputs)
+    completions = [
+        [
+            {
+                "role": "assistant",
+                "content": format_response("r", {k: ex[k] for k in ("acceptable", "best", "dimensions")}),
+            }
+        ]
+        for ex in inputs
+    ]
+    assert rewards.screening_reward(completions, prompts=[ex["prompt"] for ex in inputs], **kwargs) == [
+        pytest.approx(1.0)
+    ] * len(inputs)

@@ -22,8 +22,12 @@ def test_near_duplicate_pairs_match_brute_force():
     base = [rnd.getrandbits(64) for _ in range(300)]
     hashes = [_h(b) for b in base] + [_h(b ^ (1 << 3) ^ (1 << 40)) for b in base[:50]]  # 50 two-bit variants
     found = {(i, j) for i, j, _ in near_duplicate_pairs(hashes, 4, block=64)}  # small block: crosses blocks
-    brute = {(i, j) for i in range(len(hashes)) for j in range(i + 1, len(hashes))
-             if (int(hashes[i], 16) ^ int(hashes[j], 16)).bit_count() <= 4}
+    brute = {
+        (i, j)
+        for i in range(len(hashes))
+        for j in range(i + 1, len(hashes))
+        if (int(hashes[i], 16) ^ int(hashes[j], 16)).bit_count() <= 4
+    }
     assert found == brute and len(brute) >= 50
 
 
@@ -34,20 +38,30 @@ def test_multi_index_search_finds_exactly_the_brute_force_pairs(max_bits):
     rnd = random.Random(max_bits)
     hub = rnd.getrandbits(64)
     hashes = [rnd.getrandbits(64) for _ in range(150)]
-    hashes += [hub ^ (1 << rnd.randrange(64)) ^ (1 << rnd.randrange(64)) for _ in range(100)]  # a dense cluster
+    hashes += [
+        hub ^ (1 << rnd.randrange(64)) ^ (1 << rnd.randrange(64)) for _ in range(100)
+    ]  # a dense cluster
     hashes += [h ^ (1 << rnd.randrange(64)) for h in hashes[:40]]  # one-bit variants
-    hexes = [_h(h) for h in hashes] + [f"{rnd.getrandbits(256):064x}" for _ in range(30)]  # other length: blocked
+    hexes = [_h(h) for h in hashes] + [
+        f"{rnd.getrandbits(256):064x}" for _ in range(30)
+    ]  # other length: blocked
     found = sorted(near_duplicate_pairs(hexes, max_bits, block=32))
-    brute = sorted((i, j, (int(hexes[i], 16) ^ int(hexes[j], 16)).bit_count())
-                   for i in range(len(hexes)) for j in range(i + 1, len(hexes))
-                   if len(hexes[i]) == len(hexes[j]) and (int(hexes[i], 16) ^ int(hexes[j], 16)).bit_count() <= max_bits)
+    brute = sorted(
+        (i, j, (int(hexes[i], 16) ^ int(hexes[j], 16)).bit_count())
+        for i in range(len(hexes))
+        for j in range(i + 1, len(hexes))
+        if len(hexes[i]) == len(hexes[j]) and (int(hexes[i], 16) ^ int(hexes[j], 16)).bit_count() <= max_bits
+    )
     assert found == brute and (max_bits == 0 or brute)
 
 
 def test_near_duplicates_group_transitively_and_not_across_lengths():
-    groups = group_sources({"a": _h(0), "b": _h(0b11), "c": _h(0b1111), "d": _h(2**63 + 2**40 - 1), "e": "0" * 64},
-                           max_bits=2)
-    assert groups["a"] == groups["b"] == groups["c"] == "a"  # a~b, b~c: one group though a, c differ by 4 bits
+    groups = group_sources(
+        {"a": _h(0), "b": _h(0b11), "c": _h(0b1111), "d": _h(2**63 + 2**40 - 1), "e": "0" * 64}, max_bits=2
+    )
+    assert (
+        groups["a"] == groups["b"] == groups["c"] == "a"
+    )  # a~b, b~c: one group though a, c differ by 4 bits
     assert groups["d"] == "d" and groups["e"] == "e"
 
 
@@ -69,8 +83,10 @@ def test_groups_never_cross_splits_and_strata_are_balanced():
     assert plan.split_of_source["s0000"] == plan.split_of_source["s0001"]
     counts = plan.counts()
     assert abs(counts["test"] - 40) <= 4 and abs(counts["validation"] - 40) <= 4
-    per_stratum = Counter((plan.stratum_of_group[plan.group_of_source[src]], plan.split_of_item[i])
-                          for i, (src, _) in items.items())
+    per_stratum = Counter(
+        (plan.stratum_of_group[plan.group_of_source[src]], plan.split_of_item[i])
+        for i, (src, _) in items.items()
+    )
     for st in {k[0] for k in per_stratum}:
         total = sum(v for (s, _), v in per_stratum.items() if s == st)
         assert abs(per_stratum[(st, "test")] - total * 0.1) <= 2, (st, per_stratum)
@@ -113,8 +129,9 @@ def test_leak_check_finds_shared_items_sources_and_near_duplicates():
     phash = {"s1": _h(0), "s2": _h(0b1), "s3": _h(2**64 - 1)}
     clean = check_leaks([("i1", "s1", "train"), ("i2", "s2", "train"), ("i3", "s3", "test")], phash, 4)
     assert clean.ok and clean.n_items == 3
-    leaky = check_leaks([("i1", "s1", "train"), ("i2", "s2", "test"), ("i3", "s3", "test"), ("i3", "s3", "train")],
-                        phash, 4)
+    leaky = check_leaks(
+        [("i1", "s1", "train"), ("i2", "s2", "test"), ("i3", "s3", "test"), ("i3", "s3", "train")], phash, 4
+    )
     assert not leaky.ok
     assert leaky.items_in_several_splits == ["i3"] and leaky.sources_in_several_splits == ["s3"]
     assert [(a, b) for a, _, b, _, _ in leaky.near_duplicates_across_splits] == [("s1", "s2")]

@@ -30,11 +30,23 @@ def _processor():
     words = ["[UNK]", *SPECIALS, "Candidate", "A", "B", "C", "D", "acceptable", "best"]
     tk = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="<pad>", eos_token="<|im_end|>",
-                                  extra_special_tokens={"image_token": "<image>"}, additional_special_tokens=SPECIALS[1:])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        unk_token="[UNK]",
+        pad_token="<pad>",
+        eos_token="<|im_end|>",
+        extra_special_tokens={"image_token": "<image>"},
+        additional_special_tokens=SPECIALS[1:],
+    )
     images = CLIPImageProcessorPil(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28})
-    return LlavaProcessor(image_processor=images, tokenizer=tok, patch_size=14, vision_feature_select_strategy="default",
-                          chat_template=TEMPLATE, num_additional_image_tokens=1)
+    return LlavaProcessor(
+        image_processor=images,
+        tokenizer=tok,
+        patch_size=14,
+        vision_feature_select_strategy="default",
+        chat_template=TEMPLATE,
+        num_additional_image_tokens=1,
+    )
 
 
 def test_sft_trl_rows_collate_and_train_a_tiny_llava(exported):
@@ -51,11 +63,25 @@ def test_sft_trl_rows_collate_and_train_a_tiny_llava(exported):
 
     torch.manual_seed(0)
     config = LlavaConfig(
-        vision_config=CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                       num_attention_heads=2, image_size=28, patch_size=14),
-        text_config=LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                num_key_value_heads=2, vocab_size=len(proc.tokenizer)),
-        image_token_id=image_token, vision_feature_select_strategy="default", vision_feature_layer=-1,
+        vision_config=CLIPVisionConfig(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=28,
+            patch_size=14,
+        ),
+        text_config=LlamaConfig(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            vocab_size=len(proc.tokenizer),
+        ),
+        image_token_id=image_token,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
     )
     model = LlavaForConditionalGeneration(config)
     loss = model(**batch).loss
@@ -72,7 +98,8 @@ def test_rl_prompt_renders_for_generation(exported):
     row = datasets.load_dataset("parquet", data_files=str(out / "rl" / "train" / "*.parquet"))["train"][0]
     proc = _processor()
     prompt = prepare_multimodal_messages(row["prompt"], images=row["images"])
-    inputs = proc.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True,
-                                      return_tensors="pt")
+    inputs = proc.apply_chat_template(
+        prompt, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
     assert inputs["pixel_values"].shape[0] == 5
     assert (inputs["input_ids"] == proc.tokenizer.convert_tokens_to_ids("<image>")).sum().item() == 20

@@ -29,8 +29,14 @@ build_screening_set(root=sys.argv[1], sources=[sys.argv[2]], labelstudio=False, 
 
 
 def run_flow(env, root, manifest, wait=True):
-    proc = subprocess.Popen([sys.executable, "-c", RUN, str(root), str(manifest)], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUN, str(root), str(manifest)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     if wait:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err.decode()[-3000:]
@@ -91,13 +97,17 @@ def test_kill_during_push_then_resume(prefect_server, ls_store, ls_config, label
 
     n = 40
     manifest = write_sample_sources(tmp_path / "src", n=n, size=128)
-    env = {**prefect_server, "LABEL_STUDIO_URL": ls_config.url,
-           "LABEL_STUDIO_API_KEY": ls_config.api_key.get_secret_value(),
-           "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(labelstudio_server.document_root),
-           "AESCOT_LS_CHUNK_SIZE": "4"}  # many small bulk imports, so the kill lands between two
+    env = {
+        **prefect_server,
+        "LABEL_STUDIO_URL": ls_config.url,
+        "LABEL_STUDIO_API_KEY": ls_config.api_key.get_secret_value(),
+        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(labelstudio_server.document_root),
+        "AESCOT_LS_CHUNK_SIZE": "4",
+    }  # many small bulk imports, so the kill lands between two
     args = [sys.executable, "-c", RUN_LS, ls_store.root, str(manifest), ls_config.project_title]
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not ls_store.list_keys("tables/labelstudio_tasks"):
         assert proc.poll() is None, proc.stderr.read().decode()[-3000:]

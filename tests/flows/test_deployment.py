@@ -23,8 +23,13 @@ def served(prefect_server, tmp_path_factory):
     """`python -m flows.serve --name ci` running against the server until the module ends."""
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
     log = open(log_path, "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "flows.serve", "--name", "ci"], cwd=REPO, env=prefect_server,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.serve", "--name", "ci"],
+        cwd=REPO,
+        env=prefect_server,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     api = prefect_server["PREFECT_API_URL"]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -52,17 +57,39 @@ def prefect_cli(env: dict, *args: str, timeout: float = 300) -> subprocess.Compl
 def test_deployment_run_completes_and_advances_the_store(served, tmp_path):
     manifest = write_sample_sources(tmp_path / "src", n=3, size=128)
     root = tmp_path / "ds"
-    run = prefect_cli(served, "deployment", "run", "build-screening-set/ci", "-p", f"root={json.dumps(str(root))}",
-                      "-p", f"sources={json.dumps([str(manifest)])}", "-p", "labelstudio=false", "-p", "teacher=\"off\"",
-                      "--watch")
+    run = prefect_cli(
+        served,
+        "deployment",
+        "run",
+        "build-screening-set/ci",
+        "-p",
+        f"root={json.dumps(str(root))}",
+        "-p",
+        f"sources={json.dumps([str(manifest)])}",
+        "-p",
+        "labelstudio=false",
+        "-p",
+        'teacher="off"',
+        "--watch",
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert DatasetStore(root).count("items") == 3
 
 
 def test_deployment_run_with_a_bad_parameter_fails_fast(served, tmp_path):
     started = time.monotonic()
-    run = prefect_cli(served, "deployment", "run", "build-screening-set/ci", "-p", "batch_size=0",
-                      "-p", f"root={json.dumps(str(tmp_path / 'ds'))}", "--watch", timeout=120)
+    run = prefect_cli(
+        served,
+        "deployment",
+        "run",
+        "build-screening-set/ci",
+        "-p",
+        "batch_size=0",
+        "-p",
+        f"root={json.dumps(str(tmp_path / 'ds'))}",
+        "--watch",
+        timeout=120,
+    )
     assert run.returncode != 0
     assert "batch_size" in run.stdout + run.stderr
     assert time.monotonic() - started < 60

@@ -23,8 +23,15 @@ def test_two_runs_with_annotators_in_between(ls_store, ls_config, labelstudio_se
     monkeypatch.setenv("LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT", str(labelstudio_server.document_root))
     manifest = write_sample_sources(tmp_path / "src", n=6, size=128)
     root, project = ls_store.root, ls_config.project_title
-    params = {"root": root, "project": project, "gold_share": 0.0, "teacher": "auto", "samples": 2, "min_consistency": 0.5,
-                  "export_to": str(tmp_path / "export")}
+    params = {
+        "root": root,
+        "project": project,
+        "gold_share": 0.0,
+        "teacher": "auto",
+        "samples": 2,
+        "min_consistency": 0.5,
+        "export_to": str(tmp_path / "export"),
+    }
 
     first = build_screening_set(sources=[str(manifest)], **params)
     assert first["generate"]["items"] == 6 and first["push"]["pushed"] == 6

@@ -42,8 +42,9 @@ def test_summary_artifact_is_written(tmp_path):
     assert md and "| screening items | 2 |" in md[0].data
 
 
-@pytest.mark.parametrize("bad", [{"batch_size": 0}, {"min_consistency": 1.5}, {"generator": "dall-e"},
-                                 {"teacher": "maybe"}])
+@pytest.mark.parametrize(
+    "bad", [{"batch_size": 0}, {"min_consistency": 1.5}, {"generator": "dall-e"}, {"teacher": "maybe"}]
+)
 def test_bad_parameters_fail_fast_with_the_field_named(tmp_path, bad):
     started = time.monotonic()
     with pytest.raises(ParameterTypeError) as info:
@@ -57,10 +58,12 @@ def test_same_flow_on_a_local_dask_cluster(tmp_path):
     from prefect_dask import DaskTaskRunner
 
     manifest = write_sample_sources(tmp_path / "src", n=6, size=128)
-    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 2, "processes": True, "threads_per_worker": 1,
-                                            "dashboard_address": None})
+    runner = DaskTaskRunner(
+        cluster_kwargs={"n_workers": 2, "processes": True, "threads_per_worker": 1, "dashboard_address": None}
+    )
     result = build_screening_set.with_options(task_runner=runner)(
-        root=str(tmp_path / "ds"), sources=[str(manifest)], batch_size=2, **OFFLINE)
+        root=str(tmp_path / "ds"), sources=[str(manifest)], batch_size=2, **OFFLINE
+    )
     assert result["generate"]["items"] == 6
     store = DatasetStore(tmp_path / "ds")
     items = store.read("items")

@@ -16,9 +16,18 @@ from typing import Any
 import httpx
 from websockets.sync.client import connect
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1600,1200"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1600,1200",
+]
 
 
 def find_chromium() -> str | None:
@@ -31,9 +40,12 @@ def find_chromium() -> str | None:
 class Browser:
     def __init__(self, binary: str):
         self.profile = Path(tempfile.mkdtemp(prefix="aescot-chromium-"))
-        self.proc = subprocess.Popen([binary, *FLAGS, "--remote-debugging-port=0", f"--user-data-dir={self.profile}",
-                                      "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [binary, *FLAGS, "--remote-debugging-port=0", f"--user-data-dir={self.profile}", "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         port_file = self.profile / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not port_file.exists() or not port_file.read_text().strip():
@@ -72,8 +84,13 @@ class Browser:
     def press(self, key: str, modifiers: int = 0) -> None:
         code = {"Enter": "Enter"}.get(key, f"Key{key.upper()}" if key.isalpha() else f"Digit{key}")
         vk = 13 if key == "Enter" else ord(key.upper())
-        base = {"key": key, "code": code, "windowsVirtualKeyCode": vk, "nativeVirtualKeyCode": vk,
-                "modifiers": modifiers}
+        base = {
+            "key": key,
+            "code": code,
+            "windowsVirtualKeyCode": vk,
+            "nativeVirtualKeyCode": vk,
+            "modifiers": modifiers,
+        }
         text = {} if modifiers or key == "Enter" else {"text": key}
         self.send("Input.dispatchKeyEvent", type="keyDown", **base, **text)
         self.send("Input.dispatchKeyEvent", type="keyUp", **base)

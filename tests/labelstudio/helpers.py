@@ -27,15 +27,25 @@ def png(seed: int, size: int = 16) -> bytes:
     return buf.getvalue()
 
 
-def answer(best: str | None, acceptable: list[str], dims: dict[str, list[str]] | None = None,
-           scores: dict[str, int | None] | None = None) -> dict[str, Any]:
-    out = {"acceptable": sorted(acceptable), "best": best, "dimensions": {L: (dims or {}).get(L, []) for L in LETTERS}}
+def answer(
+    best: str | None,
+    acceptable: list[str],
+    dims: dict[str, list[str]] | None = None,
+    scores: dict[str, int | None] | None = None,
+) -> dict[str, Any]:
+    out = {
+        "acceptable": sorted(acceptable),
+        "best": best,
+        "dimensions": {L: (dims or {}).get(L, []) for L in LETTERS},
+    }
     if scores is not None:
         out["scores"] = {L: scores.get(L) for L in LETTERS}
     return out
 
 
-GOLD_ANSWER = answer("B", ["B", "C"], {"A": ["appearance_deformation"], "D": ["lighting_shadow", "placement_layout"]})
+GOLD_ANSWER = answer(
+    "B", ["B", "C"], {"A": ["appearance_deformation"], "D": ["lighting_shadow", "placement_layout"]}
+)
 
 
 def make_items(store: DatasetStore, n: int, gold: int = 0, image_pool: int = 25) -> list[dict[str, Any]]:
@@ -44,14 +54,27 @@ def make_items(store: DatasetStore, n: int, gold: int = 0, image_pool: int = 25)
     items = []
     for k in range(n + gold):
         source_id = derive_id("test-source", k, uuid.uuid4().hex)
-        cands = [{"letter": L, "candidate_id": candidate_id(source_id, "test", {}, j),
-                  "image_key": keys[(k + j + 1) % image_pool]} for j, L in enumerate(LETTERS)]
+        cands = [
+            {
+                "letter": L,
+                "candidate_id": candidate_id(source_id, "test", {}, j),
+                "image_key": keys[(k + j + 1) % image_pool],
+            }
+            for j, L in enumerate(LETTERS)
+        ]
         is_gold = k >= n
-        items.append({
-            "item_id": item_id(source_id, [c["candidate_id"] for c in cands]), "source_id": source_id,
-            "source_image_key": keys[k % image_pool], "candidates": cands, "generator": "test",
-            "gold": is_gold, "known_answer": GOLD_ANSWER if is_gold else None, "created_at": now_iso(),
-        })
+        items.append(
+            {
+                "item_id": item_id(source_id, [c["candidate_id"] for c in cands]),
+                "source_id": source_id,
+                "source_image_key": keys[k % image_pool],
+                "candidates": cands,
+                "generator": "test",
+                "gold": is_gold,
+                "known_answer": GOLD_ANSWER if is_gold else None,
+                "created_at": now_iso(),
+            }
+        )
     store.append("items", items)
     return items
 
@@ -76,14 +99,18 @@ class Annotator:
         self.client.annotations.update(annotation_id, result=answer_to_result(ans))
 
 
-def sign_up(url: str, admin_token: str, email: str | None = None, password: str = "annotator-pass-123") -> Annotator:
+def sign_up(
+    url: str, admin_token: str, email: str | None = None, password: str = "annotator-pass-123"
+) -> Annotator:
     email = email or f"ann-{uuid.uuid4().hex[:8]}@example.org"
     invite = httpx.get(f"{url}/api/invite", headers={"Authorization": f"Token {admin_token}"}).json()
     with httpx.Client(base_url=url, follow_redirects=True) as web:
         web.get(invite["invite_url"]).raise_for_status()
-        r = web.post(invite["invite_url"], data={"email": email, "password": password,
-                                                 "csrfmiddlewaretoken": web.cookies["csrftoken"]},
-                     headers={"Referer": url + invite["invite_url"]})
+        r = web.post(
+            invite["invite_url"],
+            data={"email": email, "password": password, "csrfmiddlewaretoken": web.cookies["csrftoken"]},
+            headers={"Referer": url + invite["invite_url"]},
+        )
         r.raise_for_status()
         token = web.get("/api/current-user/token").json()["token"]
     return Annotator(url, email, token)

@@ -41,7 +41,9 @@ def test_setup_push_collect_agreement_with_url_and_token_from_env(ls_store, ls_c
 
 
 def test_embedded_server_start_status_stop(tmp_path, monkeypatch, labelstudio_server):
-    defaults = LocalServerConfig(data_dir=tmp_path, document_root=tmp_path)  # same credentials: template reuse
+    defaults = LocalServerConfig(
+        data_dir=tmp_path, document_root=tmp_path
+    )  # same credentials: template reuse
     monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)
     monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
     root = str(tmp_path / "ds")

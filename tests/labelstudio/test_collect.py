@@ -34,18 +34,19 @@ def project(ls_store, ls_config, labelstudio_server):
 def test_incremental_collect_snapshots_revisions_and_consensus(ls_store, project):
     cfg, regular, _, tasks, (ann1, ann2, ann3) = project
     t = [tasks[i["item_id"]] for i in regular]
-    a_edit = ann1.annotate(t[0], GOOD)           # item 0: unanimous (1 edits later)
+    a_edit = ann1.annotate(t[0], GOOD)  # item 0: unanimous (1 edits later)
     ann2.annotate(t[0], GOOD)
     ann3.annotate(t[0], GOOD)
-    ann1.annotate(t[1], GOOD)                   # item 1: 2 vs 1 -> majority
+    ann1.annotate(t[1], GOOD)  # item 1: 2 vs 1 -> majority
     ann2.annotate(t[1], GOOD)
     ann3.annotate(t[1], OTHER)
-    ann1.annotate(t[2], GOOD)                   # item 2: 1 vs 1 -> waits for adjudication
+    ann1.annotate(t[2], GOOD)  # item 2: 1 vs 1 -> waits for adjudication
     ann2.annotate(t[2], OTHER)
-    ann1.annotate(t[3], NONE)                   # item 3: single, nothing acceptable
-    ann2.skip(t[4])                             # item 4: skipped only
-    bad = ann3.raw(t[5], [{"from_name": "best", "to_name": "source", "type": "choices",
-                           "value": {"choices": ["B"]}}])  # best not ticked acceptable
+    ann1.annotate(t[3], NONE)  # item 3: single, nothing acceptable
+    ann2.skip(t[4])  # item 4: skipped only
+    bad = ann3.raw(
+        t[5], [{"from_name": "best", "to_name": "source", "type": "choices", "value": {"choices": ["B"]}}]
+    )  # best not ticked acceptable
 
     first = collect_annotations(ls_store, cfg)
     assert (first.annotations_new, first.skipped, first.rejected) == (10, 1, 1)
@@ -73,14 +74,21 @@ def test_incremental_collect_snapshots_revisions_and_consensus(ls_store, project
 
     # nothing changed: nothing is exported again
     quiet = collect_annotations(ls_store, cfg)
-    assert (quiet.tasks_changed, quiet.annotations_new, quiet.annotations_updated, quiet.snapshots) == (0, 0, 0, [])
+    assert (quiet.tasks_changed, quiet.annotations_new, quiet.annotations_updated, quiet.snapshots) == (
+        0,
+        0,
+        0,
+        [],
+    )
 
     # an edit and a tie-breaker: only those tasks are pulled; the edit is a new revision, history kept
     ann1.edit(a_edit, OTHER)
     ann3.annotate(t[2], GOOD)
     second = collect_annotations(ls_store, cfg)
     assert (second.tasks_changed, second.annotations_new, second.annotations_updated) == (2, 1, 1)
-    history = [r for r in ls_store.read("annotations", latest=False) if r["annotation_id"] == f"labelstudio:{a_edit}"]
+    history = [
+        r for r in ls_store.read("annotations", latest=False) if r["annotation_id"] == f"labelstudio:{a_edit}"
+    ]
     assert [(r["revision"], r["best"]) for r in history] == [(0, "A"), (1, "C")]
     labels = {r["item_id"]: r for r in ls_store.read("labels")}
     assert labels[regular[0]["item_id"]]["agreement"] == pytest.approx(2 / 3)
@@ -107,14 +115,21 @@ def test_agreement_and_gold_report(ls_store, project):
             person.annotate(tasks[item["item_id"]], GOOD)
         ann3.annotate(tasks[item["item_id"]], GOOD if item is not regular[3] else OTHER)
     for g in gold:
-        ann1.annotate(tasks[g["item_id"]], GOLD_ANSWER)      # perfect
-        ann2.annotate(tasks[g["item_id"]], OTHER)            # wrong best
+        ann1.annotate(tasks[g["item_id"]], GOLD_ANSWER)  # perfect
+        ann2.annotate(tasks[g["item_id"]], OTHER)  # wrong best
     collect_annotations(ls_store, cfg)
 
     report = agreement_report(ls_store)
     assert report.items == 6 and report.multi_annotated_items == 6
-    assert {f.field for f in report.fields} == {"best", "acceptable", "appearance_deformation", "lighting_shadow",
-                                                "placement_layout", "extension_rationality", "score"}
+    assert {f.field for f in report.fields} == {
+        "best",
+        "acceptable",
+        "appearance_deformation",
+        "lighting_shadow",
+        "placement_layout",
+        "extension_rationality",
+        "score",
+    }
     best = report.alpha("best")
     assert best is not None and 0 < best < 1
     stats = {s.annotator: s for s in report.annotators}

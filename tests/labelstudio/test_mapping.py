@@ -28,17 +28,35 @@ def test_answer_round_trips_through_result_json():
     assert (none["best"], none["acceptable"]) == (None, [])
 
 
-@pytest.mark.parametrize("result, message", [
-    ([], "no best candidate"),
-    ([{"from_name": "best", "value": {"choices": ["B"]}}], "best must be acceptable"),
-    ([{"from_name": "best", "value": {"choices": ["none"]}},
-      {"from_name": "acceptable", "value": {"choices": ["A"]}}], "'none acceptable'"),
-    ([{"from_name": "best", "value": {"choices": ["E"]}}], "best must be one of"),
-    ([{"from_name": "best", "value": {"choices": ["none"]}},
-      {"from_name": "defects_A", "value": {"choices": ["ugly"]}}], "unknown dimensions"),
-    ([{"from_name": "best", "value": {"choices": ["none"]}},
-      {"from_name": "score_A", "value": {"rating": 9}}], "not 1-5"),
-])
+@pytest.mark.parametrize(
+    "result, message",
+    [
+        ([], "no best candidate"),
+        ([{"from_name": "best", "value": {"choices": ["B"]}}], "best must be acceptable"),
+        (
+            [
+                {"from_name": "best", "value": {"choices": ["none"]}},
+                {"from_name": "acceptable", "value": {"choices": ["A"]}},
+            ],
+            "'none acceptable'",
+        ),
+        ([{"from_name": "best", "value": {"choices": ["E"]}}], "best must be one of"),
+        (
+            [
+                {"from_name": "best", "value": {"choices": ["none"]}},
+                {"from_name": "defects_A", "value": {"choices": ["ugly"]}},
+            ],
+            "unknown dimensions",
+        ),
+        (
+            [
+                {"from_name": "best", "value": {"choices": ["none"]}},
+                {"from_name": "score_A", "value": {"rating": 9}},
+            ],
+            "not 1-5",
+        ),
+    ],
+)
 def test_unusable_results_are_refused_with_a_reason(result, message):
     with pytest.raises(ResultError, match=message):
         result_to_answer(result)
@@ -56,14 +74,20 @@ def test_task_data_reveals_nothing_but_the_item_and_its_images(store):
 def test_object_store_items_reference_the_bucket_for_presigning(store):
     item = make_items(store, 1)[0]
     data = task_data(item, store, "s3:bucket/ds/images", None)
-    assert data["A"] == f"s3://bucket/ds/images/{item['candidates'][0]['image_key'][len('images/'):]}"
+    assert data["A"] == f"s3://bucket/ds/images/{item['candidates'][0]['image_key'][len('images/') :]}"
 
 
 def test_labeling_config_controls_match_the_parser():
     root = ET.fromstring(label_config(LabelStudioConfig()))
     names = {el.get("name"): el for el in root.iter() if el.get("name")}
-    assert {"source", "acceptable", "best", *(f"img_{L}" for L in LETTERS), *(f"defects_{L}" for L in LETTERS),
-            *(f"score_{L}" for L in LETTERS)} <= set(names)
+    assert {
+        "source",
+        "acceptable",
+        "best",
+        *(f"img_{L}" for L in LETTERS),
+        *(f"defects_{L}" for L in LETTERS),
+        *(f"score_{L}" for L in LETTERS),
+    } <= set(names)
     for L in LETTERS:
         aliases = [c.get("alias") for c in names[f"defects_{L}"].iter("Choice")]
         assert aliases == list(DIMENSIONS)

@@ -43,14 +43,20 @@ def test_push_1000_tasks_with_gold_share_then_repush_is_a_no_op(ls_store, ls_con
     elapsed = time.perf_counter() - t0
     assert (report.pushed, report.gold_pushed, report.gold_held_back, report.chunks) == (1000, 100, 50, 4)
     assert elapsed < 120
-    tasks = _assert_one_task_per_item(ls_store, cfg, report.project_id,
-                                      {i["item_id"] for i in regular} | {i["item_id"] for i in _pushed_gold(ls_store)})
+    tasks = _assert_one_task_per_item(
+        ls_store,
+        cfg,
+        report.project_id,
+        {i["item_id"] for i in regular} | {i["item_id"] for i in _pushed_gold(ls_store)},
+    )
     # unmarked: the task data holds the item id and image URLs only
     assert all(set(t["data"]) == {ITEM_FIELD, "source", "A", "B", "C", "D"} for t in tasks)
     assert all(t["data"]["A"].startswith("/data/local-files/?d=") for t in tasks)
     # gold tasks are interleaved, not appended at the end
     gold_ids = {i["item_id"] for i in gold}
-    positions = [k for k, t in enumerate(sorted(tasks, key=lambda t: t["id"])) if t["data"][ITEM_FIELD] in gold_ids]
+    positions = [
+        k for k, t in enumerate(sorted(tasks, key=lambda t: t["id"])) if t["data"][ITEM_FIELD] in gold_ids
+    ]
     assert positions[0] < 200 and positions[-1] > 800
 
     again = push_items(ls_store, cfg)
@@ -84,7 +90,8 @@ def test_lost_import_answer_is_reconciled_not_duplicated(ls_store, ls_config):
 
     root = document_root(ls_store, ls_config)
     admin(ls_config).projects.import_tasks(
-        project.id, request=[{"data": task_data(i, ls_store, project.storage, root)} for i in items[:10]])
+        project.id, request=[{"data": task_data(i, ls_store, project.storage, root)} for i in items[:10]]
+    )
     report = push_items(ls_store, ls_config)
     assert (report.recovered, report.pushed) == (10, 20)
     _assert_one_task_per_item(ls_store, ls_config, project.id, {i["item_id"] for i in items})
@@ -127,10 +134,14 @@ def test_bad_items_are_rejected_with_a_reason_and_the_rest_pushed(ls_store, ls_c
     broken["candidates"] = [dict(c) for c in items[0]["candidates"]]
     broken["candidates"][2]["image_key"] = "images/00/" + "0" * 64 + ".png"
     ls_store.append("items", [broken])
-    report = push_items(ls_store, ls_config, item_ids=[i["item_id"] for i in items] + [broken["item_id"], "e" * 64])
+    report = push_items(
+        ls_store, ls_config, item_ids=[i["item_id"] for i in items] + [broken["item_id"], "e" * 64]
+    )
     assert (report.pushed, report.rejected) == (3, 2)
     rejects = {r["subject"]: r for r in ls_store.read("rejects")}
-    assert rejects["f" * 64]["reason"] == "image_unavailable" and "images missing" in rejects["f" * 64]["detail"]
+    assert (
+        rejects["f" * 64]["reason"] == "image_unavailable" and "images missing" in rejects["f" * 64]["detail"]
+    )
     assert rejects["e" * 64]["reason"] == "unknown_item"
 
 
@@ -154,4 +165,6 @@ def test_known_answers_can_prefill_gold_items(ls_store, ls_config):
     assert len(rows) == 2 and all(r["preannotated"] for r in rows)
     preds = list(admin(cfg).predictions.list(task=rows[0]["task_id"]))
     assert preds[0].model_version.startswith("known-answer:")
-    assert {r["value"]["choices"][0] for r in preds[0].result if r["from_name"] == "best"} == {GOLD_ANSWER["best"]}
+    assert {r["value"]["choices"][0] for r in preds[0].result if r["from_name"] == "best"} == {
+        GOLD_ANSWER["best"]
+    }

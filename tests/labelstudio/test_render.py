@@ -26,9 +26,11 @@ IMAGES_LOADED = """  // distinct source + candidate images decoded (the data tab
 def _session_cookie(url: str, email: str, password: str) -> str:
     with httpx.Client(base_url=url, follow_redirects=True) as web:
         web.get("/user/login/")
-        web.post("/user/login/", data={"email": email, "password": password,
-                                       "csrfmiddlewaretoken": web.cookies["csrftoken"]},
-                 headers={"Referer": f"{url}/user/login/"})
+        web.post(
+            "/user/login/",
+            data={"email": email, "password": password, "csrfmiddlewaretoken": web.cookies["csrftoken"]},
+            headers={"Referer": f"{url}/user/login/"},
+        )
         return web.cookies["sessionid"]
 
 
@@ -36,14 +38,17 @@ def _session_cookie(url: str, email: str, password: str) -> str:
 def browser():
     binary = find_chromium()
     if binary is None:
-        pytest.skip("Chromium is not installed (Debian: apt-get install -y chromium); the render test needs it")
+        pytest.skip(
+            "Chromium is not installed (Debian: apt-get install -y chromium); the render test needs it"
+        )
     b = Browser(binary)
     yield b
     b.close()
 
 
-def test_labeling_page_renders_and_keyboard_labelling_is_collected(ls_store, ls_config, labelstudio_server,
-                                                                   browser):
+def test_labeling_page_renders_and_keyboard_labelling_is_collected(
+    ls_store, ls_config, labelstudio_server, browser
+):
     items = make_items(ls_store, 1, image_pool=5)
     report = push_items(ls_store, ls_config)
     task_id = ls_store.read(TASKS_TABLE.name)[0]["task_id"]
@@ -55,8 +60,11 @@ def test_labeling_page_renders_and_keyboard_labelling_is_collected(ls_store, ls_
 
     assert browser.wait_for(IMAGES_LOADED) == 5
     # read the text in the same evaluation that checks it: the UI re-renders while it settles
-    text = browser.wait_for("(() => { const t = document.body.innerText;"
-                            " return t.split('Product deformed / text garbled').length === 5 && t; })()", 60)
+    text = browser.wait_for(
+        "(() => { const t = document.body.innerText;"
+        " return t.split('Product deformed / text garbled').length === 5 && t; })()",
+        60,
+    )
     assert text.count("Product deformed / text garbled") == 4
     for label in ("Acceptable candidates", "Best candidate", "None acceptable", "Source product photo"):
         assert label in text
@@ -77,6 +85,10 @@ def test_labeling_page_renders_and_keyboard_labelling_is_collected(ls_store, ls_
     assert collected.annotations_new == 1, "the keyboard-submitted annotation did not reach Label Studio"
     row = ls_store.read("annotations")[0]
     validate("annotation", row)
-    assert (row["item_id"], row["annotator"], row["status"]) == (items[0]["item_id"], cfg.username, "submitted")
+    assert (row["item_id"], row["annotator"], row["status"]) == (
+        items[0]["item_id"],
+        cfg.username,
+        "submitted",
+    )
     assert (row["acceptable"], row["best"]) == (["A", "C"], "A")
     assert row["dimensions"] == {"A": [], "B": [], "C": ["lighting_shadow"], "D": []}

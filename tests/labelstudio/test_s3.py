@@ -17,7 +17,9 @@ pytestmark = pytest.mark.labelstudio
 
 @pytest.fixture
 def s3_endpoint():
-    server_mod = pytest.importorskip("moto.server", reason="moto[server] (dev extra) is needed for the S3 test")
+    server_mod = pytest.importorskip(
+        "moto.server", reason="moto[server] (dev extra) is needed for the S3 test"
+    )
     port = free_port()
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
@@ -31,9 +33,14 @@ def ls_config(labelstudio_server, tmp_path):
     from aescot.labelstudio import LabelStudioConfig
     from aescot.labelstudio.server import LocalServer
 
-    cfg = labelstudio_server.cfg.model_copy(update={
-        "data_dir": tmp_path / "ls-data", "document_root": tmp_path, "port": 0,
-        "extra_env": {"USE_DEFAULT_BANNED_SUBNETS": "false"}})
+    cfg = labelstudio_server.cfg.model_copy(
+        update={
+            "data_dir": tmp_path / "ls-data",
+            "document_root": tmp_path,
+            "port": 0,
+            "extra_env": {"USE_DEFAULT_BANNED_SUBNETS": "false"},
+        }
+    )
     server = LocalServer(cfg)
     server.start()
     yield LabelStudioConfig(url=server.url, api_key=server.token, project_title="s3 dataset")
@@ -44,14 +51,30 @@ def test_object_store_items_are_presigned_by_label_studio(s3_endpoint, ls_config
     pytest.importorskip("s3fs", reason="s3fs is needed for an s3:// dataset store")
     import boto3
 
-    boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="test", aws_secret_access_key="test",
-                 region_name="us-east-1").create_bucket(Bucket="aescot-ls")
-    store = DatasetStore("s3://aescot-ls/ds", storage_options={
-        "key": "test", "secret": "test", "client_kwargs": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}})
+    boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="aescot-ls")
+    store = DatasetStore(
+        "s3://aescot-ls/ds",
+        storage_options={
+            "key": "test",
+            "secret": "test",
+            "client_kwargs": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
+        },
+    )
     item = make_items(store, 1, image_pool=5)[0]
-    cfg = ls_config.model_copy(update={"s3_endpoint": s3_endpoint, "s3_region": "us-east-1",
-                                       "s3_access_key_id": SecretStr("test"),
-                                       "s3_secret_access_key": SecretStr("test")})
+    cfg = ls_config.model_copy(
+        update={
+            "s3_endpoint": s3_endpoint,
+            "s3_region": "us-east-1",
+            "s3_access_key_id": SecretStr("test"),
+            "s3_secret_access_key": SecretStr("test"),
+        }
+    )
     report = push_items(store, cfg)
     assert report.pushed == 1
     task_id = store.read(TASKS_TABLE.name)[0]["task_id"]
@@ -59,7 +82,7 @@ def test_object_store_items_are_presigned_by_label_studio(s3_endpoint, ls_config
     with httpx.Client(base_url=cfg.url, headers=headers, follow_redirects=False, timeout=30) as http:
         raw = http.get(f"/api/tasks/{task_id}", params={"resolve_uri": "false"}).json()["data"]
         key = item["candidates"][1]["image_key"]
-        assert raw["B"] == f"s3://aescot-ls/ds/images/{key[len('images/'):]}"
+        assert raw["B"] == f"s3://aescot-ls/ds/images/{key[len('images/') :]}"
         resolved = http.get(f"/api/tasks/{task_id}").json()["data"]["B"]
         assert resolved != raw["B"]  # Label Studio rewrote it to its presign proxy
         r = http.get(resolved if resolved.startswith("http") else cfg.url + resolved)

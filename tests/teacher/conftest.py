@@ -27,9 +27,15 @@ def _png(rng: random.Random, size=(96, 64)) -> bytes:
 
 def random_answer(rng: random.Random) -> dict:
     acceptable = sorted(rng.sample(LETTERS, rng.randrange(0, 3)))
-    dims = {k: ([] if k in acceptable else sorted(rng.sample(DIMS, rng.randrange(1, 3)), key=DIMS.index))
-            for k in LETTERS}
-    return {"acceptable": acceptable, "best": rng.choice(acceptable) if acceptable else None, "dimensions": dims}
+    dims = {
+        k: ([] if k in acceptable else sorted(rng.sample(DIMS, rng.randrange(1, 3)), key=DIMS.index))
+        for k in LETTERS
+    }
+    return {
+        "acceptable": acceptable,
+        "best": rng.choice(acceptable) if acceptable else None,
+        "dimensions": dims,
+    }
 
 
 def add_labelled_items(store, n: int, seed: int = 0) -> dict[str, dict]:
@@ -42,14 +48,36 @@ def add_labelled_items(store, n: int, seed: int = 0) -> dict[str, dict]:
         cands = []
         for letter in LETTERS:
             _, key = store.put_image(_png(rng))
-            cands.append({"letter": letter, "candidate_id": derive_id("cand-test", seed, i, letter), "image_key": key})
+            cands.append(
+                {"letter": letter, "candidate_id": derive_id("cand-test", seed, i, letter), "image_key": key}
+            )
         iid = make_item_id(source_id, [c["candidate_id"] for c in cands])
-        items.append({"item_id": iid, "source_id": source_id, "source_image_key": src_key, "candidates": cands,
-                      "generator": "test", "gold": False, "known_answer": None, "created_at": now_iso()})
+        items.append(
+            {
+                "item_id": iid,
+                "source_id": source_id,
+                "source_image_key": src_key,
+                "candidates": cands,
+                "generator": "test",
+                "gold": False,
+                "known_answer": None,
+                "created_at": now_iso(),
+            }
+        )
         answer = random_answer(rng)
         answers[iid] = answer
-        labels.append({"item_id": iid, **answer, "scores": {k: None for k in LETTERS}, "method": "single",
-                       "n_annotations": 1, "agreement": 1.0, "annotation_ids": [f"ann-{i}"], "updated_at": now_iso()})
+        labels.append(
+            {
+                "item_id": iid,
+                **answer,
+                "scores": {k: None for k in LETTERS},
+                "method": "single",
+                "n_annotations": 1,
+                "agreement": 1.0,
+                "annotation_ids": [f"ann-{i}"],
+                "updated_at": now_iso(),
+            }
+        )
     store.append("items", items)
     store.append("labels", labels)
     return answers
@@ -69,8 +97,18 @@ def server():
 
 
 def make_config(server, **overrides) -> RationaleConfig:
-    teacher = {"base_url": server.base_url, "model": "test-teacher", "api_key": SECRET, "concurrency": 4,
-               "timeout_s": 2.0, "retry_initial_wait_s": 0.01, "retry_max_wait_s": 0.5, "max_attempts": 4,
-               "image_max_side": 32, "price_input_per_mtok": 1.0, "price_output_per_mtok": 4.0}
+    teacher = {
+        "base_url": server.base_url,
+        "model": "test-teacher",
+        "api_key": SECRET,
+        "concurrency": 4,
+        "timeout_s": 2.0,
+        "retry_initial_wait_s": 0.01,
+        "retry_max_wait_s": 0.5,
+        "max_attempts": 4,
+        "image_max_side": 32,
+        "price_input_per_mtok": 1.0,
+        "price_output_per_mtok": 4.0,
+    }
     teacher.update(overrides.pop("teacher", {}))
     return RationaleConfig(teacher=TeacherSettings(**teacher), **overrides)

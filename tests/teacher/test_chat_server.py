@@ -9,19 +9,27 @@ from aescot.teacher.parse import parse_answer
 from aescot.teacher.prompts import teacher_prompt
 from aescot.testing.chat_server import chat_server, echo_given_answer, oracle, wrong_answer
 
-ANS = {"acceptable": ["B", "C"], "best": "C", "dimensions": {"A": ["lighting_shadow"], "B": [], "C": [], "D": []}}
+ANS = {
+    "acceptable": ["B", "C"],
+    "best": "C",
+    "dimensions": {"A": ["lighting_shadow"], "B": [], "C": [], "D": []},
+}
 
 
 def ask(srv, item=None, sample=0, **kw):
     client = openai.OpenAI(base_url=srv.base_url, api_key="k", max_retries=0, timeout=5)
     headers = {"X-Aescot-Item-Id": item, "X-Aescot-Sample-Index": str(sample)} if item else {}
-    return client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}],
-                                          extra_headers=headers, **kw)
+    return client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "hi"}], extra_headers=headers, **kw
+    )
 
 
 def test_oracle_answers_per_item_and_wrong_on_chosen_samples():
     with chat_server(oracle({"it": ANS}, wrong={("it", 2)})) as srv:
-        assert parse_answer(ask(srv, "it", 0).choices[0].message.content) == {**ANS, "dimensions": ANS["dimensions"]}
+        assert parse_answer(ask(srv, "it", 0).choices[0].message.content) == {
+            **ANS,
+            "dimensions": ANS["dimensions"],
+        }
         wrong = parse_answer(ask(srv, "it", 2).choices[0].message.content)
         assert wrong == wrong_answer(ANS) and wrong["best"] != "C"
         assert srv.calls == 2 and srv.requests[0].item_id == "it" and srv.requests[1].sample_index == 2
@@ -40,8 +48,10 @@ def test_structured_output_is_json_when_asked_and_refused_when_unsupported():
     with chat_server(oracle({"it": ANS})) as srv:
         body = json.loads(ask(srv, "it", response_format=fmt).choices[0].message.content)
         assert body["answer"]["best"] == "C" and "Candidate A" in body["reasoning"]
-    with (chat_server(oracle({"it": ANS}), structured_outputs=False) as srv,
-          pytest.raises(openai.BadRequestError, match="response_format")):
+    with (
+        chat_server(oracle({"it": ANS}), structured_outputs=False) as srv,
+        pytest.raises(openai.BadRequestError, match="response_format"),
+    ):
         ask(srv, "it", response_format=fmt)
 
 
@@ -50,8 +60,14 @@ def test_api_key_is_enforced():
         ask(srv)
 
 
-@pytest.mark.parametrize("kind, error", [("429", openai.RateLimitError), ("500", openai.InternalServerError),
-                                         ("503", openai.InternalServerError)])
+@pytest.mark.parametrize(
+    "kind, error",
+    [
+        ("429", openai.RateLimitError),
+        ("500", openai.InternalServerError),
+        ("503", openai.InternalServerError),
+    ],
+)
 def test_scripted_http_failures_then_recovery(kind, error):
     with chat_server(oracle({})) as srv:
         srv.fail_next(kind, times=2, retry_after=1.5)

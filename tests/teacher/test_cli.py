@@ -8,12 +8,18 @@ from aescot.testing.chat_server import chat_server, oracle
 from .conftest import SECRET, add_labelled_items
 
 runner = CliRunner()
-UNSET = {"AESCOT_TEACHER_BASE_URL": None, "AESCOT_TEACHER_MODEL": None, "AESCOT_TEACHER_API_KEY": None,
-         "OPENAI_API_KEY": None}
+UNSET = {
+    "AESCOT_TEACHER_BASE_URL": None,
+    "AESCOT_TEACHER_MODEL": None,
+    "AESCOT_TEACHER_API_KEY": None,
+    "OPENAI_API_KEY": None,
+}
 
 
 def test_without_an_endpoint_the_cli_says_what_to_configure(tmp_path):
-    result = runner.invoke(app, ["rationales", "--root", str(tmp_path / "ds")], env={**UNSET, "COLUMNS": "300"})
+    result = runner.invoke(
+        app, ["rationales", "--root", str(tmp_path / "ds")], env={**UNSET, "COLUMNS": "300"}
+    )
     assert result.exit_code == 2
     for var in ("AESCOT_TEACHER_BASE_URL", "AESCOT_TEACHER_MODEL", "AESCOT_TEACHER_API_KEY"):
         assert var in result.output
@@ -23,9 +29,15 @@ def test_rationales_then_filter(store, tmp_path):
     answers = add_labelled_items(store, 4)
     wrong_item = min(answers)
     with chat_server(oracle(answers, wrong=lambda i, s: i == wrong_item), api_key=SECRET) as srv:
-        env = {**UNSET, "AESCOT_TEACHER_BASE_URL": srv.base_url, "AESCOT_TEACHER_MODEL": "cli-teacher",
-               "OPENAI_API_KEY": SECRET, "AESCOT_TEACHER_PRICE_INPUT_PER_MTOK": "2.5",
-               "AESCOT_TEACHER_PRICE_OUTPUT_PER_MTOK": "10", "COLUMNS": "300"}
+        env = {
+            **UNSET,
+            "AESCOT_TEACHER_BASE_URL": srv.base_url,
+            "AESCOT_TEACHER_MODEL": "cli-teacher",
+            "OPENAI_API_KEY": SECRET,
+            "AESCOT_TEACHER_PRICE_INPUT_PER_MTOK": "2.5",
+            "AESCOT_TEACHER_PRICE_OUTPUT_PER_MTOK": "10",
+            "COLUMNS": "300",
+        }
         args = ["rationales", "--root", store.root, "-k", "2", "--concurrency", "4", "--image-max-side", "32"]
         first = runner.invoke(app, args, env=env)
         assert first.exit_code == 0, first.output
@@ -37,8 +49,11 @@ def test_rationales_then_filter(store, tmp_path):
         assert "1 calls made" in limited.output and "stopped early by --limit" in limited.output
         assert SECRET not in first.output + again.output + limited.output
 
-    result = runner.invoke(app, ["filter", "--root", store.root, "--min-consistency", "0.8", "-k", "2", "--details"],
-                           env={"COLUMNS": "300"})
+    result = runner.invoke(
+        app,
+        ["filter", "--root", store.root, "--min-consistency", "0.8", "-k", "2", "--details"],
+        env={"COLUMNS": "300"},
+    )
     assert result.exit_code == 0, result.output
     assert "4 items decided" in result.output and "3 kept" in result.output and "1 dropped" in result.output
     assert "low_consistency" in result.output and "4 decisions written" in result.output
@@ -54,7 +69,12 @@ def test_filter_before_any_rationale(tmp_path):
 def test_bad_key_is_reported_without_the_key(store):
     add_labelled_items(store, 1)
     with chat_server(api_key="the-right-one") as srv:
-        env = {**UNSET, "AESCOT_TEACHER_BASE_URL": srv.base_url, "AESCOT_TEACHER_MODEL": "m",
-               "AESCOT_TEACHER_API_KEY": SECRET, "COLUMNS": "300"}
+        env = {
+            **UNSET,
+            "AESCOT_TEACHER_BASE_URL": srv.base_url,
+            "AESCOT_TEACHER_MODEL": "m",
+            "AESCOT_TEACHER_API_KEY": SECRET,
+            "COLUMNS": "300",
+        }
         result = runner.invoke(app, ["rationales", "--root", store.root, "-k", "1"], env=env)
     assert result.exit_code == 2 and "refused" in result.output and SECRET not in result.output

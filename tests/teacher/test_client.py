@@ -17,8 +17,15 @@ HDR = {"X-Aescot-Item-Id": "it", "X-Aescot-Sample-Index": "0"}
 
 
 def settings(srv, **kw):
-    base = {"base_url": srv.base_url, "model": "m", "api_key": "k", "timeout_s": 1.0, "retry_initial_wait_s": 0.01,
-            "retry_max_wait_s": 2.0, "max_attempts": 4}
+    base = {
+        "base_url": srv.base_url,
+        "model": "m",
+        "api_key": "k",
+        "timeout_s": 1.0,
+        "retry_initial_wait_s": 0.01,
+        "retry_max_wait_s": 2.0,
+        "max_attempts": 4,
+    }
     return TeacherSettings(**{**base, **kw})
 
 
@@ -102,7 +109,12 @@ def test_wrong_key_is_fatal_and_does_not_echo_the_key():
 
 
 def test_unconfigured_settings_say_what_to_set(monkeypatch):
-    for var in ("AESCOT_TEACHER_BASE_URL", "AESCOT_TEACHER_MODEL", "AESCOT_TEACHER_API_KEY", "OPENAI_API_KEY"):
+    for var in (
+        "AESCOT_TEACHER_BASE_URL",
+        "AESCOT_TEACHER_MODEL",
+        "AESCOT_TEACHER_API_KEY",
+        "OPENAI_API_KEY",
+    ):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(TeacherNotConfigured, match="AESCOT_TEACHER_BASE_URL.*AESCOT_TEACHER_MODEL"):
         TeacherSettings().require()

@@ -11,14 +11,23 @@ from aescot.testing.chat_server import oracle, rationale_text
 from .conftest import make_config
 
 E = {"A": [], "B": [], "C": [], "D": []}
-HUMAN = {"acceptable": ["A", "B"], "best": "A", "dimensions": {**E, "C": ["lighting_shadow"], "D": ["placement_layout"]}}
+HUMAN = {
+    "acceptable": ["A", "B"],
+    "best": "A",
+    "dimensions": {**E, "C": ["lighting_shadow"], "D": ["placement_layout"]},
+}
 LONG = "Candidate A looks faithful to the source in shape, light, placement and surroundings. " * 4
 
 
 def sample(i, answer=HUMAN, reasoning=LONG, error=None, parsed=True):
-    return {"rationale_id": f"r{i}", "sample_index": i, "error": error, "format_ok": parsed and error is None,
-            "parsed": answer if parsed and error is None else None,
-            "text": format_response(reasoning, answer) if parsed else "garbage"}
+    return {
+        "rationale_id": f"r{i}",
+        "sample_index": i,
+        "error": error,
+        "format_ok": parsed and error is None,
+        "parsed": answer if parsed and error is None else None,
+        "text": format_response(reasoning, answer) if parsed else "garbage",
+    }
 
 
 WRONG_BEST = {**HUMAN, "best": "B"}
@@ -34,7 +43,12 @@ def test_consistency_at_the_threshold_is_kept():
 def test_below_threshold_is_dropped():
     samples = [sample(i) for i in range(3)] + [sample(3, WRONG_BEST), sample(4, WRONG_BEST)]
     d = decide(samples, HUMAN, CFG)
-    assert (d["kept"], d["reason"], d["consistency"], d["rationale_id"]) == (False, "low_consistency", 0.6, None)
+    assert (d["kept"], d["reason"], d["consistency"], d["rationale_id"]) == (
+        False,
+        "low_consistency",
+        0.6,
+        None,
+    )
 
 
 def test_unparseable_samples_count_against_consistency():
@@ -58,13 +72,24 @@ def test_label_leak_removes_samples_and_drops_when_none_left():
     assert d["kept"] and d["rationale_id"] == "r3"
 
 
-@pytest.mark.parametrize("text", ["the annotators preferred B", "Given the ground truth,", "the verified answer says",
-                                  "According to the label, A", "We are told that A is best", "human label: A"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the annotators preferred B",
+        "Given the ground truth,",
+        "the verified answer says",
+        "According to the label, A",
+        "We are told that A is best",
+        "human label: A",
+    ],
+)
 def test_leak_patterns(text):
     assert leaks_label(text, CFG.leak_patterns)
 
 
-@pytest.mark.parametrize("text", ["the label on the bottle is garbled", "the answer is A", "the printed text is crisp"])
+@pytest.mark.parametrize(
+    "text", ["the label on the bottle is garbled", "the answer is A", "the printed text is crisp"]
+)
 def test_no_false_leaks(text):
     assert leaks_label(text, CFG.leak_patterns) is None
 
@@ -78,11 +103,21 @@ def test_length_bounds():
 
 def test_pick_best_dimension_agreement_then_score_then_shorter_then_index():
     half_dims = {**HUMAN, "dimensions": {**E, "C": ["lighting_shadow"]}}  # misses D's defect
-    samples = [sample(0, half_dims), sample(1, half_dims), sample(2), sample(3, reasoning=LONG + " more"),
-               sample(4)]
+    samples = [
+        sample(0, half_dims),
+        sample(1, half_dims),
+        sample(2),
+        sample(3, reasoning=LONG + " more"),
+        sample(4),
+    ]
     assert decide(samples, HUMAN, CFG)["rationale_id"] == "r2"  # full dims; r2/r4 tie -> lowest index
-    samples = [sample(0, half_dims), sample(1, reasoning=LONG + " and a longer tail"), sample(2, half_dims),
-               sample(3), sample(4, half_dims)]
+    samples = [
+        sample(0, half_dims),
+        sample(1, reasoning=LONG + " and a longer tail"),
+        sample(2, half_dims),
+        sample(3),
+        sample(4, half_dims),
+    ]
     d = decide(samples, HUMAN, CFG)
     assert d["rationale_id"] == "r3" and d["consistency"] == 1.0  # shorter reasoning wins the tie
 
@@ -102,7 +137,9 @@ def test_filter_writes_selections_and_a_rerun_writes_nothing(labelled, server):
     assert (report.decided, report.kept, dict(report.dropped)) == (6, 4, {"low_consistency": 2})
     sel = {s["item_id"]: s for s in store.read("selections")}
     assert sel[ids[0]]["consistency"] == pytest.approx(2 / 3) and not sel[ids[0]]["kept"]
-    assert sel[ids[2]]["kept"] and sel[ids[2]]["rationale_id"] and sel[ids[2]]["teacher_model"] == "test-teacher"
+    assert (
+        sel[ids[2]]["kept"] and sel[ids[2]]["rationale_id"] and sel[ids[2]]["teacher_model"] == "test-teacher"
+    )
 
     again = filter_rationales(store, FilterConfig(samples=3))
     assert again.written == 0 and again.unchanged == 6
@@ -127,7 +164,9 @@ def test_a_changed_label_changes_the_decision(labelled, server):
     first = min(answers)
     label = next(r for r in store.read("labels") if r["item_id"] == first)
     human = answers[first]
-    label.update(acceptable=["D"], best="D") if human["best"] != "D" else label.update(acceptable=["C"], best="C")
+    label.update(acceptable=["D"], best="D") if human["best"] != "D" else label.update(
+        acceptable=["C"], best="C"
+    )
     store.append("labels", [label])
     report = filter_rationales(store, FilterConfig(samples=2))
     assert report.written == 1 and report.dropped["low_consistency"] == 1

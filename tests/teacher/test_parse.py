@@ -6,23 +6,32 @@ EMPTY = {"A": [], "B": [], "C": [], "D": []}
 
 
 def test_think_answer_json():
-    text = ('<think>A looks fine. B has a shadow to the left although light comes from the left.</think>\n'
-            '<answer>{"acceptable": ["C", "a"], "best": "a", "dimensions": {"B": ["lighting_shadow"]}}</answer>')
+    text = (
+        "<think>A looks fine. B has a shadow to the left although light comes from the left.</think>\n"
+        '<answer>{"acceptable": ["C", "a"], "best": "a", "dimensions": {"B": ["lighting_shadow"]}}</answer>'
+    )
     parsed = parse_response(text)
-    assert parsed.answer == {"acceptable": ["A", "C"], "best": "A",
-                             "dimensions": {**EMPTY, "B": ["lighting_shadow"]}}
+    assert parsed.answer == {
+        "acceptable": ["A", "C"],
+        "best": "A",
+        "dimensions": {**EMPTY, "B": ["lighting_shadow"]},
+    }
     assert parsed.reasoning.startswith("A looks fine")
 
 
 def test_answer_in_code_fence_and_last_block_wins():
-    text = ('<think>first draft</think><answer>{"acceptable": [], "best": null}</answer>\n'
-            'on reflection:\n<answer>```json\n{"acceptable": ["D"], "best": "D"}\n```</answer>')
+    text = (
+        '<think>first draft</think><answer>{"acceptable": [], "best": null}</answer>\n'
+        'on reflection:\n<answer>```json\n{"acceptable": ["D"], "best": "D"}\n```</answer>'
+    )
     assert parse_answer(text)["best"] == "D"
 
 
 def test_key_value_lines():
-    text = ("<think>...</think><answer>\nacceptable: A, C\nbest: C\n"
-            "B: lighting_shadow, placement-layout\nD: appearance deformation\n</answer>")
+    text = (
+        "<think>...</think><answer>\nacceptable: A, C\nbest: C\n"
+        "B: lighting_shadow, placement-layout\nD: appearance deformation\n</answer>"
+    )
     ans = parse_answer(text)
     assert ans["acceptable"] == ["A", "C"] and ans["best"] == "C"
     assert ans["dimensions"]["B"] == ["lighting_shadow", "placement_layout"]
@@ -38,12 +47,17 @@ def test_structured_json_wrapper_and_bare():
 
 def test_none_acceptable_words():
     assert parse_answer("<answer>acceptable: none\nbest: none</answer>") == {
-        "acceptable": [], "best": None, "dimensions": EMPTY}
+        "acceptable": [],
+        "best": None,
+        "dimensions": EMPTY,
+    }
 
 
 def test_dimensions_in_canonical_order():
-    ans = parse_answer('<answer>{"acceptable": [], "best": null, "dimensions": '
-                       '{"A": ["extension_rationality", "appearance_deformation"]}}</answer>')
+    ans = parse_answer(
+        '<answer>{"acceptable": [], "best": null, "dimensions": '
+        '{"A": ["extension_rationality", "appearance_deformation"]}}</answer>'
+    )
     assert ans["dimensions"]["A"] == ["appearance_deformation", "extension_rationality"]
 
 
@@ -62,7 +76,10 @@ def test_round_trip_format_response():
         ('<answer>{"acceptable": ["E"], "best": null}</answer>', "bad_letter"),
         ('<answer>{"acceptable": ["A"], "best": "B"}</answer>', "inconsistent"),
         ('<answer>{"acceptable": ["A"], "best": null}</answer>', "inconsistent"),
-        ('<answer>{"acceptable": [], "best": null, "dimensions": {"A": ["blurry"]}}</answer>', "bad_dimension"),
+        (
+            '<answer>{"acceptable": [], "best": null, "dimensions": {"A": ["blurry"]}}</answer>',
+            "bad_dimension",
+        ),
         ('<answer>{"best": "A"}</answer>', "missing_key"),
         ("<answer>[1, 2]</answer>", "bad_line"),
         ("<answer>acceptable: A</answer>", "missing_key"),

@@ -15,7 +15,9 @@ from aescot.teacher.prompts import (
 def test_student_prompt_has_five_images_in_order():
     text = student_prompt()
     assert text.count(IMAGE_PLACEHOLDER) == 5
-    order = [text.index(s) for s in ("Source photo", "Candidate A", "Candidate B", "Candidate C", "Candidate D")]
+    order = [
+        text.index(s) for s in ("Source photo", "Candidate A", "Candidate B", "Candidate C", "Candidate D")
+    ]
     assert order == sorted(order)
     for dim in ("appearance_deformation", "lighting_shadow", "placement_layout", "extension_rationality"):
         assert dim in text
@@ -29,8 +31,12 @@ def test_blind_prompt_never_carries_an_answer():
 
 
 def test_answer_driven_prompt_embeds_the_answer_as_json():
-    answer = {"acceptable": ["B"], "best": "B", "dimensions": {"A": ["lighting_shadow"], "B": [], "C": [], "D": []},
-              "scores": {"A": 2.0}}
+    answer = {
+        "acceptable": ["B"],
+        "best": "B",
+        "dimensions": {"A": ["lighting_shadow"], "B": [], "C": [], "D": []},
+        "scores": {"A": 2.0},
+    }
     p = teacher_prompt("answer_driven", answer=answer)
     shown = json.dumps({k: answer[k] for k in ("acceptable", "best", "dimensions")})
     assert shown in p.user and "scores" not in p.user
@@ -58,4 +64,6 @@ def test_unknown_version_or_mode():
 def test_released_prompt_files_are_unchanged():
     lock = json.loads((prompts._DIR / "released.json").read_text())
     for version, hashes in lock.items():
-        assert prompts.fingerprint(version) == hashes, f"prompt version {version} was edited: add a new version"
+        assert prompts.fingerprint(version) == hashes, (
+            f"prompt version {version} was edited: add a new version"
+        )

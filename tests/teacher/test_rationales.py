@@ -35,7 +35,9 @@ def test_k_samples_per_item_then_a_rerun_makes_zero_calls(labelled, server):
 def test_images_are_sent_downscaled_in_order(labelled, server):
     store, answers = labelled
     server.responder = oracle(answers)
-    generate_rationales(store, make_config(server, samples=1, teacher={"image_max_side": 24}), item_ids=list(answers)[:1])
+    generate_rationales(
+        store, make_config(server, samples=1, teacher={"image_max_side": 24}), item_ids=list(answers)[:1]
+    )
     [req] = server.requests
     assert len(req.image_urls) == 5 and all(u.startswith("data:image/jpeg;base64,") for u in req.image_urls)
     import io
@@ -43,6 +45,7 @@ def test_images_are_sent_downscaled_in_order(labelled, server):
     from PIL import Image
 
     from aescot.teacher.images import decode_data_url
+
     assert max(Image.open(io.BytesIO(decode_data_url(req.image_urls[0]))).size) == 24
 
 
@@ -193,7 +196,9 @@ def test_answer_driven_samples_are_asked_again_when_the_label_changes(labelled, 
     assert generate_rationales(store, config).calls == 0
     first = min(answers)
     label = next(r for r in store.read("labels") if r["item_id"] == first)
-    label.update(acceptable=["A", "D"], best="D", dimensions={"A": [], "B": ["lighting_shadow"], "C": [], "D": []})
+    label.update(
+        acceptable=["A", "D"], best="D", dimensions={"A": [], "B": ["lighting_shadow"], "C": [], "D": []}
+    )
     store.append("labels", [label])
     assert filter_rationales(store, FilterConfig(samples=2, mode="answer_driven", min_chars=50)).pending == 1
     again = generate_rationales(store, config)

@@ -17,11 +17,15 @@ def test_api_key_is_not_in_logs_records_or_files(labelled, server, caplog):
     config = make_config(server, samples=2, teacher={"max_attempts": 2, "concurrency": 1})
     report = generate_rationales(store, config)
     assert report.calls == 12 and report.failed >= 1  # failures went through the error paths too
-    assert all(r.headers["authorization"] == f"Bearer {SECRET}" for r in server.requests)  # it was really used
+    assert all(
+        r.headers["authorization"] == f"Bearer {SECRET}" for r in server.requests
+    )  # it was really used
 
     assert caplog.records, "expected debug logging to have happened"
     assert SECRET not in caplog.text
-    assert SECRET not in repr(report) and SECRET not in repr(config) and SECRET not in config.model_dump_json()
+    assert (
+        SECRET not in repr(report) and SECRET not in repr(config) and SECRET not in config.model_dump_json()
+    )
     for key in store.list_keys(""):
         assert SECRET.encode() not in store.read_bytes(key), key
     for row in store.read("rationales"):

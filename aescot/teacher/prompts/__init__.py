@@ -89,7 +89,9 @@ class TeacherPrompt:
         ]
 
 
-def teacher_prompt(mode: str, answer: dict[str, Any] | None = None, version: str = PROMPT_VERSION) -> TeacherPrompt:
+def teacher_prompt(
+    mode: str, answer: dict[str, Any] | None = None, version: str = PROMPT_VERSION
+) -> TeacherPrompt:
     """The teacher's prompt: the student question plus the blind or answer-driven instructions.
 
     ``answer`` (acceptable, best, dimensions) is required in ``answer_driven`` mode and refused
@@ -106,7 +108,9 @@ def teacher_prompt(mode: str, answer: dict[str, Any] | None = None, version: str
         if answer is None:
             raise PromptError("answer_driven mode needs the human answer")
         shown = {k: answer[k] for k in ("acceptable", "best", "dimensions")}
-        extra = Template(load("answer_driven", version)).substitute(answer=json.dumps(shown, ensure_ascii=False))
+        extra = Template(load("answer_driven", version)).substitute(
+            answer=json.dumps(shown, ensure_ascii=False)
+        )
     return TeacherPrompt(version, mode, load("system", version), f"{question}\n\n{extra}")
 
 
@@ -114,7 +118,9 @@ def content_parts(text: str, image_urls: Sequence[str]) -> list[dict[str, Any]]:
     """Split ``text`` at :data:`IMAGE_PLACEHOLDER` and interleave ``image_url`` parts."""
     pieces = text.split(IMAGE_PLACEHOLDER)
     if len(pieces) - 1 != len(image_urls):
-        raise PromptError(f"prompt has {len(pieces) - 1} image placeholders but {len(image_urls)} images were given")
+        raise PromptError(
+            f"prompt has {len(pieces) - 1} image placeholders but {len(image_urls)} images were given"
+        )
     parts: list[dict[str, Any]] = []
     for i, piece in enumerate(pieces):
         if piece:
