@@ -26,7 +26,7 @@ _LAZY = {
     "make_screening_reward": "aescot.rewards",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY]  # noqa: PLE0604 (names are the lazy table's string keys)
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: keep `import aescot` light

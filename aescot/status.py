@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from importlib import import_module
 from dataclasses import dataclass
+from importlib import import_module
 
 from aescot.store import TABLES, DatasetStore
 

@@ -53,7 +53,7 @@ def main() -> None:
         store = DatasetStore(tmp / f"ds{workers}")
         cfg = IngestConfig(workers=workers, near_duplicate_distance=-1)
         results[f"aescot ingest ({workers} thread{'s' if workers > 1 else ''})"] = timed(
-            lambda: ingest(store, [str(src)], cfg)
+            lambda store=store, cfg=cfg: ingest(store, [str(src)], cfg)
         )
     rerun = DatasetStore(tmp / "ds2")
     results["aescot re-ingest (nothing new)"] = timed(lambda: ingest(rerun, [str(src)], IngestConfig()))

@@ -14,9 +14,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="aescot-prefect-home-"))
 
-import pytest  # noqa: E402
+import pytest
 
-from aescot.store import DatasetStore  # noqa: E402
+from aescot.store import DatasetStore
 
 
 @pytest.fixture

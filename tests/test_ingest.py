@@ -67,6 +67,6 @@ def test_manifest_without_path_column_is_a_clear_error(store, tmp_path):
 
 
 def test_near_duplicate_check_can_be_turned_off(store, awkward):
-    folder, expected = awkward
+    folder, _expected = awkward
     report = ingest(store, [str(folder)], IngestConfig(near_duplicate_distance=-1, workers=1))
     assert "near_duplicate" not in report.reasons()

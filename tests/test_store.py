@@ -68,7 +68,7 @@ def test_empty_table_reads_with_its_schema(store):
 def test_store_on_a_memory_fsspec_uri():
     store = DatasetStore("memory://aescot-test-ds")
     record_rejects(store, rejects(2))
-    image_id, key = store.put_image(b"abc")
+    _image_id, key = store.put_image(b"abc")
     assert store.count("rejects") == 2 and store.read_bytes(key) == b"abc"
     assert store.uri(key) == f"memory://aescot-test-ds/{key}"
     assert DatasetStore("memory://aescot-test-ds").count("rejects") == 2

@@ -43,7 +43,7 @@ def prefect_server(tmp_path_factory):
         "PREFECT_UI_ENABLED": "false",
     }
     env.pop("PREFECT_API_URL", None)
-    log = open(home / "server.log", "wb")
+    log = open(home / "server.log", "wb")  # noqa: SIM115 (held open for the server process lifetime)
     prefect = str(Path(sys.executable).with_name("prefect"))
     proc = subprocess.Popen(
         [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],

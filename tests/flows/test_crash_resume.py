@@ -116,7 +116,7 @@ def test_kill_during_push_then_resume(prefect_server, ls_store, ls_config, label
     proc.wait()
     assert 0 < ls_store.count("labelstudio_tasks") < n, "the kill must land mid-push"
 
-    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, timeout=600)
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr.decode()[-3000:]
 
     project = ensure_project(ls_store, ls_config)

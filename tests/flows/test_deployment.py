@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 def served(prefect_server, tmp_path_factory):
     """`python -m flows.serve --name ci` running against the server until the module ends."""
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    log = open(log_path, "wb")
+    log = open(log_path, "wb")  # noqa: SIM115 (held open for the server process lifetime)
     proc = subprocess.Popen(
         [sys.executable, "-m", "flows.serve", "--name", "ci"],
         cwd=REPO,
@@ -51,7 +51,9 @@ def served(prefect_server, tmp_path_factory):
 
 def prefect_cli(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     exe = str(Path(sys.executable).with_name("prefect"))
-    return subprocess.run([exe, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [exe, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def test_deployment_run_completes_and_advances_the_store(served, tmp_path):
