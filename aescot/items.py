@@ -17,9 +17,9 @@ from aescot.ids import derive_id, item_id
 from aescot.rejects import Reject, record_rejects
 from aescot.store import DatasetStore
 from aescot.timeutil import now_iso
+from aescot.vocab import LETTERS
 
 STAGE = "items"
-LETTERS = ("A", "B", "C", "D")
 _ORDERS = list(permutations(range(4)))
 
 

@@ -26,8 +26,9 @@ from __future__ import annotations
 import datasets
 from datasets import Features, Image, List, Value
 
+from aescot.vocab import LETTERS
+
 FORMATS = ("sft", "sft_trl", "rl", "pairs")
-LETTERS = ("A", "B", "C", "D")
 
 _str = Value("string")
 _f64 = Value("float64")

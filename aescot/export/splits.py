@@ -22,9 +22,9 @@ import pyarrow as pa
 from aescot.dedupe.index import radius_search
 from aescot.ids import derive_id
 from aescot.store import TableSpec, register_table
+from aescot.vocab import DIMENSIONS
 
 SPLITS = ("train", "validation", "test")
-DIMENSIONS = ("appearance_deformation", "lighting_shadow", "placement_layout", "extension_rationality")
 NO_DEFECT = "none"
 
 SPLITS_TABLE = register_table(

@@ -30,10 +30,10 @@ from aescot.images import encode_png
 from aescot.rejects import Reject, count_reasons, record_rejects
 from aescot.store import DatasetStore
 from aescot.timeutil import now_iso
+from aescot.vocab import SLOTS
 
 log = logging.getLogger(__name__)
 STAGE = "generate"
-SLOTS = 4
 
 
 class GenerateConfig(BaseModel):

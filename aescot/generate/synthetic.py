@@ -28,8 +28,8 @@ from scipy import ndimage
 
 from aescot.generate.base import GeneratedImage, GenerationError, Generator, SourceImage
 from aescot.ids import derive_id
+from aescot.vocab import DIMENSIONS
 
-DIMENSIONS = ("appearance_deformation", "lighting_shadow", "placement_layout", "extension_rationality")
 Kind = Literal[
     "clean", "appearance_deformation", "lighting_shadow", "placement_layout", "extension_rationality"
 ]

@@ -13,9 +13,8 @@ from typing import Any
 from urllib.parse import quote
 
 from aescot.store import DatasetStore
+from aescot.vocab import DIMENSIONS, LETTERS
 
-LETTERS = ("A", "B", "C", "D")
-DIMENSIONS = ("appearance_deformation", "lighting_shadow", "placement_layout", "extension_rationality")
 ITEM_FIELD = "aescot_item"  # the task data key carrying the item id (nothing else about the item is sent)
 
 

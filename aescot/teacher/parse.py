@@ -21,8 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-LETTERS = ("A", "B", "C", "D")
-DIMENSIONS = ("appearance_deformation", "lighting_shadow", "placement_layout", "extension_rationality")
+from aescot.vocab import DIMENSIONS, LETTERS
 
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)

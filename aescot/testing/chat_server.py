@@ -35,8 +35,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, Self
 
-LETTERS = ("A", "B", "C", "D")
-DIMENSIONS = ("appearance_deformation", "lighting_shadow", "placement_layout", "extension_rationality")
+from aescot.vocab import DIMENSIONS, LETTERS
 
 FailureKind = Literal["429", "500", "503", "timeout", "garbage", "bad_json", "disconnect", "400"]
 

@@ -15,8 +15,7 @@ from aescot.ids import candidate_id, derive_id, item_id
 from aescot.labelstudio.mapping import answer_to_result
 from aescot.store import DatasetStore
 from aescot.timeutil import now_iso
-
-LETTERS = ("A", "B", "C", "D")
+from aescot.vocab import LETTERS
 
 
 def png(seed: int, size: int = 16) -> bytes:

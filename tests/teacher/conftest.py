@@ -13,9 +13,9 @@ from aescot.ids import item_id as make_item_id
 from aescot.teacher.config import RationaleConfig, TeacherSettings
 from aescot.testing.chat_server import chat_server
 from aescot.timeutil import now_iso
+from aescot.vocab import DIMENSIONS as DIMS
+from aescot.vocab import LETTERS
 
-LETTERS = "ABCD"
-DIMS = ["appearance_deformation", "lighting_shadow", "placement_layout", "extension_rationality"]
 SECRET = "sk-test-DO-NOT-LEAK-7f3a9c"
 
 

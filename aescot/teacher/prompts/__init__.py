@@ -19,13 +19,14 @@ from pathlib import Path
 from string import Template
 from typing import Any, Literal
 
+from aescot.vocab import IMAGE_ORDER
+
 PROMPT_VERSION = "v1"
 """The prompt version used unless another is asked for."""
 
 IMAGE_PLACEHOLDER = "<image>"
 """Where an image goes in a prompt text."""
 
-IMAGE_ORDER = ("source", "A", "B", "C", "D")
 """The order of the images in every prompt: the source photo, then candidates A-D."""
 
 Mode = Literal["blind", "answer_driven"]
