@@ -18,8 +18,10 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
+from aescot import errors as _errors
 
-class ContractError(ValueError):
+
+class ContractError(_errors.ContractError, ValueError):
     """A record does not satisfy its data contract."""
 
     def __init__(self, contract: str, problems: list[str]):

@@ -14,6 +14,8 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, Field
 
+from aescot.errors import InputError
+
 # We apply our own pixel limit before decoding; Pillow's global one stays as a backstop.
 Image.MAX_IMAGE_PIXELS = 200_000_000
 
@@ -27,7 +29,7 @@ class ImageLimits(BaseModel):
     max_side: int = Field(2048, ge=16, description="larger images are downscaled to this longest side")
 
 
-class ImageRejected(ValueError):
+class ImageRejected(InputError, ValueError):
     """The bytes are not an image aescot can use; ``reason`` is a stable code."""
 
     def __init__(self, reason: str, detail: str):

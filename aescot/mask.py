@@ -13,6 +13,8 @@ from PIL import Image
 from pydantic import BaseModel, Field
 from scipy import ndimage
 
+from aescot.errors import InputError
+
 
 class MaskConfig(BaseModel):
     """Limits and knobs of mask extraction."""
@@ -34,7 +36,7 @@ class MaskConfig(BaseModel):
     )
 
 
-class MaskError(ValueError):
+class MaskError(InputError, ValueError):
     """No usable mask; ``reason`` is a stable code."""
 
     def __init__(self, reason: str, detail: str):

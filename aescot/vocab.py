@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aescot.errors import InputError
+
 LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
 """Candidate letters, in display order."""
 
@@ -62,7 +64,7 @@ NONE_ACCEPTABLE = "none"
 """The stored value of "no candidate is acceptable" in the Label Studio ``best`` control."""
 
 
-class AnswerError(ValueError):
+class AnswerError(InputError, ValueError):
     """An answer breaks the screening rules (e.g. the best is not among the acceptable)."""
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from PIL import Image
 
+from aescot.errors import InputError
+
 
 @dataclass(frozen=True)
 class SourceImage:
@@ -34,7 +36,7 @@ class GeneratedImage:
     known_dimensions: list[str] = field(default_factory=list)
 
 
-class GenerationError(RuntimeError):
+class GenerationError(InputError, RuntimeError):
     """A generator cannot work on one source; ``reason`` is a stable code for the rejects table."""
 
     def __init__(self, reason: str, detail: str):

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from PIL import Image, ImageOps
 from pydantic import BaseModel, Field
 
+from aescot.errors import ConfigError
 from aescot.generate.base import GeneratedImage, GenerationError, Generator, SourceImage
 
 MIN_TOKENIZER_VOCAB = 256  # an offline hub tokenizer can load as a useless 2-token one without raising
@@ -63,7 +64,7 @@ class DiffusersConfig(BaseModel):
     preserve_original: bool = Field(True, description="paste the kept pixels back after generation")
 
 
-class ModelNotAvailable(RuntimeError):
+class ModelNotAvailable(ConfigError, RuntimeError):
     """The model cannot be loaded here; the message says how to fix it."""
 
 

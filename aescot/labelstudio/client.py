@@ -11,17 +11,18 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from aescot.errors import ConfigError, ServiceUnavailable
 from aescot.labelstudio.config import LabelStudioConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class LabelStudioUnavailable(RuntimeError):
+class LabelStudioUnavailable(ServiceUnavailable, RuntimeError):
     """The server did not answer after all retries; work done so far is saved, re-run to resume."""
 
 
-class LabelStudioConfigError(RuntimeError):
+class LabelStudioConfigError(ConfigError, RuntimeError):
     """The connection settings are missing or rejected (no token, wrong token)."""
 
 

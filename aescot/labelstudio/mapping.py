@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from aescot.errors import InputError
 from aescot.store import DatasetStore
 from aescot.vocab import DIMENSIONS, LETTERS
 
 ITEM_FIELD = "aescot_item"  # the task data key carrying the item id (nothing else about the item is sent)
 
 
-class ResultError(ValueError):
+class ResultError(InputError, ValueError):
     """An annotation's result cannot become an answer (e.g. best is not among the acceptable)."""
 
 

@@ -32,6 +32,8 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel, Field, SecretStr
 
+from aescot.errors import ConfigError, ServiceUnavailable
+
 INSTALL_HINT = (
     "install the Label Studio server in its own virtual environment and point AESCOT_LABEL_STUDIO_BIN at it: "
     "`python -m venv ~/.venvs/labelstudio && ~/.venvs/labelstudio/bin/pip install label-studio==1.23.2 && "
@@ -42,11 +44,11 @@ PID_FILE = "aescot-server.json"
 LOG_FILE = "aescot-server.log"
 
 
-class ServerNotFound(RuntimeError):
+class ServerNotFound(ConfigError, RuntimeError):
     """No Label Studio executable could be located."""
 
 
-class ServerStartError(RuntimeError):
+class ServerStartError(ServiceUnavailable, RuntimeError):
     """The server process exited or did not become healthy in time."""
 
 

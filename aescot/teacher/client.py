@@ -33,6 +33,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from aescot.errors import ConfigError, ServiceUnavailable
 from aescot.teacher.config import TeacherSettings
 from aescot.teacher.parse import DIMENSIONS, LETTERS
 
@@ -71,11 +72,11 @@ RESPONSE_FORMAT = {
 }
 
 
-class MalformedResponse(ValueError):
+class MalformedResponse(ServiceUnavailable, ValueError):
     """A 200 response without a usable completion (retried like a 5xx)."""
 
 
-class TeacherFatalError(RuntimeError):
+class TeacherFatalError(ConfigError, RuntimeError):
     """An error every further call would hit too (bad key, wrong URL or model): the run stops."""
 
 

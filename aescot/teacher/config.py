@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from aescot.errors import ConfigError
 from aescot.teacher.prompts import PROMPT_VERSION
 
 ENV_HELP = (
@@ -18,7 +19,7 @@ ENV_HELP = (
 )
 
 
-class TeacherNotConfigured(ValueError):
+class TeacherNotConfigured(ConfigError, ValueError):
     """The endpoint or model is missing; the message says which variables to set."""
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from aescot.errors import ConfigError
 from aescot.store import DatasetStore
 from aescot.teacher.agreement import answer_agreement
 from aescot.teacher.config import FilterConfig
@@ -53,7 +54,7 @@ _COMPARED = (
 )
 
 
-class FilterError(ValueError):
+class FilterError(ConfigError, ValueError):
     """The filter cannot decide what to filter (e.g. rationales from several models and none chosen)."""
 
 

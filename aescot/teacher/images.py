@@ -8,10 +8,12 @@ from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
+from aescot.errors import InputError
+
 ImageFormat = Literal["jpeg", "png", "webp"]
 
 
-class ImageUnreadable(ValueError):
+class ImageUnreadable(InputError, ValueError):
     """The bytes could not be decoded as an image."""
 
 

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from aescot.errors import InputError
 from aescot.vocab import DIMENSIONS, LETTERS
 
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
@@ -30,7 +31,7 @@ _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 _NONE_WORDS = {"", "none", "null", "nil", "n/a", "-", "no", "empty"}
 
 
-class AnswerFormatError(ValueError):
+class AnswerFormatError(InputError, ValueError):
     """The text holds no readable, self-consistent answer. ``reason`` is a stable code."""
 
     def __init__(self, reason: str, message: str):

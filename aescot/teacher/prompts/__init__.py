@@ -19,6 +19,7 @@ from pathlib import Path
 from string import Template
 from typing import Any, Literal
 
+from aescot.errors import ConfigError
 from aescot.vocab import IMAGE_ORDER
 
 PROMPT_VERSION = "v1"
@@ -35,7 +36,7 @@ MODES: tuple[str, ...] = ("blind", "answer_driven")
 _DIR = Path(__file__).parent
 
 
-class PromptError(ValueError):
+class PromptError(ConfigError, ValueError):
     """A prompt version or file does not exist, or a prompt is filled in wrongly."""
 
 
