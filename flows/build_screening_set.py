@@ -62,7 +62,9 @@ def build_screening_set(
     gen_config = tasks.generation_config(generator, model, steps)
     made = []
     for wave in range(0, len(batches), gpu_slots):  # no more batches in flight than GPU slots: none idles
-        futures = tasks.generate_batch.map(store.root, batches[wave : wave + gpu_slots], gen_config)
+        futures = tasks.generate_batch.map(
+            store.root, batches[wave : wave + gpu_slots], gen_config, gold_share
+        )
         made += [f.result() for f in futures]
     run["generate"] = tasks.merge_counts(made) if made else "nothing pending"
 

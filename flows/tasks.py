@@ -68,13 +68,16 @@ def _batch_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     cache_expiration=timedelta(days=7),
     persist_result=True,
 )
-def generate_batch(root: str, source_ids: list[str], config_json: str) -> dict[str, Any]:
-    """Generate, dedupe and assemble items for one batch of sources, holding a GPU slot."""
+def generate_batch(
+    root: str, source_ids: list[str], config_json: str, gold_share: float = 0.1
+) -> dict[str, Any]:
+    """Generate, dedupe and assemble items for one batch of sources, holding a GPU slot; of the items
+    with a known answer, enough become gold that gold items make ``gold_share`` of all items."""
     store = DatasetStore(root)
     config = GenerateConfig.model_validate_json(config_json)
     with concurrency(GPU_LIMIT, occupy=1, lease_duration=SLOT_LEASE_S):
         report = generate_candidates(store, config, source_ids)
-    items = build_items(store, source_ids)
+    items = build_items(store, source_ids, gold_share)
     return {
         "sources": report.sources,
         "generated": report.generated,

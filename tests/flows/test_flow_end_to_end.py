@@ -7,6 +7,7 @@ from __future__ import annotations
 import datasets
 import pytest
 
+from aescot.items import planted_answers
 from aescot.labelstudio.client import http_client, list_tasks
 from aescot.labelstudio.mapping import ITEM_FIELD
 from aescot.samples import write_sample_sources
@@ -38,7 +39,7 @@ def test_two_runs_with_annotators_in_between(ls_store, ls_config, labelstudio_se
     assert first["export"] == {"skipped": "no labelled items yet"}
 
     # annotators label in Label Studio (here: the synthetic backend's known answers, as people would)
-    known = {i["item_id"]: i["known_answer"] for i in ls_store.read("items")}
+    known = planted_answers(ls_store)  # not gold (gold_share=0): the planted answers of the candidates
     annotator = sign_up(ls_config.url, ls_config.api_key.get_secret_value())
     with http_client(ls_config) as http:
         tasks = list_tasks(ls_config, http, first["push"]["project_id"])

@@ -15,7 +15,7 @@ from aescot.generate import (
     pending_source_ids,
 )
 from aescot.generate.groups import GROUPS
-from aescot.items import LETTERS, build_items
+from aescot.items import LETTERS, build_items, planted_answers
 
 
 def _parts(store, table):
@@ -36,20 +36,31 @@ def test_synthetic_run_records_candidates_items_and_is_idempotent(ingested):
     assert (again.generated, again.skipped, again.candidates) == (0, 5, 0)
     assert (_parts(store, "candidates"), _parts(store, GROUPS.name), len(store.list_keys("images"))) == before
 
-    items = build_items(store)
-    assert (items.built, items.gold, items.rejects) == (5, 5, [])
+    items = build_items(store, gold_share=0.4)
+    planted = planted_answers(store)
+    assert len(planted) == 5
+    # issue 17: gold only at the configured share (2 of 5, of the unambiguous ones), not every item
+    unambiguous = sum(len(a["acceptable"]) <= 1 for a in planted.values())
+    assert (items.built, items.gold, items.rejects) == (5, min(2, unambiguous), [])
     assert build_items(store).already_built == 5 and store.count("items") == 5
     by_id = {c["candidate_id"]: c for c in cands}
     best_letters = set()
     for it in store.read("items"):
         assert [c["letter"] for c in it["candidates"]] == list(LETTERS)
-        ans = it["known_answer"]
+        ans = planted[it["item_id"]]
         best_letters.add(ans["best"])
         for c in it["candidates"]:
             truth = by_id[c["candidate_id"]]
             assert (c["letter"] in ans["acceptable"]) == truth["known_acceptable"]
             assert ans["dimensions"][c["letter"]] == truth["known_dimensions"]
-    assert len(best_letters) > 1  # the clean candidate is not always A
+            assert ans["scores"][c["letter"]] == json.loads(truth["params"])["quality"]
+        assert ans["best"] is None or ans["best"] in ans["acceptable"]
+        if it["gold"]:  # gold answers are unambiguous and are the planted ones
+            assert len(it["known_answer"]["acceptable"]) <= 1
+            assert it["known_answer"] == {k: ans[k] for k in ("acceptable", "best", "dimensions")}
+        else:
+            assert it["known_answer"] is None
+    assert len(best_letters) > 1  # the planted best is not always A
 
 
 def test_other_base_seed_is_a_new_group_and_source_filter(ingested):
