@@ -16,7 +16,7 @@ from aescot.export.splits import DIMENSIONS, SPLITS, LeakReport, SplitPlan
 from aescot.store import DatasetStore
 
 if TYPE_CHECKING:
-    from aescot.export.run import ExportConfig, ExportSummary
+    from aescot.export.config import ExportConfig, ExportSummary
 
 FORMAT_TITLES = {
     "sft": "SFT, LLaMA-Factory sharegpt layout (`messages` with `<image>` placeholders + `images`)",

@@ -20,15 +20,15 @@ import json
 import posixpath
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pydantic import BaseModel, Field, field_validator
 
+from aescot.export.config import ExportConfig, ExportSummary
 from aescot.export.features import FORMATS, LETTERS, features
 from aescot.export.prompt import student_prompt_text
 from aescot.export.rows import pair_rows, rl_row, sft_rows
@@ -41,59 +41,6 @@ from aescot.teacher.parse import AnswerFormatError, parse_answer
 from aescot.timeutil import now_iso
 
 STAGE = "export"
-Format = Literal["sft", "sft_trl", "rl", "pairs"]
-
-
-class ExportConfig(BaseModel):
-    """What to export and how."""
-
-    out: str = Field(description="output folder or fsspec URI")
-    formats: list[Format] = Field(default_factory=lambda: list(FORMATS))
-    images: Literal["embed", "uri"] = Field(
-        "embed", description="embed image bytes, or reference the store URI"
-    )
-    seed: int = 0
-    ratios: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1})
-    near_duplicate_bits: int = Field(
-        8, ge=0, description="phash Hamming distance under which sources are grouped"
-    )
-    resplit: bool = Field(False, description="forget remembered split assignments and assign afresh")
-    rows_per_shard: int = Field(10_000, ge=1)
-    row_group_rows: int = Field(256, ge=1)
-    row_group_bytes: int = Field(64 * 1024 * 1024, ge=1)
-    batch_size: int = Field(256, ge=1, description="items joined and converted per batch")
-    license: str = Field("other", description="licence field of the dataset card (an SPDX id or 'other')")
-    pretty_name: str = "aescot image screening"
-    plots: bool = True
-    force: bool = Field(False, description="rebuild even when the inputs are unchanged")
-
-    @field_validator("ratios")
-    @classmethod
-    def _known_splits(cls, v: dict[str, float]) -> dict[str, float]:
-        unknown = set(v) - set(SPLITS)
-        if unknown or any(x < 0 for x in v.values()) or sum(v.values()) <= 0:
-            raise ValueError(f"ratios need keys among {SPLITS}, non-negative with a positive sum; got {v}")
-        return v
-
-    def fingerprint_part(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"out", "force", "plots"})
-
-
-@dataclass
-class ExportSummary:
-    """What an export run did."""
-
-    out: str
-    skipped: bool  # inputs and config unchanged since the last export: nothing rewritten
-    rows: dict[str, dict[str, int]] = field(default_factory=dict)  # format -> split -> rows
-    items: dict[str, int] = field(default_factory=dict)  # split -> labelled items exported
-    rejects: int = 0
-    reject_reasons: dict[str, int] = field(default_factory=dict)
-    split_conflicts: int = 0
-    leak_ok: bool = True
-    leak_summary: str = ""
-    fingerprint: str = ""
-    files: list[str] = field(default_factory=list)
 
 
 # --- reading inputs -----------------------------------------------------------------------------------
