@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import fsspec
-import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
 from pydantic import BaseModel, Field
@@ -26,7 +25,7 @@ from pydantic import BaseModel, Field
 from aescot.ids import sha256_bytes
 from aescot.images import ImageLimits, ImageRejected, encode_png, normalise_image
 from aescot.mask import MaskConfig, MaskError, product_mask
-from aescot.phash import phash_hex
+from aescot.neardup import HammingIndex, get_hasher
 from aescot.rejects import Reject, count_reasons, record_rejects
 from aescot.store import DatasetStore
 from aescot.timeutil import now_iso
@@ -220,41 +219,8 @@ def prepare(
         original_format=norm.original_format,
         original_mode=norm.original_mode,
         notes=norm.notes,
-        phash=phash_hex(img, cfg.hash_size, cfg.hash_method),
+        phash=get_hasher(cfg.hash_method, cfg.hash_size).hash(img),
     )
-
-
-# --- near-duplicate lookup -----------------------------------------------------------------------
-
-
-class _HashIndex:
-    """Known source hashes; near-duplicate lookup by Hamming radius (vectorised brute force)."""
-
-    def __init__(self, ids: list[str], hashes: list[str]):
-        self.ids = list(ids)
-        self.hashes = list(hashes)
-        self._arr: np.ndarray | None = None
-
-    def _matrix(self) -> np.ndarray:
-        if self._arr is None or len(self._arr) != len(self.hashes):
-            width = max((len(h) for h in self.hashes), default=16)
-            nbytes = (width + 1) // 2
-            self._arr = np.array(
-                [np.frombuffer(bytes.fromhex(h.zfill(nbytes * 2)), np.uint8) for h in self.hashes], np.uint8
-            ).reshape(len(self.hashes), nbytes)
-        return self._arr
-
-    def nearest(self, h: str, radius: int) -> tuple[str, int] | None:
-        if radius < 0 or not self.hashes:
-            return None
-        q = np.frombuffer(bytes.fromhex(h.zfill(self._matrix().shape[1] * 2)), np.uint8)
-        dist = np.bitwise_count(self._matrix() ^ q).sum(axis=1)
-        i = int(dist.argmin())
-        return (self.ids[i], int(dist[i])) if dist[i] <= radius else None
-
-    def add(self, source_id: str, h: str) -> None:
-        self.ids.append(source_id)
-        self.hashes.append(h)
 
 
 # --- the stage -----------------------------------------------------------------------------------
@@ -313,7 +279,7 @@ def ingest(
         on_discovered(len(files))
     existing = store.read("sources", columns=["source_id", "phash"])
     known = {r["source_id"] for r in existing}
-    index = _HashIndex([r["source_id"] for r in existing], [r["phash"] for r in existing])
+    index = HammingIndex([r["phash"] for r in existing], [r["source_id"] for r in existing])
     batch: list[dict] = []
     seen_now: dict[str, str] = {}
     for item in _prepared_stream(files, cfg, known):
@@ -332,7 +298,9 @@ def ingest(
                     item.source_id,
                 )
             )
-        elif near := index.nearest(item.phash, cfg.near_duplicate_distance):
+        elif cfg.near_duplicate_distance >= 0 and (
+            near := index.nearest(item.phash, cfg.near_duplicate_distance)
+        ):
             report.rejects.append(
                 Reject(
                     STAGE,
@@ -345,7 +313,7 @@ def ingest(
         else:
             batch.append(_record(store, item))
             seen_now[item.source_id] = item.file.path
-            index.add(item.source_id, item.phash)
+            index.add(item.phash, item.source_id)
             report.added_ids.append(item.source_id)
             if len(batch) >= cfg.batch_size:
                 report.added += store.append("sources", batch)

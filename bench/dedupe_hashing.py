@@ -28,7 +28,7 @@ from pathlib import Path
 from PIL import Image
 
 from aescot.dedupe.hashing import DedupeConfig, hash_image
-from aescot.phash import hamming
+from aescot.neardup import hamming
 from aescot.samples import render_product_shot
 
 

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from aescot.dedupe.hashing import DEFAULT_THRESHOLD
-from aescot.dedupe.index import brute_force_search, choose_chunks, mih_search
+from aescot.neardup.search import brute_force_search, choose_chunks, mih_search
 
 
 def planted(n: int, rng: np.random.Generator) -> np.ndarray:

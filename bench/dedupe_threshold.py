@@ -24,7 +24,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 from aescot.dedupe.hashing import DEFAULT_THRESHOLD, DedupeConfig, hash_image
 from aescot.generate import DiffusersConfig, DiffusersGenerator, SourceImage, SyntheticGenerator
-from aescot.phash import hamming
+from aescot.neardup import hamming
 from aescot.samples import render_product_shot
 from aescot.testing.tiny_pipeline import save_tiny_inpaint_pipeline
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from aescot.ingest import IngestConfig, ingest
-from aescot.phash import phash_hex
+from aescot.neardup import PHash
 from aescot.samples import render_product_shot
 from aescot.store import DatasetStore
 
@@ -46,7 +46,7 @@ def main() -> None:
     def pil_phash():
         for f in files:
             with Image.open(f) as im:
-                phash_hex(im.convert("RGB"))
+                PHash().hash(im.convert("RGB"))
 
     results = {"PIL decode": timed(pil_decode), "PIL decode + phash": timed(pil_phash)}
     for workers in (1, 2):

@@ -1,8 +1,11 @@
-"""Perceptual-hash dedupe: hashing candidates, exact Hamming-radius search at scale, near-dup reports."""
+"""The dedupe stage: candidates hashed and checked in their group, set-wide near-duplicate reports.
+
+Hashes and search come from the near-duplicate engine, :mod:`aescot.neardup`.
+"""
 
 from aescot.dedupe.hashing import DEFAULT_THRESHOLD, DedupeConfig, group_duplicates, hash_image
-from aescot.dedupe.index import HammingIndex, NearPairs, radius_search
 from aescot.dedupe.report import DedupeReport, near_duplicate_report
+from aescot.neardup import HammingIndex, NearPairs, radius_search
 
 __all__ = [
     "DEFAULT_THRESHOLD",

@@ -14,8 +14,7 @@ from typing import Literal
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from aescot.dedupe.index import radius_search
-from aescot.phash import hamming, phash_hex
+from aescot.neardup import get_hasher, hamming, near_pairs
 
 # Measured by bench/dedupe_threshold.py (phash, 64 bits, 60 rendered product shots at 256 px):
 # perturbed copies of one image (JPEG q70, half-size round trip, blur, noise, +5% brightness)
@@ -41,7 +40,7 @@ class DedupeConfig(BaseModel):
 
 def hash_image(img: Image.Image, cfg: DedupeConfig) -> str:
     """The configured perceptual hash of ``img`` as hex."""
-    return phash_hex(img, cfg.hash_size, cfg.method)
+    return get_hasher(cfg.method, cfg.hash_size).hash(img)
 
 
 @dataclass(frozen=True)
@@ -82,4 +81,4 @@ def group_duplicates(
 
 def near_duplicate_pairs(hashes: Sequence[str], threshold: int) -> list[tuple[int, int, int]]:
     """All ``(i, j, distance)`` with ``i < j`` within ``threshold`` (multi-index hashing at scale)."""
-    return radius_search(list(hashes), None, threshold).as_tuples()
+    return near_pairs(list(hashes), threshold)

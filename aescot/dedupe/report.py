@@ -15,8 +15,8 @@ import pyarrow as pa
 from PIL import Image
 
 from aescot.dedupe.hashing import DedupeConfig, hash_image
-from aescot.dedupe.index import radius_search
 from aescot.ids import derive_id
+from aescot.neardup import radius_search
 from aescot.store import DatasetStore, TableSpec, register_table
 from aescot.timeutil import now_iso
 

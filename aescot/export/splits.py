@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from aescot.dedupe.index import radius_search
 from aescot.ids import derive_id
+from aescot.neardup import near_pairs
 from aescot.store import TableSpec, register_table
 from aescot.vocab import DIMENSIONS
 
@@ -52,20 +52,10 @@ def near_duplicate_pairs(
 ) -> Iterable[tuple[int, int, int]]:
     """Yield ``(i, j, bits)`` with ``i < j`` for every pair of equal-length hashes within ``max_bits``.
 
-    Uses the dedupe stage's exact Hamming-radius search (multi-index hashing, brute force for small
-    sets). Hashes whose length is not a whole number of 64-bit words are left-padded with zeros,
-    which changes no distance. ``block`` is kept for callers; the search sizes its own blocks.
+    The near-duplicate engine's exact search (:func:`aescot.neardup.near_pairs`); ``block`` is kept
+    for callers, the search sizes its own blocks.
     """
-    by_len: dict[int, list[int]] = defaultdict(list)
-    for i, h in enumerate(hashes):
-        by_len[len(h)].append(i)
-    for width, idx in by_len.items():
-        if len(idx) < 2:
-            continue
-        padded = -(-width // 16) * 16
-        pairs = radius_search([hashes[i].rjust(padded, "0") for i in idx], radius=max_bits)
-        for i, j, bits in pairs.as_tuples():
-            yield idx[i], idx[j], bits
+    yield from near_pairs(hashes, max_bits)
 
 
 def source_pairs(phash_by_source: Mapping[str, str], max_bits: int) -> list[tuple[str, str, int]]:

@@ -11,6 +11,10 @@ by a cost model of probes vs. verified pairs.
 Everything is numpy on whole arrays: one probe of one chunk handles all queries at once.
 A pair found through several chunks is kept only in the first chunk where it qualifies,
 so results carry no duplicates and need no set operations.
+
+This module is the one place where Hamming distances are computed: :func:`hamming` for one pair,
+:func:`radius_search` / :func:`near_pairs` for sets, :class:`HammingIndex` for incremental checks
+(ingest's near-duplicate sources, the dedupe stage, the export's split grouping and leak check).
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ BRUTE_FORCE_BELOW = 2_048  # pairs of smaller sets are cheaper to compare all at
 
 
 def hashes_to_words(hashes: Sequence[str] | np.ndarray) -> np.ndarray:
-    """Hex hashes (equal length, multiple of 16 hex digits, i.e. 64-bit words) -> ``(n, w)`` uint64.
+    """Hex hashes of equal length -> ``(n, w)`` uint64, one 64-bit word per 16 hex digits.
 
-    An ``(n,)`` or ``(n, w)`` unsigned integer array is passed through (as ``(n, w)``).
+    A length that is not a multiple of 16 (e.g. a 4x4 hash) is left-padded with zeros, which
+    changes no distance. An ``(n,)`` or ``(n, w)`` unsigned integer array is passed through.
     """
     if isinstance(hashes, np.ndarray):
         arr = hashes.astype(np.uint64, copy=False)
@@ -40,16 +45,16 @@ def hashes_to_words(hashes: Sequence[str] | np.ndarray) -> np.ndarray:
     if not hashes:
         return np.zeros((0, 1), dtype=np.uint64)
     width = len(hashes[0])
-    if width == 0 or width % 16 or any(len(h) != width for h in hashes):
+    if width == 0 or any(len(h) != width for h in hashes):
         bad = next((h for h in hashes if len(h) != width), hashes[0])
-        raise ValueError(
-            f"hashes must all have the same length, a multiple of 16 hex digits (64 bits); got {bad!r}"
-        )
+        raise ValueError(f"hashes must all have the same length (hex digits); got {bad!r}")
+    padded = -(-width // 16) * 16
+    joined = "".join(hashes) if padded == width else "".join(h.rjust(padded, "0") for h in hashes)
     try:
-        raw = bytes.fromhex("".join(hashes))
+        raw = bytes.fromhex(joined)
     except ValueError as exc:
         raise ValueError(f"not a hex hash: {exc}") from None
-    return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(len(hashes), width // 16)
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(len(hashes), padded // 16)
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,13 @@ def _distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise Hamming distance of two ``(k,)`` or ``(k, w)`` uint64 arrays."""
     bits = np.bitwise_count(a ^ b)
     return bits.astype(np.int64) if bits.ndim == 1 else bits.sum(axis=1, dtype=np.int64)
+
+
+def hamming(a_hex: str, b_hex: str) -> int:
+    """Bits that differ between two hex hashes of equal length."""
+    if len(a_hex) != len(b_hex):
+        raise ValueError(f"hashes differ in length: {len(a_hex)} vs {len(b_hex)} hex digits")
+    return int(_distance(hashes_to_words([a_hex]), hashes_to_words([b_hex]))[0])
 
 
 # --- brute force (the reference, and the fast path for small sets) ----------------------------------
@@ -252,6 +264,25 @@ def radius_search(queries, index=None, radius: int = 8, method: Method = "auto")
     return mih_search(q, None if index is None else x, radius)
 
 
+def near_pairs(hashes: Sequence[str | None], radius: int) -> list[tuple[int, int, int]]:
+    """Every ``(i, j, distance)`` with ``i < j`` and both hashes within ``radius`` bits, sorted.
+
+    Only hashes of the same length are compared (another length is another hash size, never
+    near); empty or missing hashes are left out.
+    """
+    by_len: dict[int, list[int]] = {}
+    for i, h in enumerate(hashes):
+        if h:
+            by_len.setdefault(len(h), []).append(i)
+    out: list[tuple[int, int, int]] = []
+    for idx in by_len.values():
+        if len(idx) < 2:
+            continue
+        pairs = radius_search([hashes[i] for i in idx], None, radius)
+        out.extend((idx[i], idx[j], d) for i, j, d in pairs.as_tuples())
+    return sorted(out) if len(by_len) > 1 else out
+
+
 def _check_widths(q: np.ndarray, x: np.ndarray) -> None:
     if q.shape[0] and x.shape[0] and q.shape[1] != x.shape[1]:
         raise ValueError(f"hash widths differ: {64 * q.shape[1]} vs {64 * x.shape[1]} bits")
@@ -260,6 +291,10 @@ def _check_widths(q: np.ndarray, x: np.ndarray) -> None:
 class HammingIndex:
     """A growing set of labelled hashes with nearest-within-radius lookup (for incremental checks).
 
+    Hashes of different lengths (hash sizes) live side by side and are only compared with their
+    own length; missing hashes are left out. Adding is amortised O(1): the word matrix grows by
+    doubling, never rebuilt.
+
     >>> idx = HammingIndex(["a" * 16], ["src1"]); idx.nearest("a" * 15 + "b", radius=4)
     ('src1', 1)
     """
@@ -267,33 +302,60 @@ class HammingIndex:
     def __init__(self, hashes: Sequence[str] = (), labels: Sequence[str] = ()):
         if len(hashes) != len(labels):
             raise ValueError("one label per hash")
-        self._hex: list[str] = list(hashes)
-        self._labels: list[str] = list(labels)
-        self._words: np.ndarray | None = None
+        # per hash length: [words (capacity, w), rows used, labels]
+        self._tables: dict[int, list] = {}
+        self._n = 0
+        by_len: dict[int, tuple[list[str], list[str]]] = {}
+        for h, label in zip(hashes, labels):
+            if not h:  # an unhashed row (None or ""): nothing to be near
+                continue
+            hs, ls = by_len.setdefault(len(h), ([], []))
+            hs.append(h)
+            ls.append(label)
+        for width, (hs, ls) in by_len.items():
+            words = hashes_to_words(hs)
+            self._tables[width] = [words, len(hs), ls]
+            self._n += len(hs)
 
     def __len__(self) -> int:
-        return len(self._hex)
+        return self._n
 
     def add(self, h: str, label: str) -> None:
-        self._hex.append(h)
-        self._labels.append(label)
-        self._words = None
-
-    def _matrix(self) -> np.ndarray:
-        if self._words is None or self._words.shape[0] != len(self._hex):
-            self._words = hashes_to_words(self._hex)
-        return self._words
+        row = hashes_to_words([h])
+        table = self._tables.get(len(h))
+        if table is None:
+            self._tables[len(h)] = [row.copy(), 1, [label]]
+        else:
+            words, n, labels = table
+            if n == words.shape[0]:
+                grown = np.zeros((max(2 * n, 16), words.shape[1]), dtype=np.uint64)
+                grown[:n] = words[:n]
+                table[0] = words = grown
+            words[n] = row[0]
+            table[1] = n + 1
+            labels.append(label)
+        self._n += 1
 
     def search(self, queries: Sequence[str], radius: int) -> list[list[tuple[str, int]]]:
-        """For each query, the ``(label, distance)`` of every indexed hash within ``radius``, nearest first."""
+        """For each query, the ``(label, distance)`` of every indexed hash within ``radius``, nearest
+        first (equally near: in the order they were added)."""
+        if radius < 0:
+            raise ValueError(f"radius must be >= 0, got {radius}")
         out: list[list[tuple[str, int]]] = [[] for _ in queries]
-        if not self._hex or not queries:
-            return out
-        pairs = radius_search(hashes_to_words(list(queries)), self._matrix(), radius)
-        for qi, xi, d in pairs.as_tuples():
-            out[qi].append((self._labels[xi], d))
-        for hits in out:
-            hits.sort(key=lambda t: (t[1], t[0]))
+        by_len: dict[int, list[int]] = {}
+        for qi, q in enumerate(queries):
+            by_len.setdefault(len(q), []).append(qi)
+        for width, qis in by_len.items():
+            table = self._tables.get(width)
+            if table is None:
+                continue
+            words, n, labels = table
+            found: dict[int, list[tuple[int, int]]] = {}
+            pairs = radius_search(hashes_to_words([queries[i] for i in qis]), words[:n], radius)
+            for qi, xi, d in pairs.as_tuples():
+                found.setdefault(qis[qi], []).append((d, xi))
+            for qi, hits in found.items():
+                out[qi] = [(labels[xi], d) for d, xi in sorted(hits)]
         return out
 
     def nearest(self, h: str, radius: int) -> tuple[str, int] | None:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from aescot.dedupe.index import (
+from aescot.neardup.search import (
     HammingIndex,
     brute_force_search,
     choose_chunks,

@@ -1,0 +1,25 @@
+"""The near-duplicate engine: perceptual hashes and exact Hamming-radius search, used by ingest
+(near-duplicate sources), the dedupe stage (candidates) and the export (split groups, leak check).
+
+* :mod:`aescot.neardup.hashers`: :class:`Hasher` and its family (phash, dhash, ahash, whash);
+* :mod:`aescot.neardup.search`: :func:`hamming`, :func:`radius_search` (``method`` = auto, mih,
+  brute: swappable, identical results), :func:`near_pairs`, :class:`HammingIndex`.
+"""
+
+from aescot.neardup.hashers import HASHERS, AHash, DHash, Hasher, PHash, WHash, get_hasher
+from aescot.neardup.search import HammingIndex, NearPairs, hamming, near_pairs, radius_search
+
+__all__ = [
+    "HASHERS",
+    "AHash",
+    "DHash",
+    "HammingIndex",
+    "Hasher",
+    "NearPairs",
+    "PHash",
+    "WHash",
+    "get_hasher",
+    "hamming",
+    "near_pairs",
+    "radius_search",
+]

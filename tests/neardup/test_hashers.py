@@ -1,0 +1,78 @@
+import imagehash
+import numpy as np
+import pytest
+from PIL import Image
+
+from aescot.neardup import HASHERS, HammingIndex, get_hasher, hamming, near_pairs
+from aescot.neardup.search import hashes_to_words
+from aescot.samples import render_product_shot
+
+REFERENCE = {
+    "phash": imagehash.phash,
+    "dhash": imagehash.dhash,
+    "ahash": imagehash.average_hash,
+    "whash": imagehash.whash,
+}
+
+
+@pytest.mark.parametrize("method", sorted(REFERENCE))
+@pytest.mark.parametrize("hash_size", [8, 16])
+def test_each_hasher_is_imagehash_with_alpha_on_white(method, hash_size):
+    img, _ = render_product_shot(3, 96)
+    hasher = get_hasher(method, hash_size)
+    assert hasher.method == method and type(hasher) is HASHERS[method]
+    h = hasher.hash(img)
+    assert h == str(REFERENCE[method](img.convert("RGB"), hash_size=hash_size))
+    assert len(h) == hash_size**2 // 4
+    # transparent pixels count as white, whatever colour they carry
+    rgba = img.convert("RGBA")
+    rgba.putalpha(Image.new("L", rgba.size, 0))
+    white = Image.new("RGB", rgba.size, (255, 255, 255))
+    assert hasher.hash(rgba) == str(REFERENCE[method](white, hash_size=hash_size))
+
+
+def test_unknown_method_says_which_exist():
+    with pytest.raises(ValueError, match="phash, dhash, ahash, whash"):
+        get_hasher("md5")
+
+
+def test_hamming_one_pair():
+    assert hamming("0" * 16, "0" * 15 + "7") == 3
+    assert hamming("f" * 64, "0" * 64) == 256
+    assert hamming("1234", "1235") == 1  # a 4x4 hash: padded to one word, no distance added
+    with pytest.raises(ValueError, match="differ in length"):
+        hamming("0" * 16, "0" * 64)
+
+
+def test_short_hashes_are_padded_not_refused():
+    assert hashes_to_words(["abcd", "0001"]).tolist() == [[0xABCD], [1]]
+
+
+def test_near_pairs_compares_only_equal_lengths():
+    hashes = ["0" * 16, "0" * 64, "0" * 15 + "1", None, "", "0" * 63 + "3"]
+    assert near_pairs(hashes, 2) == [(0, 2, 1), (1, 5, 2)]
+
+
+def test_hamming_index_grows_and_matches_brute_force():
+    rng = np.random.default_rng(5)
+    hashes = [f"{int(x):016x}" for x in rng.integers(0, 2**63, size=100)]
+    idx = HammingIndex()
+    for i, h in enumerate(hashes):  # one at a time, past several doublings of the matrix
+        idx.add(h, f"s{i}")
+    assert len(idx) == 100
+    queries = [h[:-1] + ("0" if h[-1] != "0" else "1") for h in hashes[::7]]
+    for q, hits in zip(queries, idx.search(queries, 12)):
+        expected = sorted((hamming(q, h), i) for i, h in enumerate(hashes) if hamming(q, h) <= 12)
+        assert hits == [(f"s{i}", d) for d, i in expected] and hits
+
+
+def test_hamming_index_mixed_lengths_and_ties():
+    idx = HammingIndex(["0" * 64, None, "0" * 16, ""], ["wide", "unhashed", "narrow", "empty"])
+    idx.add("0" * 15 + "3", "narrow-later")
+    idx.add("0" * 15 + "3", "a-same-distance")  # added last: loses the tie whatever its name
+    assert idx.nearest("0" * 15 + "1", 4) == ("narrow", 1)
+    assert idx.nearest("0" * 15 + "7", 4) == ("narrow-later", 1)
+    assert idx.nearest("0" * 63 + "1", 4) == ("wide", 1)
+    assert idx.nearest("0" * 32, 64) is None  # no hash of that length
+    with pytest.raises(ValueError, match="radius"):
+        idx.nearest("0" * 16, -1)
