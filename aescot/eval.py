@@ -57,6 +57,24 @@ class EvalConfig(BaseModel):
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(3, ge=0)
 
+    def endpoint(self):
+        """These settings as the shared OpenAI-compatible client's (plain-text answers, no JSON schema)."""
+        from aescot.teacher.config import TeacherSettings
+
+        return TeacherSettings(
+            base_url=self.base_url,
+            model=self.model,
+            api_key=self.api_key,
+            concurrency=self.concurrency,
+            timeout_s=self.timeout_s,
+            max_attempts=self.max_retries + 1,
+            retry_initial_wait_s=0.5,
+            retry_max_wait_s=8.0,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            structured_output="off",
+        )
+
 
 @dataclass
 class Metrics:
@@ -251,15 +269,18 @@ async def _ask(client, cfg: EvalConfig, fs, row: dict[str, Any]) -> dict[str, An
     except (OSError, ValueError) as exc:
         out["error"] = f"image: {exc}"
         return out
+    from aescot.teacher.client import TeacherFatalError
+
     messages = [{"role": "user", "content": content_parts(row["problem"], urls)}]
     try:
-        resp = await client.chat.completions.create(
-            model=cfg.model, messages=messages, max_tokens=cfg.max_tokens, temperature=cfg.temperature
-        )
-        out["text"] = resp.choices[0].message.content or ""
-    except Exception as exc:  # noqa: BLE001 - any API failure is this item's error, the run goes on
-        out["error"] = f"http: {type(exc).__name__}"
+        result = await client.complete(messages)
+    except TeacherFatalError as exc:  # refused (key, URL, model): this item's error, the run goes on
+        out["error"] = f"http: {exc}"
         return out
+    if result.error is not None:
+        out["error"] = f"http: {result.error}"
+        return out
+    out["text"] = result.text or ""
     try:
         out["parsed"] = parse_answer(out["text"])
     except AnswerFormatError as exc:
@@ -268,15 +289,14 @@ async def _ask(client, cfg: EvalConfig, fs, row: dict[str, Any]) -> dict[str, An
 
 
 async def _run(cfg: EvalConfig) -> list[tuple[int, dict, dict]]:
-    """``concurrency`` workers pull rows from one stream: at most that many items are in memory."""
-    from openai import AsyncOpenAI
+    """``concurrency`` workers pull rows from one stream: at most that many items are in memory.
 
-    client = AsyncOpenAI(
-        base_url=cfg.base_url,
-        api_key=cfg.api_key.get_secret_value(),
-        timeout=cfg.timeout_s,
-        max_retries=cfg.max_retries,
-    )
+    Requests go through the teacher's client (:class:`aescot.teacher.client.TeacherClient`): the one
+    OpenAI-compatible client, with its retries, backoff, ``Retry-After`` handling and key scrubbing.
+    """
+    from aescot.teacher.client import TeacherClient
+
+    client = TeacherClient(cfg.endpoint())
     rows = enumerate(iter_rows(cfg))
     done: list[tuple[int, dict, dict]] = []
 
@@ -288,7 +308,7 @@ async def _run(cfg: EvalConfig) -> list[tuple[int, dict, dict]]:
     try:
         await asyncio.gather(*(worker() for _ in range(cfg.concurrency)))
     finally:
-        await client.close()
+        await client.aclose()
     return sorted(done, key=lambda t: t[0])
 
 

@@ -141,3 +141,22 @@ def test_score_counts_unparseable_as_zero():
         and m.format_rate == 0.5
         and m.per_dimension["lighting_shadow"]["accuracy"] == 1.0
     )
+
+
+def test_eval_retries_and_scrubs_through_the_shared_client(test_split):
+    """Eval calls the endpoint through the teacher's client: a 500 is retried, a refused key is this
+    item's error (the run goes on) and its text never carries the key."""
+    out, labels, by_url = test_split
+    with chat_server(_responder(labels, by_url, set(), set()), api_key="sk-right") as srv:
+        srv.fail_next("500", times=1)
+        ok = evaluate(
+            EvalConfig(
+                data=str(out), base_url=srv.base_url, model="m", api_key="sk-right", concurrency=1, limit=3
+            )
+        )
+        refused = evaluate(
+            EvalConfig(data=str(out), base_url=srv.base_url, model="m", api_key="sk-wrong-777", limit=2)
+        )
+    assert ok.errors == {} and ok.model_metrics.best_accuracy == 1.0
+    assert refused.errors == {"http": 2}
+    assert all("401" in p["error"] and "sk-wrong-777" not in p["error"] for p in refused.predictions)
