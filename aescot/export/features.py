@@ -23,7 +23,11 @@ Formats:
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import datasets
+import pyarrow as pa
 from datasets import Features, Image, List, Value
 
 from aescot.vocab import LETTERS
@@ -105,4 +109,39 @@ def features(fmt: str) -> Features:
     raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 
-__all__ = ["FORMATS", "LETTERS", "datasets", "features"]
+def portable_features_dict(feats: Features) -> dict[str, Any]:
+    """``feats.to_dict()`` in the form every ``datasets`` from 2.x to the newest reads.
+
+    ``datasets`` 4 serialises lists as ``{"_type": "List"}``, which 3.x does not know ("Feature type
+    'List' not found"; LLaMA-Factory pins ``datasets<=4.0``). 3.x writes a list of a plain feature as
+    ``{"_type": "Sequence", "feature": ...}`` and a list of structs as the shorthand ``[{...}]``;
+    4.x and later read both as ``List`` (``Sequence`` of a *struct* would mean a struct of lists there,
+    hence the shorthand). The Arrow types are the same either way.
+    """
+
+    def convert(obj: Any) -> Any:
+        if isinstance(obj, list):
+            return [convert(x) for x in obj]
+        if not isinstance(obj, dict):
+            return obj
+        if obj.get("_type") == "List":
+            inner = convert(obj["feature"])
+            length = obj.get("length", -1)
+            if isinstance(inner, dict) and "_type" not in inner and length == -1:
+                return [inner]
+            out = {"feature": inner, "_type": "Sequence"}
+            if length != -1:
+                out["length"] = length
+            return out
+        return {key: convert(value) for key, value in obj.items()}
+
+    return convert(feats.to_dict())
+
+
+def arrow_schema(feats: Features) -> pa.Schema:
+    """The Arrow schema of ``feats`` with Hugging Face metadata that old and new ``datasets`` read."""
+    meta = {"info": {"features": portable_features_dict(feats)}}
+    return feats.arrow_schema.with_metadata({"huggingface": json.dumps(meta)})
+
+
+__all__ = ["FORMATS", "LETTERS", "arrow_schema", "datasets", "features", "portable_features_dict"]

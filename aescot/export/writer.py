@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Features
 
+from aescot.export.features import arrow_schema
+
 
 class ShardWriter:
     """Write one split of one format as Parquet shards into ``directory`` (an fsspec path)."""
@@ -34,7 +36,7 @@ class ShardWriter:
     ):
         self.fs, self.directory, self.split = fs, directory, split
         self.features = features
-        self.schema: pa.Schema = features.arrow_schema
+        self.schema: pa.Schema = arrow_schema(features)
         self.rows_per_shard, self.row_group_rows, self.row_group_bytes = (
             rows_per_shard,
             row_group_rows,
