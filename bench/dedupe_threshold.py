@@ -14,10 +14,13 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import sys
 import tempfile
 from itertools import combinations
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test helpers live in tests/
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
@@ -26,7 +29,7 @@ from aescot.dedupe.hashing import DEFAULT_THRESHOLD, DedupeConfig, hash_image
 from aescot.generate import DiffusersConfig, DiffusersGenerator, SourceImage, SyntheticGenerator
 from aescot.neardup import hamming
 from aescot.samples import render_product_shot
-from aescot.testing.tiny_pipeline import save_tiny_inpaint_pipeline
+from tests.generate.tiny_pipeline import save_tiny_inpaint_pipeline
 
 
 def perturbations(img: Image.Image, rng: np.random.Generator) -> dict[str, Image.Image]:

@@ -26,6 +26,8 @@ from typing import Self
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the demo store builder lives in tests/
+
 
 class PeakRSS:
     """Samples this process's RSS every 5 ms; ``growth_mb`` is the peak above the start."""
@@ -55,8 +57,8 @@ class PeakRSS:
 
 def run_export(n: int, root: str) -> dict:
     from aescot.export import ExportConfig, export_dataset
-    from aescot.export.demo import DemoSpec, build_demo_store
     from aescot.store import DatasetStore
+    from tests.export.demo_store import DemoSpec, build_demo_store
 
     store = DatasetStore(Path(root) / "ds")
     t0 = time.perf_counter()

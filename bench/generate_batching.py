@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test helpers live in tests/
 
 from aescot.generate import DiffusersConfig, DiffusersGenerator, SourceImage, SyntheticGenerator
 from aescot.samples import render_product_shot
-from aescot.testing.tiny_pipeline import save_tiny_inpaint_pipeline
+from tests.generate.tiny_pipeline import save_tiny_inpaint_pipeline
 
 
 def main() -> None:

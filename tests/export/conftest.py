@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from aescot.export import ExportConfig, export_dataset
-from aescot.export.demo import DemoSpec, build_demo_store
 from aescot.store import DatasetStore
+from tests.export.demo_store import DemoSpec, build_demo_store
 
 
 @pytest.fixture(scope="module")

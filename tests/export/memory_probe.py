@@ -16,9 +16,11 @@ import psutil
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: make `tests` importable
+
 from aescot.export import ExportConfig, export_dataset
-from aescot.export.demo import DemoSpec, build_demo_store
 from aescot.store import DatasetStore
+from tests.export.demo_store import DemoSpec, build_demo_store
 
 
 def main(n_items: int, formats: list[str]) -> dict:

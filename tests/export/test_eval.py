@@ -9,10 +9,10 @@ from typer.testing import CliRunner
 
 from aescot.eval import EvalConfig, evaluate, random_baseline, score
 from aescot.export import ExportConfig, export_dataset
-from aescot.export.demo import DemoSpec, build_demo_store
 from aescot.store import DatasetStore
 from aescot.teacher.images import image_data_url
 from aescot.testing.chat_server import ChatRequest, chat_server, wrong_answer
+from tests.export.demo_store import DemoSpec, build_demo_store
 
 NONE = {"acceptable": [], "best": None, "dimensions": {k: [] for k in "ABCD"}}
 

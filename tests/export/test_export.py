@@ -11,12 +11,12 @@ import pytest
 from PIL import Image
 
 from aescot.export import ExportConfig, check_export, export_dataset
-from aescot.export.demo import DemoSpec, build_demo_store
 from aescot.export.features import FORMATS
 from aescot.export.prompt import student_prompt_text
 from aescot.export.splits import SPLITS
 from aescot.store import DatasetStore
 from aescot.teacher.parse import parse_answer
+from tests.export.demo_store import DemoSpec, build_demo_store
 
 
 def _load(out, fmt: str) -> datasets.DatasetDict:

@@ -2,7 +2,7 @@ import pytest
 
 from aescot.ingest import IngestConfig, ingest
 from aescot.samples import write_sample_sources
-from aescot.testing.tiny_pipeline import save_tiny_inpaint_pipeline
+from tests.generate.tiny_pipeline import save_tiny_inpaint_pipeline
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ folder, safetensors weights, a real tokenizer, UNet, VAE and scheduler) in about
 second of CPU time per 4 candidates at 128 px. Its images are noise-like: it is for plumbing,
 never for quality.
 
-    python -m aescot.testing.tiny_pipeline /tmp/tiny-inpaint
+    python -m tests.generate.tiny_pipeline /tmp/tiny-inpaint   # from the repository root
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A labelled dataset store built directly from valid records: for tests, benchmarks and demos.
+"""A labelled dataset store built directly from valid records: for tests and benchmarks (not shipped).
 
 Writes every table the export reads (sources, candidates, items, labels, rationales, selections)
 with small PNG images stored content-addressed. Answers are drawn from a seeded RNG; rationale
