@@ -107,7 +107,7 @@ def is_retryable(exc: BaseException) -> bool:
     return not isinstance(exc, (ConfigError, InputError, ContractError, NoDataset, DamagedStore))
 
 
-def one_line(exc: BaseException) -> str:
-    """The error as one line (first line of its message, secrets never included by construction)."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+def one_line(exc: BaseException, limit: int = 600) -> str:
+    """The error's message on one line (whitespace folded, cut at ``limit`` characters)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

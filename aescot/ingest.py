@@ -12,6 +12,7 @@ import csv
 import glob
 import io
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -69,13 +70,18 @@ class IngestReport:
     seen: int = 0
     added: int = 0
     already_present: int = 0
-    ignored_files: int = 0
+    ignored: Counter[str] = field(default_factory=Counter)
     rejects: list[Reject] = field(default_factory=list)
     added_ids: list[str] = field(default_factory=list)
 
     @property
     def rejected(self) -> int:
         return len(self.rejects)
+
+    @property
+    def ignored_files(self) -> int:
+        """Files passed over without being read (see :func:`discover` for the reasons)."""
+        return sum(self.ignored.values())
 
     def reasons(self) -> dict[str, int]:
         return count_reasons(self.rejects)
@@ -121,26 +127,54 @@ def _read_manifest(path: str) -> list[SourceFile]:
     ]
 
 
-def discover(inputs: Iterable[str]) -> tuple[list[SourceFile], int]:
-    """Expand folders, globs and manifests into source files; returns (files, ignored count)."""
+def _hidden(p: Path, base: Path) -> bool:
+    """A dot-file, or a file inside a dot-folder below ``base`` (.git, .cache, editor backups)."""
+    try:
+        rel = p.relative_to(base)
+    except ValueError:
+        rel = Path(p.name)
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def discover(inputs: Iterable[str]) -> tuple[list[SourceFile], Counter[str]]:
+    """Expand folders, globs and manifests into source files.
+
+    Returns the files and what was passed over, by reason: ``hidden`` (dot-files and dot-folders),
+    ``dangling_symlink`` (a link whose target is gone), ``not_an_image`` (another extension).
+    """
     files: list[SourceFile] = []
-    ignored = 0
+    ignored: Counter[str] = Counter()
     for spec in inputs:
         spec = str(spec)
         if spec.endswith((".csv", ".parquet")):
             files.extend(_read_manifest(spec))
             continue
         if os.path.isdir(spec):
-            paths = sorted(p for p in Path(spec).rglob("*") if p.is_file() and not p.name.startswith("."))
+            base = Path(spec)
+            paths = []
+            for p in sorted(base.rglob("*")):
+                if p.is_dir():
+                    continue
+                if _hidden(p, base):
+                    ignored["hidden"] += 1
+                elif p.is_symlink() and not p.exists():
+                    ignored["dangling_symlink"] += 1
+                elif p.is_file():
+                    paths.append(p)
         elif any(ch in spec for ch in "*?["):
-            paths = sorted(Path(p) for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+            paths = []
+            for name in sorted(glob.glob(spec, recursive=True)):
+                if os.path.islink(name) and not os.path.exists(name):
+                    ignored["dangling_symlink"] += 1
+                elif os.path.isfile(name):
+                    paths.append(Path(name))
         else:
             paths = [Path(spec)]
         for p in paths:
             if _is_mask_file(p):
                 continue
             if p.suffix.lower() not in IMAGE_EXTENSIONS and len(paths) > 1:
-                ignored += 1
+                ignored["not_an_image"] += 1
                 continue
             files.append(SourceFile(str(p), _sidecar_mask(p)))
     return files, ignored
@@ -274,22 +308,51 @@ def ingest(
     """
     cfg = config or IngestConfig()
     files, ignored = discover(inputs)
-    report = IngestReport(ignored_files=ignored)
+    report = IngestReport(ignored=ignored)
     if on_discovered:
         on_discovered(len(files))
-    existing = store.read("sources", columns=["source_id", "phash"])
+    existing = store.read("sources", columns=["source_id", "phash", "original_name"])
     known = {r["source_id"] for r in existing}
+    names = {r["source_id"]: r["original_name"] for r in existing}
     index = HammingIndex([r["phash"] for r in existing], [r["source_id"] for r in existing])
     batch: list[dict] = []
+    pending: list[Reject] = []  # rejects not yet written; they land with (before) the next batch
     seen_now: dict[str, str] = {}
+
+    def reject(r: Reject) -> None:
+        report.rejects.append(r)
+        pending.append(r)
+
+    def flush() -> None:
+        # Rejects first: a kill between the two appends leaves a reject whose source the re-run
+        # adds again, never a source whose duplicates were forgotten.
+        record_rejects(store, pending)
+        pending.clear()
+        report.added += store.append("sources", batch)
+        batch.clear()
+
     for item in _prepared_stream(files, cfg, known):
         report.seen += 1
         if isinstance(item, Reject):
-            report.rejects.append(item)
+            reject(item)
         elif isinstance(item, Known):
-            report.already_present += 1
+            original = names.get(item.source_id)
+            if original is not None and original != os.path.basename(item.file.path):
+                # same bytes as a source made from another file: a duplicate, recorded as such
+                # (again) so that a run killed before writing this reject still accounts for it
+                reject(
+                    Reject(
+                        STAGE,
+                        item.file.path,
+                        "exact_duplicate",
+                        f"same bytes as {original} (source {item.source_id[:12]})",
+                        item.source_id,
+                    )
+                )
+            else:
+                report.already_present += 1
         elif item.source_id in seen_now:
-            report.rejects.append(
+            reject(
                 Reject(
                     STAGE,
                     item.file.path,
@@ -301,7 +364,7 @@ def ingest(
         elif cfg.near_duplicate_distance >= 0 and (
             near := index.nearest(item.phash, cfg.near_duplicate_distance)
         ):
-            report.rejects.append(
+            reject(
                 Reject(
                     STAGE,
                     item.file.path,
@@ -316,10 +379,11 @@ def ingest(
             index.add(item.phash, item.source_id)
             report.added_ids.append(item.source_id)
             if len(batch) >= cfg.batch_size:
-                report.added += store.append("sources", batch)
-                batch = []
+                flush()
+        if len(pending) >= cfg.batch_size:
+            record_rejects(store, pending)
+            pending.clear()
         if progress:
             progress(1)
-    report.added += store.append("sources", batch)
-    record_rejects(store, report.rejects)
+    flush()
     return report

@@ -24,6 +24,36 @@ _REGISTERING_MODULES = ("aescot.labelstudio.push", "aescot.dedupe.report")
 _INTERNAL = {"rejects", "generation_groups", "labelstudio_task_state", "export_splits"}
 
 
+def _register_tables() -> None:
+    for module in _REGISTERING_MODULES:  # their tables exist only once imported
+        import_module(module)
+
+
+@dataclass
+class CountCheck:
+    """What ``status`` verified besides counting: every part's footer, and images that are missing."""
+
+    files: int
+    missing_images: int
+    missing_example: str = ""
+
+
+def verify_counts(store: DatasetStore) -> CountCheck:
+    """Read every part's footer (a damaged file raises :class:`~aescot.errors.DamagedStore` naming it)
+    and look for images that sources and candidates reference but the store lacks (one listing)."""
+    _register_tables()
+    files = 0
+    for table in sorted(TABLES):
+        for key in store.part_keys(table):
+            store.part_metadata(table, key)
+            files += 1
+    wanted = {r["image_key"] for r in store.read("candidates", columns=["image_key"])}
+    for r in store.read("sources", columns=["image_key", "mask_key"]):
+        wanted.update(v for v in (r["image_key"], r["mask_key"]) if v)
+    missing = sorted(wanted - set(store.list_keys("images"))) if wanted else []
+    return CountCheck(files, len(missing), missing[0] if missing else "")
+
+
 @dataclass
 class StageCount:
     stage: str
@@ -33,8 +63,7 @@ class StageCount:
 
 def stage_counts(store: DatasetStore) -> list[StageCount]:
     """One row per stage table with its row count, plus rejects by stage and reason."""
-    for module in _REGISTERING_MODULES:  # their tables exist only once imported
-        import_module(module)
+    _register_tables()
     ordered = {t for t, _ in _ORDER}
     extra = [(t, t.replace("_", " ")) for t in TABLES if t not in ordered | _INTERNAL]
     rows = [StageCount(label, store.count(table)) for table, label in _ORDER + extra]

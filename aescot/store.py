@@ -10,8 +10,13 @@ Layout::
 Appends are atomic: a part is written under a hidden temporary name and renamed into
 place (local), or written with one PUT (object stores, where an object appears whole or
 not at all). Readers only see ``part-*.parquet`` files, so a crash mid-write leaves
-nothing a later read trips over. Reading de-duplicates on the table's key, latest part wins,
+nothing a later read trips over; the temporary files of writers that died are removed by the
+next write into the same folder. Reading de-duplicates on the table's key, latest part wins,
 so a retried append can never produce two rows for one id.
+
+A part that cannot be read (truncated, zero bytes, garbled) raises :class:`DamagedStore`, one
+line naming the table and the file; :mod:`aescot.doctor` lists and moves such files aside.
+Opening a store never creates its root unless ``create=True`` (read commands pass ``False``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import io
 import json
 import os
 import posixpath
+import signal
+import socket
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -34,7 +41,16 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from aescot.contracts import arrow_schema, validate_many
+from aescot.errors import DamagedStore, NoDataset, StoreError
 from aescot.ids import sha256_bytes
+
+__all__ = ["TABLES", "DamagedStore", "DatasetStore", "NoDataset", "StoreError", "TableSpec", "open_store"]
+
+TMP_PREFIX = ".tmp-"
+_HOST = socket.gethostname().replace("-", "_")[:32]
+STALE_TMP_S = 3600.0  # a temp file of another host (or an old-style name) is a dead writer's after this
+# Markers of a dataset root: a read-only open requires one of them.
+_DATASET_MARKERS = ("tables", "images", ".labelstudio")
 
 
 @dataclass(frozen=True)
@@ -75,14 +91,15 @@ for _spec in (
     register_table(_spec)
 
 
-class StoreError(RuntimeError):
-    """The store cannot be opened or written."""
-
-
 class DatasetStore:
     """One dataset root: images plus stage tables. Cheap to create; pass the root URI around."""
 
-    def __init__(self, root: str | os.PathLike[str], storage_options: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        storage_options: dict[str, Any] | None = None,
+        create: bool = True,
+    ):
         root = os.fspath(root)
         self.fs, path = fsspec.core.url_to_fs(root, **(storage_options or {}))
         self.is_local = isinstance(self.fs, LocalFileSystem)
@@ -91,10 +108,22 @@ class DatasetStore:
         self.path = path.rstrip("/")
         self.root = self.path if self.is_local else root.rstrip("/")
         self.storage_options = storage_options or {}
+        self._cleaned: set[str] = set()
+        if not create:
+            if not self.is_dataset():
+                raise NoDataset(self.root)
+            return
         try:
             self.fs.makedirs(self.path, exist_ok=True)
         except Exception as exc:
             raise StoreError(f"cannot create dataset root {root!r}: {exc}") from exc
+
+    def is_dataset(self) -> bool:
+        """Whether the root holds a dataset (its tables, images or embedded Label Studio folder)."""
+        try:
+            return any(self.fs.isdir(self._full(m)) for m in _DATASET_MARKERS)
+        except OSError:
+            return False
 
     def __repr__(self) -> str:
         return f"DatasetStore({self.root!r})"
@@ -140,14 +169,51 @@ class DatasetStore:
         parent = posixpath.dirname(full) if not self.is_local else os.path.dirname(full)
         self.fs.makedirs(parent, exist_ok=True)
         if self.is_local:
-            tmp = os.path.join(parent, f".tmp-{uuid.uuid4().hex}")
+            self._clean_dead_temps(parent)
+            tmp = os.path.join(parent, f"{TMP_PREFIX}{_HOST}-{os.getpid()}-{uuid.uuid4().hex}")
             with open(tmp, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
+            _fault_point(during=True)
             os.replace(tmp, full)
         else:
             self.fs.pipe_file(full, data)
+        _fault_point(during=False)
+
+    def _clean_dead_temps(self, folder: str) -> int:
+        """Remove temp files left in ``folder`` by writers that died (once per folder and process).
+
+        A temp name carries its writer's host and pid: one of this host whose process is gone is
+        removed at once; others (another host, old-style names) once older than an hour.
+        """
+        if folder in self._cleaned:
+            return 0
+        self._cleaned.add(folder)
+        removed = 0
+        try:
+            names = [n for n in os.listdir(folder) if n.startswith(TMP_PREFIX)]
+        except OSError:
+            return 0
+        now = time.time()
+        for name in names:
+            path = os.path.join(folder, name)
+            parts = name[len(TMP_PREFIX) :].split("-")
+            dead = False
+            if len(parts) == 3 and parts[0] == _HOST and parts[1].isdigit():
+                dead = not _pid_alive(int(parts[1]))
+            if not dead:
+                try:
+                    dead = now - os.path.getmtime(path) > STALE_TMP_S
+                except OSError:
+                    continue
+            if dead:
+                try:
+                    os.remove(path)
+                    removed += 1
+                except OSError:
+                    pass
+        return removed
 
     def write_json(self, key: str, obj: Any) -> None:
         self.write_bytes(key, json.dumps(obj, ensure_ascii=False, indent=1, default=str).encode("utf-8"))
@@ -203,16 +269,55 @@ class DatasetStore:
         if not parts:
             empty = pa.Table.from_pylist([], schema=schema)
             return empty.select(want) if want else empty
-        tables = []
-        for key in parts:
-            with self.fs.open(self._full(key), "rb") as fh:
-                tables.append(pq.read_table(fh, columns=want, schema=None))
+        tables = [self._read_part(table, key, want) for key in parts]
         merged = pa.concat_tables(tables, promote_options="default")
         if latest and merged.num_rows:
             merged = _keep_last(merged, spec.key)
         if columns is not None:
             merged = merged.select(columns)
         return merged
+
+    def _arrow_fs(self):
+        """The filesystem for pyarrow's own readers (None locally: plain paths are read directly).
+
+        Never hand pyarrow an fsspec *file handle* with a column list: pyarrow 26 then aborts the
+        process at exit now and then (``terminate called without an active exception``, exit 134).
+        """
+        if self.is_local:
+            return None
+        from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+        if not hasattr(self, "_pa_fs"):
+            self._pa_fs = PyFileSystem(FSSpecHandler(self.fs))
+        return self._pa_fs
+
+    def _read_part(self, table: str, key: str, columns: list[str] | None) -> pa.Table:
+        """One part file as Arrow; a damaged file raises :class:`DamagedStore` naming it."""
+        full = self._full(key)
+        try:
+            return pq.read_table(full, columns=columns, filesystem=self._arrow_fs())
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise DamagedStore(table, self.uri(key), _short(exc), self.root) from None
+
+    def part_keys(self, table: str) -> list[str]:
+        """The part files of a table (keys relative to the root), in write order."""
+        return self._parts(table)
+
+    def part_metadata(self, table: str, key: str) -> pq.FileMetaData:
+        """A part's Parquet footer (cheap: the data pages are not read)."""
+        try:
+            return pq.read_metadata(self._full(key), filesystem=self._arrow_fs())
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise DamagedStore(table, self.uri(key), _short(exc), self.root) from None
+
+    def verify_part(self, table: str, key: str) -> pa.Table:
+        """Read every column of a part and validate it fully (raises :class:`DamagedStore`)."""
+        data = self._read_part(table, key, None)
+        try:
+            data.validate(full=True)
+        except (pa.ArrowException, ValueError) as exc:
+            raise DamagedStore(table, self.uri(key), _short(exc), self.root) from None
+        return data
 
     def read(self, table: str, columns: list[str] | None = None, latest: bool = True) -> list[dict[str, Any]]:
         """The table as a list of dicts (latest row per key unless ``latest=False``)."""
@@ -249,6 +354,42 @@ class DatasetStore:
         return data.num_rows
 
 
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- fault injection for the kill-matrix tests (tests/faults) -------------------------------------
+# AESCOT_FAULT_KILL_AT="N" SIGKILLs this process right after its N-th store write completes;
+# "N-" kills it during the N-th write (temp file written, not yet renamed). Unset: no effect.
+_FAULT = os.environ.get("AESCOT_FAULT_KILL_AT", "")
+_writes = 0
+
+
+def _fault_point(during: bool) -> None:
+    global _writes
+    if not _FAULT:
+        return
+    n = int(_FAULT.rstrip("-"))
+    if during:
+        if _FAULT.endswith("-") and _writes + 1 == n:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return
+    _writes += 1
+    if not _FAULT.endswith("-") and _writes == n:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _keep_last(table: pa.Table, key: tuple[str, ...]) -> pa.Table:
     """Keep the last row for each key value (rows are in write order)."""
     idx = pa.array(range(table.num_rows), pa.int64())
@@ -258,6 +399,6 @@ def _keep_last(table: pa.Table, key: tuple[str, ...]) -> pa.Table:
     return table.take(pc.take(last.column("__i_max"), keep))
 
 
-def open_store(root: str | os.PathLike[str] | DatasetStore) -> DatasetStore:
-    """Accept a store or its root URI."""
-    return root if isinstance(root, DatasetStore) else DatasetStore(root)
+def open_store(root: str | os.PathLike[str] | DatasetStore, create: bool = True) -> DatasetStore:
+    """Accept a store or its root URI (``create=False``: raise :class:`NoDataset` if there is none)."""
+    return root if isinstance(root, DatasetStore) else DatasetStore(root, create=create)

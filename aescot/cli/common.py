@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,7 +19,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from aescot.store import DatasetStore, StoreError
+from aescot.errors import EXIT_USAGE, AescotError, exit_code, one_line
+from aescot.store import DatasetStore
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -31,18 +34,72 @@ RootOption = Annotated[
 ]
 
 
-def open_store(root: str) -> DatasetStore:
-    try:
-        return DatasetStore(root)
-    except StoreError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+def open_store(root: str, create: bool = False) -> DatasetStore:
+    """The dataset at ``root``. Only commands that add data pass ``create=True``: a read command on a
+    mistyped root says "no dataset at PATH" (exit 2) instead of creating an empty one."""
+    return DatasetStore(root, create=create)
 
 
-def fail(message: str, code: int = 2) -> None:
+def require_healthy(store: DatasetStore) -> None:
+    """The cheap part of ``aescot doctor`` (file list and footers): raise for the first damaged file."""
+    from aescot.doctor import check_store
+    from aescot.errors import DamagedStore
+
+    damaged = check_store(store, deep=False).damaged()
+    if damaged:
+        first = damaged[0]
+        more = f" (and {len(damaged) - 1} more files)" if len(damaged) > 1 else ""
+        raise DamagedStore(first.table, first.path + more, first.detail, store.root)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> None:
     """Print a one-line error (what is wrong and what to do) and exit non-zero."""
-    err_console.print(f"[red]error:[/] {message}")
+    err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
+
+
+def option_name(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as the command-line option it most likely came from."""
+    names = [str(p) for p in loc if not isinstance(p, int)]
+    return "--" + (names[-1] if names else "config").replace("_", "-")
+
+
+def validation_message(exc: Any) -> str:
+    """A pydantic ``ValidationError`` as one line naming the options."""
+    return "; ".join(f"{option_name(e['loc'])}: {e['msg']}" for e in exc.errors())
+
+
+def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The one place that turns errors into exit codes and one-line messages (see :mod:`aescot.errors`).
+
+    Every command is wrapped by :class:`App`; unexpected exceptions keep their traceback (a bug).
+    """
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from pydantic import ValidationError
+
+        try:
+            return fn(*args, **kwargs)
+        except AescotError as exc:
+            fail(one_line(exc), exit_code(exc))
+        except ValidationError as exc:  # settings built from options
+            fail(validation_message(exc), EXIT_USAGE)
+
+    return run
+
+
+class App(typer.Typer):
+    """A Typer app whose commands report :class:`~aescot.errors.AescotError` as one line + exit code."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+            register(report_errors(fn))
+            return fn
+
+        return decorator
 
 
 @contextmanager

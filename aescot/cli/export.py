@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from aescot.cli.common import DEFAULT_ROOT, RootOption, console, fail, open_store
+from aescot.cli.common import DEFAULT_ROOT, RootOption, console, fail, open_store, require_healthy
 from aescot.export.features import FORMATS
 from aescot.export.splits import SPLITS
 
@@ -59,6 +59,7 @@ def export_cmd(
     except ValidationError as exc:
         fail("; ".join(f"{'/'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
     store = open_store(root)
+    require_healthy(store)
     if not store.count("labels"):
         fail(f"no labelled items in {store.root}: collect labels from Label Studio first")
     summary = export_dataset(store, cfg)

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from aescot.cli.common import DEFAULT_ROOT, RootOption, console, fail, open_store
+from aescot.cli.common import DEFAULT_ROOT, App, RootOption, console, fail, open_store
 from aescot.labelstudio import (
     LabelStudioConfig,
     LabelStudioConfigError,
@@ -39,9 +39,7 @@ ProjectOption = Annotated[
     str | None, typer.Option("--project", help="Project title (default: aescot screening).")
 ]
 
-ls_app = typer.Typer(
-    help="Run the embedded Label Studio and set up the screening project.", no_args_is_help=True
-)
+ls_app = App(help="Run the embedded Label Studio and set up the screening project.", no_args_is_help=True)
 
 
 def _config(store: DatasetStore, project: str | None, **overrides) -> LabelStudioConfig:
@@ -63,7 +61,7 @@ def start_cmd(
     root: RootOption = DEFAULT_ROOT, port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080
 ) -> None:
     """Start the embedded server for this dataset (SQLite, data in <root>/.labelstudio) and leave it running."""
-    store = open_store(root)
+    store = open_store(root, create=True)
     if not store.is_local:
         fail(
             "the embedded server serves local datasets; for object storage point LABEL_STUDIO_URL at a server"

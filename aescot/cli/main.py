@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import typer
-
 from aescot.cli import sources
+from aescot.cli.common import App
 
-app = typer.Typer(
+app = App(
     name="aescot",
     help="Build image-screening datasets: ingest sources, generate candidates, label them in Label Studio, "
     "add teacher rationales, filter and export Parquet for SFT/RL.",
@@ -16,6 +15,7 @@ app = typer.Typer(
 )
 
 sources.register(app)
+__import__("aescot.cli.doctor", fromlist=["register"]).register(app)  # doctor, repair (issue 16)
 __import__("aescot.cli.export", fromlist=["register"]).register(app)  # export, eval (issue 6)
 __import__("aescot.cli.teacher", fromlist=["register"]).register(app)  # rationales, filter (issue 5)
 __import__("aescot.cli.generate", fromlist=["register"]).register(app)  # generate, dedupe (issue 3)

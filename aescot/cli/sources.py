@@ -9,7 +9,13 @@ from rich.table import Table
 
 from aescot.cli.common import DEFAULT_ROOT, RootOption, console, open_store, progress_bar
 from aescot.ingest import IngestConfig, ingest
-from aescot.status import stage_counts
+from aescot.status import stage_counts, verify_counts
+
+IGNORED_TEXT = {
+    "hidden": "hidden (dot-files/folders)",
+    "dangling_symlink": "dangling symlinks",
+    "not_an_image": "not images",
+}
 
 
 def ingest_cmd(
@@ -23,16 +29,18 @@ def ingest_cmd(
             help="Hamming radius in bits of the 256-bit pHash for near-duplicate sources (-1: off)."
         ),
     ] = 12,
-    max_side: Annotated[int, typer.Option(help="Downscale sources whose longest side is larger.")] = 2048,
-    min_side: Annotated[int, typer.Option(help="Reject sources whose shorter side is smaller.")] = 64,
-    workers: Annotated[int, typer.Option(help="Decoding threads.")] = 2,
+    max_side: Annotated[
+        int, typer.Option(help="Downscale sources whose longest side is larger.", min=1)
+    ] = 2048,
+    min_side: Annotated[int, typer.Option(help="Reject sources whose shorter side is smaller.", min=1)] = 64,
+    workers: Annotated[int, typer.Option(help="Decoding threads (at least 1).")] = 2,
 ) -> None:
     """Ingest source photos: normalise, mask, hash; reject bad files with a reason.
 
     A manifest has a 'path' column and optional 'mask' and 'product' columns. A mask can
     also sit beside its photo as '<name>.mask.png'. Re-running adds nothing already there.
     """
-    store = open_store(root)
+    store = open_store(root, create=True)
     cfg = IngestConfig(near_duplicate_distance=near_duplicate_distance, workers=workers)
     cfg.limits.max_side, cfg.limits.min_side = max_side, min_side
     with progress_bar("ingest") as bar:
@@ -47,7 +55,13 @@ def ingest_cmd(
     console.print(
         f"[bold]ingest[/] {report.seen} files: [green]{report.added} added[/], "
         f"{report.already_present} already present, [red]{report.rejected} rejected[/]"
-        + (f", {report.ignored_files} non-image files ignored" if report.ignored_files else "")
+        + (
+            f", {report.ignored_files} ignored ("
+            + ", ".join(f"{n} {IGNORED_TEXT.get(r, r)}" for r, n in sorted(report.ignored.items()))
+            + ")"
+            if report.ignored_files
+            else ""
+        )
     )
     if report.rejects:
         table = Table("file", "reason", "detail", title="rejected", title_justify="left")
@@ -60,10 +74,19 @@ def ingest_cmd(
 def status_cmd(root: RootOption = DEFAULT_ROOT) -> None:
     """Counts per stage: sources, candidates, items, tasks, annotations, labels, rationales, kept."""
     store = open_store(root)
+    check = verify_counts(store)  # raises DamagedStore (one line, exit 3) before any count is shown
     table = Table("stage", "count", "detail", title=f"aescot status — {store.root}", title_justify="left")
     for row in stage_counts(store):
         table.add_row(row.stage, str(row.count), row.detail)
     console.print(table)
+    console.print(
+        f"verified: {check.files} table files (footers and key columns); every column and image: `aescot doctor`"
+    )
+    if check.missing_images:
+        console.print(
+            f"[yellow]warning:[/] {check.missing_images} referenced images are missing "
+            f"(e.g. {check.missing_example}); run `aescot doctor --root {store.root}`"
+        )
 
 
 def register(app: typer.Typer) -> None:
