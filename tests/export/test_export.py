@@ -256,6 +256,7 @@ def test_cli_export_without_labels_says_what_to_do(tmp_path):
 
     from aescot.cli.main import app
 
+    (tmp_path / "empty" / "tables").mkdir(parents=True)  # a dataset without labels (no root: "no dataset")
     result = CliRunner().invoke(app, ["export", str(tmp_path / "out"), "--root", str(tmp_path / "empty")])
     assert result.exit_code == 2 and "no labelled items" in result.output
 

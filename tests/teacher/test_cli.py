@@ -62,6 +62,7 @@ def test_rationales_then_filter(store, tmp_path):
 
 
 def test_filter_before_any_rationale(tmp_path):
+    (tmp_path / "ds" / "tables").mkdir(parents=True)  # a dataset, but no rationales yet
     result = runner.invoke(app, ["filter", "--root", str(tmp_path / "ds")])
     assert result.exit_code == 0 and "run `aescot rationales` first" in result.output
 
