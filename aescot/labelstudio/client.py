@@ -11,8 +11,8 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from aescot.errors import ConfigError, ServiceUnavailable
-from aescot.labelstudio.config import LabelStudioConfig
+from aescot.errors import ServiceUnavailable
+from aescot.labelstudio.config import LabelStudioConfig, LabelStudioConfigError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -20,10 +20,6 @@ T = TypeVar("T")
 
 class LabelStudioUnavailable(ServiceUnavailable, RuntimeError):
     """The server did not answer after all retries; work done so far is saved, re-run to resume."""
-
-
-class LabelStudioConfigError(ConfigError, RuntimeError):
-    """The connection settings are missing or rejected (no token, wrong token)."""
 
 
 def make_client(config: LabelStudioConfig) -> LabelStudio:

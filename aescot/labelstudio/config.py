@@ -8,6 +8,12 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from aescot.errors import ConfigError
+
+
+class LabelStudioConfigError(ConfigError, RuntimeError):
+    """The connection settings are missing or rejected (no token, wrong token)."""
+
 
 class LabelStudioConfig(BaseSettings):
     """Where Label Studio is, which project to use and how to push/collect.
@@ -76,7 +82,6 @@ def resolve_config(store, **fields) -> LabelStudioConfig:
     server running for this (local) dataset. Raises :class:`LabelStudioConfigError` saying what to do."""
     import os
 
-    from aescot.labelstudio.client import LabelStudioConfigError
     from aescot.labelstudio.server import local_connection
 
     cfg = LabelStudioConfig(**{k: v for k, v in fields.items() if v is not None})
