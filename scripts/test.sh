@@ -7,4 +7,16 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 DO_NOT_TRAC
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 export AESCOT_LABEL_STUDIO_BIN="$PWD/.venv-labelstudio/bin/label-studio"
 export AESCOT_REQUIRE_LABEL_STUDIO=1  # a missing server fails the run instead of skipping
+
+# Lint first: a formatting or lint error fails the run before any test starts (CI runs this script).
+echo "==> ruff format --check . && ruff check .  (ruff $(.venv/bin/ruff --version | cut -d' ' -f2))"
+if ! .venv/bin/ruff format --check .; then
+  echo "error: ruff format would reformat the files listed above; run: .venv/bin/ruff format ." >&2
+  exit 1
+fi
+if ! .venv/bin/ruff check .; then
+  echo "error: ruff check found the problems above; run: .venv/bin/ruff check --fix . (then fix the rest by hand)" >&2
+  exit 1
+fi
+
 exec .venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"
