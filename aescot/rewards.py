@@ -33,7 +33,9 @@ from aescot.teacher.agreement import defect_pairs
 from aescot.teacher.parse import AnswerFormatError, parse_answer
 
 RewardFunc = Callable[..., list[float]]
-_STRICT = re.compile(r"\A\s*<think>.+?</think>\s*<answer>.+?</answer>\s*\Z", re.DOTALL)
+# the reasoning must say something: an empty or whitespace-only <think> earns no format credit
+_STRICT = re.compile(r"\A\s*<think>(.*?)</think>\s*<answer>.+?</answer>\s*\Z", re.DOTALL)
+WEIGHTS = {"acceptable": 0.5, "best": 0.3, "dimensions": 0.2}
 
 
 def completion_text(completion: Any) -> str:
@@ -91,9 +93,38 @@ def _truths(n: int, kwargs: dict[str, Any], *names: str) -> list[tuple]:
     return list(zip(*cols))
 
 
+def format_credit(text: str) -> float:
+    """1.0 for ``<think>reasoning</think><answer>{parseable}</answer>`` and nothing around it, else 0.0."""
+    m = _STRICT.match(text or "")
+    return 1.0 if m and m.group(1).strip() and _parsed(text) is not None else 0.0
+
+
+def score_parts(
+    text: str, truth: Mapping[str, Any], weights: Mapping[str, float] | None = None
+) -> dict[str, float]:
+    """Every credit of one completion against a ground-truth answer, and their weighted ``overall``.
+
+    ``truth`` has ``acceptable``, ``best`` and ``dimensions``; an unparseable answer scores 0 on every
+    part. ``overall`` is the weighted sum of acceptable, best and dimensions (:data:`WEIGHTS` by default);
+    ``format`` is reported beside it for trainers that add it with a weight of their own.
+    """
+    w = {**WEIGHTS, **(weights or {})}
+    ans = _parsed(text)
+    if ans is None:
+        parts = {"acceptable": 0.0, "best": 0.0, "dimensions": 0.0}
+    else:
+        parts = {
+            "acceptable": acceptable_credit(ans["acceptable"], truth.get("acceptable") or []),
+            "best": best_credit(ans["best"], truth.get("best")),
+            "dimensions": dimension_credit(ans, {"dimensions": truth.get("dimensions") or {}}),
+        }
+    overall = sum(w[k] * v for k, v in parts.items())
+    return {"overall": overall, "format": format_credit(text), **parts, "parsed": float(ans is not None)}
+
+
 def format_reward(completions: list, **kwargs: Any) -> list[float]:
     """1.0 for ``<think>...</think><answer>{parseable}</answer>`` and nothing else around it."""
-    return [1.0 if _STRICT.match(completion_text(c)) and _parsed(c) is not None else 0.0 for c in completions]
+    return [format_credit(completion_text(c)) for c in completions]
 
 
 def acceptable_reward(completions: list, acceptable: list, **kwargs: Any) -> list[float]:

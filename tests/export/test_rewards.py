@@ -57,6 +57,12 @@ def test_format_reward_is_strict_about_the_envelope():
     assert rewards.format_reward(cs) == [1.0, 0.0, 0.0, 0.0]
 
 
+def test_an_empty_think_earns_no_format_credit():
+    answer = _reply(["A"], "A").split("</think>", 1)[1]
+    cs = ["<think></think>" + answer, "<think> \n\t </think>" + answer, "<think>.</think>" + answer]
+    assert rewards.format_reward(cs) == [0.0, 0.0, 1.0]
+
+
 def test_conversational_completions_and_garbage():
     conv = [
         [{"role": "assistant", "content": _reply(["A", "C"], "C", TRUTH["dimensions"])}],
