@@ -22,6 +22,7 @@ FORMAT_TITLES = {
     "sft": "SFT, LLaMA-Factory sharegpt layout (`messages` with `<image>` placeholders + `images`)",
     "sft_trl": "SFT, TRL conversational vision layout (typed `messages` + `images`)",
     "rl": "RL / GRPO: `prompt`, `images` and verifiable ground truth",
+    "verl": "RL for verl: `prompt` with `<image>` placeholders, `images`, `reward_model.ground_truth`",
     "pairs": "candidate preference pairs (chosen/rejected images) for reward models and image DPO",
 }
 BINS = [i / 10 for i in range(11)]

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 from aescot.export.features import FORMATS
 from aescot.export.splits import SPLITS
 
-Format = Literal["sft", "sft_trl", "rl", "pairs"]
+Format = Literal["sft", "sft_trl", "rl", "verl", "pairs"]
 
 
 class ExportConfig(BaseModel):

@@ -17,6 +17,10 @@ Formats:
   plus the verifiable ground truth as extra columns (TRL hands them to reward functions as
   keyword arguments): ``acceptable``, ``best``, ``dimensions``, ``scores``; ``problem`` (the prompt as
   text with ``<image>`` placeholders) and ``answer`` (the canonical answer text) for EasyR1/verl.
+* ``verl`` — verl's RLHF layout: ``data_source``, ``prompt`` (chat with string content, one ``<image>``
+  per image in order source, A, B, C, D), ``images``, ``ability``, ``reward_model`` (``style: rule``,
+  ``ground_truth``: the answer JSON) and ``extra_info`` (split, index, item and source ids); scored by
+  :mod:`aescot.integrations.verl_reward` (``custom_reward_function.path``).
 * ``pairs`` — candidate preference pairs for reward models / image DPO: ``source_image``,
   ``chosen_image``, ``rejected_image`` with letters, candidate ids, the pair ``kind`` and a score margin.
 """
@@ -32,7 +36,7 @@ from datasets import Features, Image, List, Value
 
 from aescot.vocab import LETTERS
 
-FORMATS = ("sft", "sft_trl", "rl", "pairs")
+FORMATS = ("sft", "sft_trl", "rl", "verl", "pairs")
 
 _str = Value("string")
 _f64 = Value("float64")
@@ -86,6 +90,18 @@ def features(fmt: str) -> Features:
                 "agreement": _f64,
                 "n_annotations": Value("int64"),
                 "gold": Value("bool"),
+            }
+        )
+    if fmt == "verl":
+        return Features(
+            {
+                **_common,
+                "data_source": _str,
+                "prompt": List({"role": _str, "content": _str}),
+                "images": List(Image()),
+                "ability": _str,
+                "reward_model": {"style": _str, "ground_truth": _str},
+                "extra_info": {"split": _str, "index": Value("int64"), "item_id": _str, "source_id": _str},
             }
         )
     if fmt == "pairs":

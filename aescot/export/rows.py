@@ -105,6 +105,28 @@ def rl_row(item: dict, label: dict, images: list[dict], split: str, prompt_text:
     }
 
 
+VERL_DATA_SOURCE = "aescot/image_screening"
+VERL_ABILITY = "image_screening"
+
+
+def verl_row(item: dict, label: dict, images: list[dict], split: str, prompt_text: str, index: int) -> dict:
+    """verl's RLHFDataset row: string chat content with ``<image>`` placeholders, rule-style ground truth."""
+    return {
+        **_common(item, split),
+        "data_source": VERL_DATA_SOURCE,
+        "prompt": [{"role": "user", "content": prompt_text}],
+        "images": images,
+        "ability": VERL_ABILITY,
+        "reward_model": {"style": "rule", "ground_truth": canonical_answer_text(label)},
+        "extra_info": {
+            "split": split,
+            "index": index,
+            "item_id": item["item_id"],
+            "source_id": item["source_id"],
+        },
+    }
+
+
 def pair_rows(item: dict, label: dict, images: list[dict], split: str) -> list[dict]:
     """Chosen/rejected candidate pairs: every acceptable vs every flawed one, and the best vs other acceptables.
 

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from aescot.export.config import ExportConfig, ExportSummary
 from aescot.export.features import FORMATS, LETTERS, features
 from aescot.export.prompt import student_prompt_text
-from aescot.export.rows import pair_rows, rl_row, sft_rows
+from aescot.export.rows import pair_rows, rl_row, sft_rows, verl_row
 from aescot.export.splits import SPLITS, SPLITS_TABLE, LeakReport, SplitPlan, assign_splits, check_leaks
 from aescot.export.writer import ShardWriter
 from aescot.ids import canonical_json, sha256_bytes
@@ -332,6 +332,9 @@ def _export_batch(
                     writers["sft_trl"].write(trl, payload)
         if "rl" in writers:
             writers["rl"].write(rl_row(item, label, images, split, prompt_text), payload)
+        if "verl" in writers:
+            index = writers["verl"].rows
+            writers["verl"].write(verl_row(item, label, images, split, prompt_text, index), payload)
         if "pairs" in writers:
             for row in pair_rows(item, label, images, split):
                 writers["pairs"].write(row, payload * 3 // 5)
