@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from aescot.cli.common import DEFAULT_ROOT, RootOption, console, fail, open_store, progress_bar
+from aescot.errors import StageFailed
 from aescot.teacher.client import TeacherFatalError
 from aescot.teacher.config import FilterConfig, RationaleConfig, TeacherNotConfigured, TeacherSettings
 from aescot.teacher.filter import FilterError, filter_rationales
@@ -101,6 +102,14 @@ def rationales_cmd(
         f"[yellow]{report.format_failures} unparseable[/], [red]{report.failed} failed[/] — retried next run); "
         f"{report.prompt_tokens + report.completion_tokens} tokens, ~${report.cost_usd:.4f}, {report.elapsed_s:.1f}s"
     )
+    if report.failed or report.format_failures:
+        console.print(f"failures by cause: {report.failure_summary()}")
+    if report.nothing_succeeded:
+        raise StageFailed(
+            f"no teacher call succeeded ({report.calls} calls: {report.failure_summary()}); nothing was "
+            f"written to use, the failed samples are retried by the next run — check the endpoint at "
+            f"{teacher.base_url}"
+        )
     if report.calls_without_usage:
         console.print(
             f"[yellow]warning:[/] {report.calls_without_usage} replies had no token usage: their cost is "

@@ -83,6 +83,17 @@ class TeacherSettings(BaseSettings):
             )
         return self
 
+    def scrub(self, text: str | None) -> str | None:
+        """``text`` with every secret of these settings (the API key) replaced by ``***``.
+
+        Applied to everything stored from a reply, not only to error messages: a server that echoes
+        the request headers back must not put the key into the store.
+        """
+        key = self.api_key.get_secret_value() if self.api_key is not None else ""
+        if not text or not key:
+            return text
+        return text.replace(key, "***")
+
     @property
     def priced(self) -> bool:
         return self.price_input_per_mtok > 0 or self.price_output_per_mtok > 0

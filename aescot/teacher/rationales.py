@@ -18,6 +18,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,11 +80,24 @@ class RationaleReport:
     stopped: str | None = None  # "limit" | "max_cost" when a guard stopped the run early
     rejects: list[Reject] = field(default_factory=list)
     elapsed_s: float = 0.0
+    failures: Counter[str] = field(default_factory=Counter)  # failed calls by cause
 
     @property
     def remaining(self) -> int:
         """Samples still to do after this run (not started, or failed)."""
         return self.samples_missing - self.ok - self.format_failures
+
+    @property
+    def nothing_succeeded(self) -> bool:
+        """Calls were made and not one reply could be used: a scheduler must see this as a failure."""
+        return self.calls > 0 and self.ok == 0
+
+    def failure_summary(self) -> str:
+        """Failed calls by cause, most common first (unparseable replies counted too)."""
+        causes = Counter(self.failures)
+        if self.format_failures:
+            causes["unparseable reply"] += self.format_failures
+        return ", ".join(f"{n} {cause}" for cause, n in causes.most_common()) or "no failures"
 
 
 class _CostGuard:
@@ -137,6 +151,11 @@ class _Job:
     label: dict[str, Any]
 
 
+def failure_cause(error: str) -> str:
+    """The cause of a failed call, for summaries: the error's type and HTTP status (before the ':')."""
+    return error.split(":", 1)[0].strip() or "error"
+
+
 def _load_images(store: DatasetStore, item: dict[str, Any], config: RationaleConfig) -> list[str]:
     keys = [
         item["source_image_key"],
@@ -157,11 +176,11 @@ def _record(job: _Job, result: ChatResult, config: RationaleConfig) -> dict[str,
         "prompt_version": config.prompt_version,
         "mode": config.mode,
         "sample_index": job.sample_index,
-        "text": result.text or "",
+        "text": t.scrub(result.text) or "",
         "parsed": None,
         "format_ok": False,
         "format_error": None,
-        "error": result.error,
+        "error": t.scrub(result.error),
         "agreement": None,
         "consistent": None,
         "prompt_tokens": result.prompt_tokens,
@@ -175,11 +194,11 @@ def _record(job: _Job, result: ChatResult, config: RationaleConfig) -> dict[str,
         parsed = parse_response(result.text or "")
     except AnswerFormatError as exc:
         reason = str(exc) + (" (output truncated at max_tokens)" if result.finish_reason == "length" else "")
-        rec.update(format_error=reason[:500], consistent=False)
+        rec.update(format_error=t.scrub(reason[:500]), consistent=False)
         return rec
     agreement = answer_agreement(parsed.answer, job.label)
     rec.update(
-        text=format_response(parsed.reasoning, parsed.answer),
+        text=t.scrub(format_response(parsed.reasoning, parsed.answer)),
         parsed=parsed.answer,
         format_ok=True,
         agreement=round(agreement.score, 6),
@@ -312,6 +331,7 @@ async def agenerate_rationales(
             report.calls += 1
             if rec["error"] is not None:
                 report.failed += 1
+                report.failures[failure_cause(rec["error"])] += 1
             elif rec["format_ok"]:
                 report.ok += 1
                 report.consistent += bool(rec["consistent"])
