@@ -34,5 +34,5 @@ fi
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "==> installing Debian chromium (for the labeling-page render test)"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-    || echo "warning: chromium could not be installed; the render test will be skipped"
+    || echo "warning: chromium could not be installed; the render test will be skipped (and fail in CI)"
 fi

@@ -17,6 +17,7 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="aescot-prefect-ho
 import pytest
 
 from aescot.store import DatasetStore
+from tests import realparts
 
 
 @pytest.fixture
@@ -28,17 +29,25 @@ def store(tmp_path) -> DatasetStore:
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """A real S3-compatible server (moto's server mode) on loopback, with a bucket ``aescot``."""
-    moto_server = pytest.importorskip("moto.server", reason="moto[server] is in the dev extra")
+    moto_server = realparts.need(
+        "moto.server", "the S3 server (moto)", "the dev extra: pip install -e '.[dev]'"
+    )
     import boto3
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=url).create_bucket(Bucket="aescot")
+    try:
+        server.start()
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        boto3.client("s3", endpoint_url=url).create_bucket(Bucket="aescot")
+        failed = None
+    except Exception as exc:  # noqa: BLE001 - any failure to come up is reported with its cause
+        failed = repr(exc)
+    if failed:
+        realparts.broken("the S3 server (moto)", failed)
     yield url
     server.stop()
 
@@ -51,20 +60,36 @@ def labelstudio_server(tmp_path_factory):
     """A real Label Studio on loopback (SQLite, started from a copied initialised data dir).
 
     Its local-files document root is a session folder; put datasets under it (see ``ls_store``).
-    Skips when no server is installed, unless ``AESCOT_REQUIRE_LABEL_STUDIO=1`` (CI), where it fails.
+    No server installed: skips locally, fails in CI (``CI=true`` or ``AESCOT_REQUIRE_LABEL_STUDIO=1``);
+    a server that does not start fails everywhere, with its log (see ``tests/realparts.py``).
     """
-    from aescot.labelstudio.server import LocalServer, LocalServerConfig, ServerNotFound, find_binary
+    from aescot.labelstudio.server import (
+        LOG_FILE,
+        LocalServer,
+        LocalServerConfig,
+        ServerNotFound,
+        ServerStartError,
+        find_binary,
+    )
 
     try:
         find_binary()
+        missing = None
     except ServerNotFound as exc:
-        if os.environ.get("AESCOT_REQUIRE_LABEL_STUDIO") == "1":
-            pytest.fail(str(exc))
-        pytest.skip(f"no Label Studio server: {exc}")
+        missing = str(exc)
+    if missing:
+        realparts.absent("Label Studio", missing)
     base = tmp_path_factory.mktemp("labelstudio")
     (base / "datasets").mkdir()
     server = LocalServer(LocalServerConfig(data_dir=base / "ls-data", document_root=base / "datasets"))
-    server.start()
+    try:
+        server.start()
+        failed = None
+    except ServerStartError as exc:
+        failed = str(exc)
+    if failed:
+        log = base / "ls-data" / LOG_FILE
+        realparts.broken("Label Studio", failed, log.read_text(errors="replace") if log.exists() else "")
     yield server
     server.stop()
 

@@ -16,6 +16,7 @@ from aescot.export.prompt import student_prompt_text
 from aescot.export.splits import SPLITS
 from aescot.store import DatasetStore
 from aescot.teacher.parse import parse_answer
+from tests import realparts
 from tests.export.demo_store import DemoSpec, build_demo_store
 
 
@@ -88,7 +89,7 @@ def test_sharegpt_layout_matches_llamafactory(exported):
 
 @pytest.mark.parametrize("fmt,column", [("sft_trl", "messages"), ("rl", "prompt")])
 def test_trl_prepares_multimodal_messages(exported, fmt, column):
-    trl_data = pytest.importorskip("trl.data_utils")
+    trl_data = realparts.optional("trl.data_utils", "dev")
     _, out, _ = exported
     row = _load(out, fmt)["train"][0]
     assert trl_data.is_conversational(row)

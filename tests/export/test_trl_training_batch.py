@@ -6,11 +6,11 @@ processor, ``LlavaProcessor`` with a minimal chat template, and a LLaVA model fr
 
 from __future__ import annotations
 
-import pytest
+import torch
 
-trl_sft = pytest.importorskip("trl.trainer.sft_trainer")
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+from tests import realparts
+
+trl_sft = realparts.optional("trl.trainer.sft_trainer", "dev")
 
 SPECIALS = ["<pad>", "<image>", "<|im_start|>", "<|im_end|>"]
 TEMPLATE = (

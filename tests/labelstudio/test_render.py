@@ -10,6 +10,7 @@ import pytest
 from aescot.contracts import validate
 from aescot.labelstudio import collect_annotations, push_items
 from aescot.labelstudio.push import TASKS_TABLE
+from tests import realparts
 from tests.labelstudio.cdp import Browser, find_chromium
 from tests.labelstudio.helpers import make_items
 
@@ -38,10 +39,15 @@ def _session_cookie(url: str, email: str, password: str) -> str:
 def browser():
     binary = find_chromium()
     if binary is None:
-        pytest.skip(
-            "Chromium is not installed (Debian: apt-get install -y chromium); the render test needs it"
+        realparts.absent(
+            "Chromium", "not on PATH (Debian: apt-get install -y chromium); the render test needs it"
         )
-    b = Browser(binary)
+    try:
+        b, failed = Browser(binary), None
+    except Exception as exc:  # noqa: BLE001 - a browser that does not come up fails the test, saying why
+        b, failed = None, f"{binary}: {exc!r}"
+    if failed:
+        realparts.broken("Chromium", failed)
     yield b
     b.close()
 

@@ -10,6 +10,7 @@ from aescot.labelstudio import push_items
 from aescot.labelstudio.push import TASKS_TABLE
 from aescot.labelstudio.server import free_port
 from aescot.store import DatasetStore
+from tests import realparts
 from tests.labelstudio.helpers import make_items
 
 pytestmark = pytest.mark.labelstudio
@@ -17,8 +18,8 @@ pytestmark = pytest.mark.labelstudio
 
 @pytest.fixture
 def s3_endpoint():
-    server_mod = pytest.importorskip(
-        "moto.server", reason="moto[server] (dev extra) is needed for the S3 test"
+    server_mod = realparts.need(
+        "moto.server", "the S3 server (moto)", "the dev extra: pip install -e '.[dev]'"
     )
     port = free_port()
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
@@ -48,7 +49,7 @@ def ls_config(labelstudio_server, tmp_path):
 
 
 def test_object_store_items_are_presigned_by_label_studio(s3_endpoint, ls_config):
-    pytest.importorskip("s3fs", reason="s3fs is needed for an s3:// dataset store")
+    realparts.need("s3fs", "S3 access (s3fs)", "the dev or s3 extra: pip install -e '.[s3]'")
     import boto3
 
     boto3.client(
