@@ -17,10 +17,10 @@ setting (see :data:`SWITCHES`).
 from __future__ import annotations
 
 SWITCHES: dict[str, str] = {
-    "generator": "a diffusion model: AESCOT_MODEL=<diffusers model id or folder> bash scripts/demo.sh "
-    "(e.g. AESCOT_MODEL=diffusers/stable-diffusion-xl-1.0-inpainting-0.1)",
+    "generator": "a diffusion model: HF_HUB_OFFLINE=0 AESCOT_MODEL=stable-diffusion-v1-5/stable-diffusion-inpainting "
+    "bash scripts/demo.sh --root demo-real (any diffusers inpainting model id or local folder)",
     "teacher": "a real VLM: AESCOT_TEACHER_BASE_URL=http://localhost:8000/v1 AESCOT_TEACHER_MODEL="
-    "Qwen/Qwen2.5-VL-7B-Instruct bash scripts/demo.sh (any OpenAI-compatible endpoint, e.g. "
+    "Qwen/Qwen2.5-VL-7B-Instruct bash scripts/demo.sh --root demo-real (any OpenAI-compatible endpoint, e.g. "
     "`vllm serve Qwen/Qwen2.5-VL-7B-Instruct`)",
     "annotators": "real people: bash scripts/demo.sh --annotators 0, then share the Label Studio "
     "invite link (Organization > Add People) and run the demo again after they label",
