@@ -153,6 +153,19 @@ def check_store(store: DatasetStore, deep: bool = True) -> DoctorReport:
     return report
 
 
+def require_healthy(store: DatasetStore) -> DoctorReport:
+    """The cheap check (file list and every footer); raise :class:`DamagedStore` for a damaged file.
+
+    What the flow runs before it starts and ``aescot export`` before it reads.
+    """
+    report = check_store(store, deep=False)
+    damaged = report.damaged()
+    if damaged:
+        more = f" (and {len(damaged) - 1} more damaged files)" if len(damaged) > 1 else ""
+        raise DamagedStore(damaged[0].table, damaged[0].path + more, damaged[0].detail, store.root)
+    return report
+
+
 def _missing_image_fix(table: str, root: str) -> str:
     if table == "sources":
         return f"aescot ingest <the same inputs> --root {root} (restores the image from its file)"

@@ -50,6 +50,7 @@ def build_screening_set(
     """Advance the screening dataset at ``root`` by one step of every stage."""
     log = get_run_logger()
     store = DatasetStore(root)
+    log.info("store checked: %s", tasks.require_healthy_store(store.root))  # refuse a damaged store
     ensure_limit(GPU_LIMIT, gpu_slots)
     ensure_limit(TEACHER_LIMIT, teacher_slots)
     run: dict[str, Any] = {}

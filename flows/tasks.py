@@ -14,6 +14,7 @@ from prefect import task
 from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 
+from aescot.errors import is_retryable
 from aescot.generate import GenerateConfig, generate_candidates
 from aescot.ids import derive_id
 from aescot.ingest import ingest
@@ -21,7 +22,32 @@ from aescot.items import build_items
 from aescot.store import DatasetStore
 from flows.limits import GPU_LIMIT, SLOT_LEASE_S, TEACHER_LIMIT
 
-NETWORK_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 10, 30], "retry_jitter_factor": 0.5}
+
+def retryable(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect's retry condition: never retry a configuration, input or contract error (retrying the
+    same call cannot help; it only delays the one-line message by the whole backoff, ~41 s)."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - no result to inspect: keep Prefect's default (retry)
+        return True
+    return not isinstance(exc, BaseException) or is_retryable(exc)
+
+
+NETWORK_RETRIES = {
+    "retries": 3,
+    "retry_delay_seconds": [2, 10, 30],
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retryable,
+}
+
+
+def require_healthy_store(root: str) -> dict[str, Any]:
+    """The cheap part of ``aescot doctor`` (file list and every footer), run before the flow does
+    anything: a damaged store stops the run with one line naming the file and ``aescot repair``."""
+    from aescot.doctor import require_healthy
+
+    report = require_healthy(DatasetStore(root))
+    return {"tables": report.tables, "files": report.files, "rows": report.rows}
 
 
 @task(name="ingest")
@@ -64,6 +90,7 @@ def _batch_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     name="generate",
     retries=1,
     retry_delay_seconds=5,
+    retry_condition_fn=retryable,
     cache_key_fn=_batch_key,
     cache_expiration=timedelta(days=7),
     persist_result=True,

@@ -40,18 +40,6 @@ def open_store(root: str, create: bool = False) -> DatasetStore:
     return DatasetStore(root, create=create)
 
 
-def require_healthy(store: DatasetStore) -> None:
-    """The cheap part of ``aescot doctor`` (file list and footers): raise for the first damaged file."""
-    from aescot.doctor import check_store
-    from aescot.errors import DamagedStore
-
-    damaged = check_store(store, deep=False).damaged()
-    if damaged:
-        first = damaged[0]
-        more = f" (and {len(damaged) - 1} more files)" if len(damaged) > 1 else ""
-        raise DamagedStore(first.table, first.path + more, first.detail, store.root)
-
-
 def fail(message: str, code: int = EXIT_USAGE) -> None:
     """Print a one-line error (what is wrong and what to do) and exit non-zero."""
     err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from aescot.cli.common import DEFAULT_ROOT, RootOption, console, fail, open_store, require_healthy
+from aescot.cli.common import DEFAULT_ROOT, RootOption, console, fail, open_store
 from aescot.export.features import FORMATS
 from aescot.export.splits import SPLITS
 
@@ -58,6 +58,8 @@ def export_cmd(
         )
     except ValidationError as exc:
         fail("; ".join(f"{'/'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    from aescot.doctor import require_healthy
+
     store = open_store(root)
     require_healthy(store)
     if not store.count("labels"):

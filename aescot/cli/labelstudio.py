@@ -14,10 +14,9 @@ import typer
 from rich.table import Table
 
 from aescot.cli.common import DEFAULT_ROOT, App, RootOption, console, fail, open_store
+from aescot.errors import AescotError
 from aescot.labelstudio import (
     LabelStudioConfig,
-    LabelStudioConfigError,
-    LabelStudioUnavailable,
     agreement_report,
     collect_annotations,
     ensure_project,
@@ -43,16 +42,17 @@ ls_app = App(help="Run the embedded Label Studio and set up the screening projec
 
 
 def _config(store: DatasetStore, project: str | None, **overrides) -> LabelStudioConfig:
-    try:
-        return resolve_config(store, project_title=project, **overrides)
-    except LabelStudioConfigError as exc:
-        fail(str(exc))
+    return resolve_config(store, project_title=project, **overrides)
 
 
 def _run(fn):
+    """Run a stage; its errors (unavailable, configuration, contract) become exit codes in one place
+    (:func:`aescot.cli.common.report_errors`), a plain ``ValueError`` a usage error."""
     try:
         return fn()
-    except (LabelStudioUnavailable, LabelStudioConfigError, ValueError) as exc:
+    except ValueError as exc:
+        if isinstance(exc, AescotError):
+            raise
         fail(str(exc))
 
 

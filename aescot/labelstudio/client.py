@@ -1,9 +1,19 @@
-"""The Label Studio SDK client, and retries for when the server is briefly unreachable."""
+"""The Label Studio SDK client, and retries for when the server is briefly unreachable.
+
+Every request (SDK or plain HTTP) goes through one transport that enforces ``deadline_s``: once the
+server at a URL has not answered for that long in a row (timeouts, refused connections, 502-504),
+every further request to it fails at once with :class:`LabelStudioUnavailable` for a short cool-off,
+so a command facing a server that accepts connections and never replies ends in about the deadline,
+whatever the retry loops above it would do. A successful answer resets the clock.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import httpx
@@ -22,6 +32,67 @@ class LabelStudioUnavailable(ServiceUnavailable, RuntimeError):
     """The server did not answer after all retries; work done so far is saved, re-run to resume."""
 
 
+@dataclass
+class _Silence:
+    """How long the server at one URL has been silent, and until when requests to it fail fast."""
+
+    since: float | None = None
+    open_until: float = 0.0
+
+
+_SILENCE: dict[str, _Silence] = {}
+_LOCK = threading.Lock()
+
+
+class DeadlineTransport(httpx.HTTPTransport):
+    """An HTTP transport that gives up on a server silent for ``deadline_s`` (see the module docs)."""
+
+    def __init__(self, config: LabelStudioConfig):
+        super().__init__()
+        self.url = config.url
+        self.deadline_s = config.deadline_s
+        self.cool_off_s = min(30.0, config.deadline_s)
+
+    def _unavailable(self) -> LabelStudioUnavailable:
+        return LabelStudioUnavailable(
+            f"Label Studio at {self.url} has not answered for {self.deadline_s:g} s "
+            "(deadline: AESCOT_LS_DEADLINE_S); progress is saved, re-run to resume"
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        now = time.monotonic()
+        with _LOCK:
+            state = _SILENCE.setdefault(self.url, _Silence())
+            if now < state.open_until:
+                raise self._unavailable()
+            if state.since is not None and now - state.since >= self.deadline_s:
+                state.since, state.open_until = None, now + self.cool_off_s
+                raise self._unavailable()
+            remaining = self.deadline_s - (now - state.since if state.since is not None else 0.0)
+        timeout = dict(request.extensions.get("timeout") or {})
+        request.extensions["timeout"] = {
+            k: remaining if timeout.get(k) is None else min(timeout[k], remaining)
+            for k in ("connect", "read", "write", "pool")
+        }
+        try:
+            response = super().handle_request(request)
+        except httpx.TransportError:
+            self._silent(now)
+            raise
+        if response.status_code in (502, 503, 504):
+            self._silent(now)
+        else:
+            with _LOCK:
+                state.since = None
+        return response
+
+    def _silent(self, started: float) -> None:
+        with _LOCK:
+            state = _SILENCE.setdefault(self.url, _Silence())
+            if state.since is None:
+                state.since = started
+
+
 def make_client(config: LabelStudioConfig) -> LabelStudio:
     key = config.api_key.get_secret_value()
     if not key:
@@ -29,7 +100,8 @@ def make_client(config: LabelStudioConfig) -> LabelStudio:
             "no Label Studio token: set LABEL_STUDIO_API_KEY (and LABEL_STUDIO_URL, now "
             f"{config.url!r}); for the embedded server run `aescot labelstudio start`"
         )
-    return LabelStudio(base_url=config.url, api_key=key, timeout=config.timeout_s)
+    http = httpx.Client(timeout=config.timeout_s, transport=DeadlineTransport(config))
+    return LabelStudio(base_url=config.url, api_key=key, timeout=config.timeout_s, httpx_client=http)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -79,7 +151,10 @@ def http_client(config: LabelStudioConfig) -> httpx.Client:
     if not key:
         make_client(config)  # raises the readable error
     return httpx.Client(
-        base_url=config.url, headers={"Authorization": f"Token {key}"}, timeout=config.timeout_s
+        base_url=config.url,
+        headers={"Authorization": f"Token {key}"},
+        timeout=config.timeout_s,
+        transport=DeadlineTransport(config),
     )
 
 

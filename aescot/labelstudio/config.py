@@ -64,6 +64,12 @@ class LabelStudioConfig(BaseSettings):
         2.0, ge=0.0, description="re-read tasks updated this long before the cursor"
     )
     timeout_s: float = Field(120.0, gt=0)
+    deadline_s: float = Field(
+        90.0,
+        gt=0,
+        description="give up once the server has not answered for this long in a row, whatever the "
+        "retries and timeouts say (env AESCOT_LS_DEADLINE_S)",
+    )
     retry_attempts: int = Field(6, ge=1, description="attempts per call when the server is unreachable")
     retry_wait_max_s: float = Field(10.0, gt=0)
     adjudicators: list[str] = Field(default_factory=list, description="annotators whose answer settles a tie")
