@@ -7,8 +7,9 @@ model is evaluated on it (``aescot eval``), so the export does not keep its own 
 from __future__ import annotations
 
 from aescot.export.rows import IMAGE_PLACEHOLDER
+from aescot.vocab import IMAGE_ORDER
 
-N_IMAGES = 5  # source, A, B, C, D
+N_IMAGES = len(IMAGE_ORDER)  # source, A, B, C, D
 
 
 def student_prompt_text() -> str:
