@@ -100,7 +100,8 @@ class Demo:
         sources = self._timed("sources", self._sources)
         use_ls = not args.no_labelstudio
         n_annotators = args.annotators if use_ls else 0
-        os.environ.setdefault("AESCOT_LS_ANNOTATORS_PER_TASK", str(max(1, n_annotators)))
+        # overlap: every simulated annotator labels every task, and one more person can label by hand
+        os.environ.setdefault("AESCOT_LS_ANNOTATORS_PER_TASK", str(n_annotators + 1))
         with ExitStack() as stack:
             own_ls = use_ls and not os.environ.get("LABEL_STUDIO_URL")
             if own_ls and not self._timed("labelstudio start", self._start_labelstudio):

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pyarrow.parquet as pq
 import pytest
 
@@ -94,6 +95,15 @@ def test_demo_first_run_end_to_end_then_second_run_repeats_nothing(demo_env):
     assert m and int(m.group(2)) > 0 and int(m.group(3)) > 0 and "low_consistency" in m.group(4), out[-4000:]
     assert str(export / "README.md") in out and "plots/" in out
     assert f"http://127.0.0.1:{port}" in out and "password" in out
+    # a person who logs in still gets tasks from the label stream (overlap = simulated annotators + 1)
+    project_id = DatasetStore(root).read("labelstudio_tasks")[0]["project_id"]
+    admin = json.loads((root / ".labelstudio" / "aescot-credentials.json").read_text())["token"]
+    nxt = httpx.get(
+        f"http://127.0.0.1:{port}/api/projects/{project_id}/next",
+        headers={"Authorization": f"Token {admin}"},
+        timeout=60,
+    )
+    assert nxt.status_code == 200 and "aescot_item" in nxt.json()["data"]
     assert "vllm serve" in out and "AESCOT_MODEL=" in out and "--annotators 0" in out
     assert "demo stand-in" in out
     # the stand-in is named in the rationales and the card
