@@ -25,7 +25,6 @@ import io
 import json
 import os
 import posixpath
-import signal
 import socket
 import time
 import uuid
@@ -175,11 +174,9 @@ class DatasetStore:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            _fault_point(during=True)
             os.replace(tmp, full)
         else:
             self.fs.pipe_file(full, data)
-        _fault_point(during=False)
 
     def _clean_dead_temps(self, folder: str) -> int:
         """Remove temp files left in ``folder`` by writers that died (once per folder and process).
@@ -367,27 +364,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-# --- fault injection for the kill-matrix tests (tests/faults) -------------------------------------
-# AESCOT_FAULT_KILL_AT="N" SIGKILLs this process right after its N-th store write completes;
-# "N-" kills it during the N-th write (temp file written, not yet renamed). Unset: no effect.
-_FAULT = os.environ.get("AESCOT_FAULT_KILL_AT", "")
-_writes = 0
-
-
-def _fault_point(during: bool) -> None:
-    global _writes
-    if not _FAULT:
-        return
-    n = int(_FAULT.rstrip("-"))
-    if during:
-        if _FAULT.endswith("-") and _writes + 1 == n:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return
-    _writes += 1
-    if not _FAULT.endswith("-") and _writes == n:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _keep_last(table: pa.Table, key: tuple[str, ...]) -> pa.Table:

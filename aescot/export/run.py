@@ -181,6 +181,8 @@ def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
             )
         )
 
+    for stale in fs.glob(posixpath.join(out, ".staging-*")):  # left by an export that was killed
+        fs.rm(stale, recursive=True)
     staging = posixpath.join(out, f".staging-{uuid.uuid4().hex[:12]}")
     rows: dict[str, dict[str, int]] = {f: {} for f in cfg.formats}
     items_per_split: Counter = Counter()
