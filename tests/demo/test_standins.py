@@ -10,7 +10,7 @@ import pytest
 
 from aescot.demo.annotators import simulated_answer
 from aescot.demo.prefect_api import PrefectUnavailable, ensure_prefect_api
-from aescot.demo.teacher import BANNER, noisy_answer
+from aescot.demo.teacher import BANNER, MODEL, PlantedAnswers, noisy_answer, stand_in_teacher
 from aescot.vocab import LETTERS, answer_problems
 
 PLANTED = {
@@ -69,3 +69,45 @@ def test_prefect_api_that_cannot_start_in_time_is_one_line_with_the_fix(monkeypa
     msg = str(err.value)
     assert "\n" not in msg and "2 tries" in msg
     assert "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in msg and "prefect server start" in msg
+
+
+def test_stand_in_server_finds_the_candidates_from_the_images_alone(store, tmp_path):
+    """`aescot eval` sends no item header: the stand-in matches each image to a stored candidate."""
+    import openai
+
+    from aescot.generate import GenerateConfig, generate_candidates
+    from aescot.ingest import IngestConfig, ingest
+    from aescot.items import build_items, planted_answers
+    from aescot.samples import write_sample_sources
+    from aescot.teacher.images import image_data_url
+    from aescot.teacher.parse import parse_response
+
+    ingest(store, [str(write_sample_sources(tmp_path / "in", n=3, size=128))], IngestConfig())
+    generate_candidates(store, GenerateConfig())
+    build_items(store)
+    planted = planted_answers(store)
+    with stand_in_teacher(store) as srv:
+        client = openai.OpenAI(base_url=srv.base_url, api_key="none", max_retries=0)
+        for item in store.read("items"):
+            keys = [item["source_image_key"], *(c["image_key"] for c in item["candidates"])]
+            content = [{"type": "text", "text": "Which candidates are acceptable?"}] + [
+                {"type": "image_url", "image_url": {"url": image_data_url(store.read_bytes(k))}} for k in keys
+            ]
+            reply = client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": content}], temperature=0
+            )
+            parsed = parse_response(reply.choices[0].message.content)
+            assert parsed.reasoning.startswith(BANNER)
+            truth = planted[item["item_id"]]
+            # noise aside, the answer is about these candidates: every flagged defect is a planted one
+            for letter in LETTERS:
+                assert set(parsed.answer["dimensions"][letter]) <= set(truth["dimensions"][letter]) | {
+                    "lighting_shadow"
+                }
+        assert srv.calls == 3
+    answers = PlantedAnswers(store)
+    answers.refresh()
+    for item in store.read("items"):
+        shown = [store.read_bytes(c["image_key"]) for c in item["candidates"]]
+        found = [t["candidate_id"] for t in answers.by_images(shown)]
+        assert found == [c["candidate_id"] for c in item["candidates"]]
