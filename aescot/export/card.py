@@ -24,6 +24,10 @@ FORMAT_TITLES = {
     "rl": "RL / GRPO: `prompt`, `images` and verifiable ground truth",
     "verl": "RL for verl: `prompt` with `<image>` placeholders, `images`, `reward_model.ground_truth`",
     "pairs": "candidate preference pairs (chosen/rejected images) for reward models and image DPO",
+    "scores": "Aes-R1 / RAPO RL: one row per scored candidate, `problem`, `solution` (`<answer> s </answer>`), "
+    "`image` [source, candidate]",
+    "scores_sft": "Aes-R1 cold start (LLaMA-Factory sharegpt): `messages` ending in "
+    "`<think>rationale</think><answer>s</answer>`, `images`",
 }
 BINS = [i / 10 for i in range(11)]
 
@@ -172,6 +176,39 @@ def _generator_settings(store: DatasetStore, item_ids: set[str], items: pa.Table
             [c["generator"], c["model"] or "-", c["candidate_id_count"], ", ".join(sorted(keys))[:200]]
         )
     return rows
+
+
+def _scores_section(cfg: ExportConfig, summary: ExportSummary) -> list[str]:
+    """What the score formats hold, and why the cold start has fewer rows than the RL stage."""
+    if not {"scores", "scores_sft"} & set(cfg.formats):
+        return []
+    c = summary.scores
+    scored, kept = c.get("candidates_scored", 0), c.get("scored_in_kept_items", 0)
+    return [
+        "## Scores (Aes-R1 / RAPO)",
+        "",
+        _table(
+            ["scored candidates", "unscored candidates", "scored, in kept items", "cold-start rows"],
+            [[scored, c.get("candidates_unscored", 0), kept, c.get("cold_start", 0)]],
+        ),
+        "",
+        (
+            "`score` is the mean 1-5 score of the annotators behind the label, mapped to [0, 1] as "
+            "`(mean - 1) / 4`; `score_std` is their population standard deviation on the same scale "
+            "(0 with one annotator); `scores_raw` keeps the 1-5 values. A candidate nobody scored has no row. "
+            "Rewards: `aescot.rewards.absolute_score_reward` (Gaussian of the error, width 0.1) and "
+            "`aescot.rewards.relative_score_reward` (RAPO's ranking fidelity over the batch)."
+        ),
+        "",
+        (
+            "Cold start: the store has no per-candidate teacher text; a kept item's rationale walks the "
+            "four candidates in one text. `scores_sft` has a row only where that text has a section of its "
+            "own for the candidate (headed by its letter, in the order A-D, naming no other candidate): "
+            f"{c.get('cold_start', 0)} of the {kept} scored candidates in kept items "
+            f"({c.get('no_section', 0)} without such a section), out of {scored} scored candidates."
+        ),
+        "",
+    ]
 
 
 def write_card(
@@ -335,6 +372,7 @@ def write_card(
         "",
         f"Leak check on the written files: **{leak.summary()}**.",
         "",
+        *_scores_section(cfg, summary),
         "## Loading",
         "",
         "```python",
@@ -364,6 +402,18 @@ def write_card(
         if summary.rows.get("sft", {}).get(s):
             info[f"aescot_sft_{s}"] = {
                 "file_name": f"sft/{s}",
+                "formatting": "sharegpt",
+                "columns": {"messages": "messages", "images": "images"},
+                "tags": {
+                    "role_tag": "role",
+                    "content_tag": "content",
+                    "user_tag": "user",
+                    "assistant_tag": "assistant",
+                },
+            }
+        if summary.rows.get("scores_sft", {}).get(s):
+            info[f"aescot_scores_sft_{s}"] = {
+                "file_name": f"scores_sft/{s}",
                 "formatting": "sharegpt",
                 "columns": {"messages": "messages", "images": "images"},
                 "tags": {

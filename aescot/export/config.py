@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 from aescot.export.features import FORMATS
 from aescot.export.splits import SPLITS
 
-Format = Literal["sft", "sft_trl", "rl", "verl", "pairs"]
+Format = Literal["sft", "sft_trl", "rl", "verl", "pairs", "scores", "scores_sft"]
 
 
 class ExportConfig(BaseModel):
@@ -60,6 +60,7 @@ class ExportSummary:
     rejects: int = 0
     reject_reasons: dict[str, int] = field(default_factory=dict)
     split_conflicts: int = 0
+    scores: dict[str, int] = field(default_factory=dict)  # scored candidates, cold-start sections, ...
     leak_ok: bool = True
     leak_summary: str = ""
     fingerprint: str = ""

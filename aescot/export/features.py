@@ -21,6 +21,14 @@ Formats:
   per image in order source, A, B, C, D), ``images``, ``ability``, ``reward_model`` (``style: rule``,
   ``ground_truth``: the answer JSON) and ``extra_info`` (split, index, item and source ids); scored by
   :mod:`aescot.integrations.verl_reward` (``custom_reward_function.path``).
+* ``scores`` — Aes-R1 / RAPO RL, one row per scored candidate: ``problem``, ``solution``
+  (``<answer> s </answer>``), ``image`` ([source, candidate]), ``prompt`` (typed), ``score`` (annotators'
+  mean 1-5 score on [0, 1]), ``score_std`` (their spread, same scale), the raw scores and the candidate's
+  labels (:mod:`aescot.export.scores`); rewarded by :func:`aescot.rewards.absolute_score_reward` and
+  :func:`aescot.rewards.relative_score_reward`.
+* ``scores_sft`` — Aes-R1's cold start (LLaMA-Factory sharegpt): ``messages`` ending in
+  ``<think>rationale</think><answer>s</answer>``, ``images``; only candidates whose kept rationale has a
+  section of its own.
 * ``pairs`` — candidate preference pairs for reward models / image DPO: ``source_image``,
   ``chosen_image``, ``rejected_image`` with letters, candidate ids, the pair ``kind`` and a score margin.
 """
@@ -36,7 +44,7 @@ from datasets import Features, Image, List, Value
 
 from aescot.vocab import LETTERS
 
-FORMATS = ("sft", "sft_trl", "rl", "verl", "pairs")
+FORMATS = ("sft", "sft_trl", "rl", "verl", "pairs", "scores", "scores_sft")
 
 _str = Value("string")
 _f64 = Value("float64")
@@ -120,6 +128,41 @@ def features(fmt: str) -> Features:
                 "rejected_dimensions": List(_str),
                 "margin": _f64,
                 "agreement": _f64,
+            }
+        )
+    if fmt in ("scores", "scores_sft"):
+        per_candidate = {
+            **_common,
+            "candidate_id": _str,
+            "letter": _str,
+        }
+        figures = {
+            "score": _f64,
+            "score_std": _f64,
+            "score_mean": _f64,
+            "scores_raw": List(_f64),
+            "n_scores": Value("int64"),
+            "acceptable": Value("bool"),
+            "dimensions": List(_str),
+        }
+        if fmt == "scores":
+            return Features(
+                {
+                    **per_candidate,
+                    "problem": _str,
+                    "solution": _str,
+                    "image": List(Image()),
+                    "prompt": List({"role": _str, "content": _typed_content}),
+                    **figures,
+                }
+            )
+        return Features(
+            {
+                **per_candidate,
+                "messages": List({"role": _str, "content": _str}),
+                "images": List(Image()),
+                **figures,
+                "rationale_id": _str,
             }
         )
     raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")

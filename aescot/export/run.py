@@ -32,6 +32,7 @@ from aescot.export.config import ExportConfig, ExportSummary
 from aescot.export.features import FORMATS, LETTERS, features
 from aescot.export.prompt import student_prompt_text
 from aescot.export.rows import pair_rows, rl_row, sft_rows, verl_row
+from aescot.export.scores import SCORE_PROMPT, candidate_sections, score_rl_row, score_sft_row, score_stats
 from aescot.export.splits import SPLITS, SPLITS_TABLE, LeakReport, SplitPlan, assign_splits, check_leaks
 from aescot.export.writer import ShardWriter
 from aescot.ids import canonical_json, sha256_bytes
@@ -41,6 +42,7 @@ from aescot.teacher.parse import AnswerFormatError, parse_answer
 from aescot.timeutil import now_iso
 
 STAGE = "export"
+SCORE_FORMATS = frozenset({"scores", "scores_sft"})
 
 
 # --- reading inputs -----------------------------------------------------------------------------------
@@ -58,6 +60,8 @@ class _Inputs:
     item_index: dict[str, int]
     selection_index: dict[str, int]
     rationale_index: dict[str, int]
+    annotations: pa.Table | None = None  # per-annotator rows, read only for the score formats
+    annotation_index: dict[str, int] | None = None
 
 
 def _index(table: pa.Table, key: str) -> dict[str, int]:
@@ -79,6 +83,12 @@ def _read_inputs(store: DatasetStore, cfg: ExportConfig) -> _Inputs:
     if not cfg.resplit:
         prev = store.read_arrow(SPLITS_TABLE.name)
         previous = dict(zip(prev.column("source_id").to_pylist(), prev.column("split").to_pylist()))
+    annotations = annotation_index = None
+    if SCORE_FORMATS & set(cfg.formats):
+        annotations = store.read_arrow(
+            "annotations", columns=["annotation_id", "status", "scores", "updated_at"]
+        )
+        annotation_index = _index(annotations, "annotation_id")
     return _Inputs(
         labels,
         items,
@@ -90,13 +100,18 @@ def _read_inputs(store: DatasetStore, cfg: ExportConfig) -> _Inputs:
         _index(items, "item_id"),
         _index(selections, "item_id"),
         _index(rationales, "rationale_id"),
+        annotations,
+        annotation_index,
     )
 
 
 def _fingerprint(inp: _Inputs, cfg: ExportConfig, prompt_text: str, plan: SplitPlan) -> str:
     """SHA-256 over the config, the prompt and every input row's identity and version, streamed in sorted
     Arrow batches (no Python copy of whole tables)."""
-    h = hashlib.sha256(canonical_json({"config": cfg.fingerprint_part(), "prompt": prompt_text}).encode())
+    head = {"config": cfg.fingerprint_part(), "prompt": prompt_text}
+    if inp.annotations is not None:
+        head["score_prompt"] = SCORE_PROMPT
+    h = hashlib.sha256(canonical_json(head).encode())
 
     def feed(name: str, t: pa.Table) -> None:
         h.update(f"\n[{name}]".encode())
@@ -107,6 +122,8 @@ def _fingerprint(inp: _Inputs, cfg: ExportConfig, prompt_text: str, plan: SplitP
     feed("labels", inp.labels.select(["item_id", "updated_at"]))
     feed("items", inp.items.select(["item_id"]))
     feed("selections", inp.selections.select(["item_id", "decided_at"]))
+    if inp.annotations is not None:
+        feed("annotations", inp.annotations.select(["annotation_id", "updated_at"]))
     feed("sources", pa.table({"source_id": list(inp.phash), "phash": list(inp.phash.values())}))
     feed(
         "splits", pa.table({"item_id": list(plan.split_of_item), "split": list(plan.split_of_item.values())})
@@ -186,6 +203,7 @@ def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
     staging = posixpath.join(out, f".staging-{uuid.uuid4().hex[:12]}")
     rows: dict[str, dict[str, int]] = {f: {} for f in cfg.formats}
     items_per_split: Counter = Counter()
+    score_counts: Counter = Counter()
     final_files: list[str] = []
     try:
         for split in SPLITS:
@@ -209,7 +227,7 @@ def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
             }
             for start in range(0, len(ids), cfg.batch_size):
                 batch = ids[start : start + cfg.batch_size]
-                n = _export_batch(store, inp, cfg, batch, split, prompt_text, writers, rejects)
+                n = _export_batch(store, inp, cfg, batch, split, prompt_text, writers, rejects, score_counts)
                 items_per_split[split] += n
             for f, w in writers.items():
                 if w.rows:
@@ -243,6 +261,7 @@ def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
         rejects=len(rejects),
         reject_reasons=dict(Counter(r.reason for r in rejects)),
         split_conflicts=len(plan.conflicts),
+        scores=dict(score_counts),
         leak_ok=leak.ok,
         leak_summary=leak.summary(),
         fingerprint=fingerprint,
@@ -258,6 +277,7 @@ def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
         "files": summary.files,
         "leak": {"ok": leak.ok, "summary": leak.summary()},
         "rejects": summary.reject_reasons,
+        "scores": summary.scores,
     }
     with fs.open(manifest_path, "w") as fh:
         fh.write(json.dumps(manifest, indent=1))
@@ -281,12 +301,17 @@ def _export_batch(
     prompt_text: str,
     writers: dict[str, ShardWriter],
     rejects: list[Reject],
+    score_counts: Counter | None = None,
 ) -> int:
     labels = _take(inp.labels, inp.label_index, batch)
     items = _take(inp.items, inp.item_index, batch)
     selections = _take(inp.selections, inp.selection_index, batch)
     wanted_r = [s["rationale_id"] for s in selections.values() if s["kept"] and s["rationale_id"]]
     rationales = _take(inp.rationales, inp.rationale_index, wanted_r)
+    annotations: dict[str, dict] = {}
+    if inp.annotations is not None and SCORE_FORMATS & set(writers):  # only the rows of this batch's labels
+        wanted_a = [a for label in labels.values() for a in label["annotation_ids"]]
+        annotations = _take(inp.annotations, inp.annotation_index or {}, wanted_a)
     done = 0
     for item_id in batch:
         item, label = items[item_id], labels[item_id]
@@ -340,8 +365,66 @@ def _export_batch(
         if "pairs" in writers:
             for row in pair_rows(item, label, images, split):
                 writers["pairs"].write(row, payload * 3 // 5)
+        if SCORE_FORMATS & set(writers):
+            rat = rationales.get(sel["rationale_id"] or "") if sel and sel["kept"] else None
+            _write_scores(item, label, images, split, annotations, rat, writers, rejects, score_counts)
         done += 1
     return done
+
+
+def _write_scores(
+    item: dict,
+    label: dict,
+    images: list[dict],
+    split: str,
+    annotations: dict[str, dict],
+    rationale: dict | None,
+    writers: dict[str, ShardWriter],
+    rejects: list[Reject],
+    counts: Counter | None,
+) -> None:
+    """The ``scores`` rows of one item (every scored candidate) and its ``scores_sft`` rows (scored
+    candidates whose kept rationale has a section of their own)."""
+    counts = counts if counts is not None else Counter()
+    missing = [a for a in label["annotation_ids"] if a not in annotations]
+    if missing:
+        rejects.append(
+            Reject(
+                STAGE,
+                item["item_id"],
+                "annotations_missing",
+                f"the label lists {len(missing)} annotation(s) absent from the annotations table "
+                f"(first {missing[0]!r}); no score rows for this item",
+                missing[0],
+            )
+        )
+        return
+    stats = score_stats(label, annotations)
+    counts["candidates_unscored"] += len(LETTERS) - len(stats)
+    usable = (
+        rationale is not None and (rationale["text"] or "").strip() and _rationale_problem(rationale) is None
+    )
+    sections = candidate_sections(rationale["text"]) if usable else {}
+    for k, letter in enumerate(LETTERS):
+        if letter not in stats:
+            continue
+        counts["candidates_scored"] += 1
+        pair = [images[0], images[1 + k]]
+        payload = sum(len(im["bytes"] or b"") for im in pair)
+        if "scores" in writers:
+            writers["scores"].write(score_rl_row(item, label, letter, stats[letter], pair, split), payload)
+        if not usable:
+            continue
+        counts["scored_in_kept_items"] += 1
+        if letter not in sections:
+            counts["no_section"] += 1
+            continue
+        counts["cold_start"] += 1
+        if "scores_sft" in writers:
+            row = score_sft_row(
+                item, label, letter, stats[letter], pair, split, sections[letter], rationale["rationale_id"]
+            )
+            writers["scores_sft"].write(row, payload)
 
 
 def _rationale_problem(rationale: dict | None) -> str | None:

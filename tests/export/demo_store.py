@@ -1,7 +1,8 @@
 """A labelled dataset store built directly from valid records: for tests and benchmarks (not shipped).
 
-Writes every table the export reads (sources, candidates, items, labels, rationales, selections)
-with small PNG images stored content-addressed. Answers are drawn from a seeded RNG; rationale
+Writes every table the export reads (sources, candidates, items, annotations, labels, rationales,
+selections) with small PNG images stored content-addressed; each label's annotators' 1-5 scores average
+to the label's score. Answers are drawn from a seeded RNG; rationale
 texts use the student answer format ``<think>...</think><answer>{json}</answer>``.
 """
 
@@ -32,6 +33,7 @@ class DemoSpec:
     near_duplicate_every: int = 0  # every k-th source is a 2-bit phash variant of the one before (0 = none)
     seed: int = 0
     validate: bool = True
+    annotations: bool = True  # write the per-annotator rows behind each label
 
 
 def _png(rng: np.random.Generator, side: int) -> bytes:
@@ -60,14 +62,47 @@ def rationale_text(answer: dict) -> str:
     return format_response(walk, answer)
 
 
+def _annotator_scores(mean: float, n: int, rnd: random.Random) -> list[int]:
+    """``n`` integer 1-5 scores averaging exactly ``mean`` (an integer), spread out or not."""
+    m = int(mean)
+    spread = n >= 2 and 1 < m < 5 and rnd.random() < 0.5
+    if not spread:
+        return [m] * n
+    return [m - 1, m + 1] + [m] * (n - 2)
+
+
+def _annotations(
+    iid: str, n: int, ans: dict, scores: dict, at: str, rnd: random.Random, k: int
+) -> list[dict]:
+    per_letter = {letter: _annotator_scores(scores[letter], n, rnd) for letter in LETTERS}
+    return [
+        {
+            "annotation_id": f"ls:{k}:{a}",
+            "revision": 0,
+            "item_id": iid,
+            "task_id": k,
+            "annotator": f"annotator{a}",
+            "status": "submitted",
+            **ans,
+            "scores": {letter: per_letter[letter][a] for letter in LETTERS},
+            "lead_time_s": None,
+            "created_at": at,
+            "updated_at": at,
+        }
+        for a in range(n)
+    ]
+
+
 def build_demo_store(store: DatasetStore, spec: DemoSpec | None = None) -> dict[str, list[str]]:
     """Fill ``store`` with ``spec.n_items`` labelled items; returns the ids written per table."""
     spec = spec or DemoSpec()
     rng = np.random.default_rng(spec.seed)
     rnd = random.Random(spec.seed)
+    spread_rnd = random.Random(spec.seed + 7919)  # its own stream: the other draws stay as they were
     pool = [store.put_image(_png(rng, spec.image_side)) for _ in range(spec.image_pool)]
     at = now_iso()
     sources, candidates, items, labels, rationales, selections = [], [], [], [], [], []
+    annotations: list[dict] = []
     phash = None
     for n in range(spec.n_items):
         src_id = derive_id("demo-source", spec.seed, n)
@@ -136,13 +171,14 @@ def build_demo_store(store: DatasetStore, spec: DemoSpec | None = None) -> dict[
         )
         ans = _answer(rnd)
         n_ann = rnd.randint(1, 3)
+        scores = {k: (5.0 if k == ans["best"] else 4.0 if k in ans["acceptable"] else 2.0) for k in LETTERS}
+        if spec.annotations:
+            annotations += _annotations(iid, n_ann, ans, scores, at, spread_rnd, n)
         labels.append(
             {
                 "item_id": iid,
                 **ans,
-                "scores": {
-                    k: (5.0 if k == ans["best"] else 4.0 if k in ans["acceptable"] else 2.0) for k in LETTERS
-                },
+                "scores": scores,
                 "method": "single" if n_ann == 1 else "majority",
                 "n_annotations": n_ann,
                 "agreement": round(rnd.choice([1.0, 2 / 3, 0.5]), 4),
@@ -190,6 +226,7 @@ def build_demo_store(store: DatasetStore, spec: DemoSpec | None = None) -> dict[
         ("sources", sources),
         ("candidates", candidates),
         ("items", items),
+        ("annotations", annotations),
         ("labels", labels),
         ("rationales", rationales),
         ("selections", selections),

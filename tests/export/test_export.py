@@ -32,11 +32,12 @@ def test_every_format_loads_with_images_decoding(exported):
         dd = _load(out, fmt)
         assert {s: dd[s].num_rows for s in dd} == {s: n for s, n in summary.rows[fmt].items()}, fmt
         row = dd["train"][0]
-        images = (
-            row["images"]
-            if "images" in row
-            else [row["source_image"], row["chosen_image"], row["rejected_image"]]
-        )
+        if "images" in row:
+            images = row["images"]
+        elif "image" in row:  # scores: [source, candidate] under the key Aes-R1's trainer reads
+            images = row["image"]
+        else:
+            images = [row["source_image"], row["chosen_image"], row["rejected_image"]]
         assert all(isinstance(im, Image.Image) and im.size == (32, 32) for im in images), fmt
 
 
