@@ -18,6 +18,22 @@ from the ``rl`` export's columns, which TRL passes as keyword arguments, one val
 
 An answer that does not parse earns 0.0 from every function.
 
+Score rewards for the ``scores`` export (Aes-R1's RAPO, arXiv 2509.21871, as its ``rapo.py`` defines
+them; the ground truth is the ``score`` column, the annotators' mean 1-5 score mapped to [0, 1], or the
+number in ``solution`` = ``<answer> s </answer>``):
+
+* :func:`absolute_score_reward` — ``exp(-(p - s)^2 / (2 w^2))``, a Gaussian of the error with width
+  ``w`` (0.1 as in Aes-R1; :func:`make_absolute_score_reward` sets another).
+* :func:`relative_score_reward` — for each completion, the probability that it ranks its candidate above
+  each other candidate in the batch, scored against the human order with the fidelity measure and
+  averaged over the other candidates (see :func:`relative_score_credits`).
+
+A completion earns 0.0 from both when its last ``<answer>`` holds no number.
+
+The seed paper's DPA reward ("Dynamic Proportional Accuracy", arXiv 2505.23265) is not implemented: its
+equation could not be read here, and a guess would not be that paper's reward. :func:`acceptable_credit`
+is the exam-style partial credit on the acceptable set.
+
 >>> from trl import GRPOTrainer
 >>> from aescot import rewards
 >>> GRPOTrainer(..., reward_funcs=[rewards.format_reward, rewards.screening_reward], train_dataset=rl_train)
@@ -25,8 +41,9 @@ An answer that does not parse earns 0.0 from every function.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 from aescot.teacher.agreement import defect_pairs
@@ -180,7 +197,152 @@ def make_screening_reward(acceptable: float = 0.5, best: float = 0.3, dimensions
 
 screening_reward = make_screening_reward()
 
+# --- score rewards (Aes-R1 / RAPO) ----------------------------------------------------------------------
+
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+SCORE_WIDTH = 0.1  # Aes-R1's width of the Gaussian (scores in [0, 1])
+FIDELITY_EPS = 1e-6  # Aes-R1's epsilon inside the fidelity square roots and the variance sum
+
+
+def predicted_score(text: str) -> float | None:
+    """The first number inside the last ``<answer>...</answer>`` of ``text``; None when there is none.
+
+    (Aes-R1 falls back to the whole text without an ``<answer>`` and to a random number without a number;
+    here such a completion has no score and earns nothing.)
+    """
+    found = _ANSWER.findall(text or "")
+    if not found:
+        return None
+    m = _NUMBER.search(found[-1])
+    return float(m.group()) if m else None
+
+
+def absolute_score_credit(predicted: float | None, truth: float, width: float = SCORE_WIDTH) -> float:
+    """``exp(-(p - s)^2 / (2 w^2))``: 1.0 for the exact score, 0.61 at one width off, 0.0 without a score."""
+    if predicted is None:
+        return 0.0
+    return math.exp(-0.5 * ((predicted - truth) / width) ** 2)
+
+
+def _phi(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def relative_score_credits(
+    predicted: Sequence[float | None],
+    truths: Sequence[float],
+    groups: Sequence[Hashable],
+    eps: float = FIDELITY_EPS,
+) -> list[float]:
+    """RAPO's relative (ranking) reward of every completion in a batch.
+
+    Completions with the same ``groups`` key are generations for one candidate (its human score is
+    ``truths``). For group *i* let ``mu_i`` and ``var_i`` be the mean and the sample variance (n - 1; 0 for
+    one generation) of its predicted scores. A completion of group *i* predicting ``p`` is compared with
+    every other group *z* that has a predicted score:
+
+        P  = Phi((p - mu_z) / sqrt(var_i + var_z + eps))       the probability it ranks i above z
+        g  = 1 if s_i >= s_z else 0                            the human order (a tie counts as above)
+        F  = sqrt(P g + eps) + sqrt((1 - P)(1 - g) + eps)      the fidelity of P to g
+
+    and its reward is the mean of ``F`` over those groups. A completion without a score earns 0.0 and is
+    left out of its group's mean and variance; with no other group in the batch every reward is 0.0.
+    """
+    n = len(predicted)
+    if len(truths) != n or len(groups) != n:
+        raise ValueError(f"{n} predictions, {len(truths)} truths and {len(groups)} group keys must match")
+    members: dict[Hashable, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    stats: dict[Hashable, tuple[float, float, float]] = {}  # group -> (truth, mean, variance)
+    for g, idx in members.items():
+        truth = {float(truths[i]) for i in idx}
+        if len(truth) > 1:
+            raise ValueError(f"group {g!r} has different truths {sorted(truth)}")
+        ps = [float(predicted[i]) for i in idx if predicted[i] is not None]
+        if not ps:
+            continue
+        mean = sum(ps) / len(ps)
+        var = sum((p - mean) ** 2 for p in ps) / (len(ps) - 1) if len(ps) > 1 else 0.0
+        stats[g] = (truth.pop(), mean, var)
+    out = []
+    for i, p in enumerate(predicted):
+        own = stats.get(groups[i])
+        others = [v for g, v in stats.items() if g != groups[i]]
+        if p is None or own is None or not others:
+            out.append(0.0)
+            continue
+        s_i, _, var_i = own
+        total = 0.0
+        for s_z, mu_z, var_z in others:
+            prob = _phi((float(p) - mu_z) / math.sqrt(var_i + var_z + eps))
+            g = 1.0 if s_i >= s_z else 0.0
+            total += math.sqrt(prob * g + eps) + math.sqrt((1.0 - prob) * (1.0 - g) + eps)
+        out.append(total / len(others))
+    return out
+
+
+def _score_truths(n: int, kwargs: dict[str, Any]) -> list[float]:
+    """The human score of each completion: the ``score`` column, else the number in ``solution``."""
+    if "score" in kwargs:
+        col = [float(v) for v in kwargs["score"]]
+    elif "solution" in kwargs:
+        col = []
+        for v in kwargs["solution"]:
+            s = predicted_score(v) if "<answer>" in str(v) else float(v)
+            if s is None:
+                raise ValueError(f"solution {v!r} holds no score")
+            col.append(s)
+    else:
+        raise KeyError(
+            "score rewards need the dataset column score or solution (from the aescot 'scores' export)"
+        )
+    if len(col) != n:
+        raise ValueError(f"{len(col)} scores for {n} completions")
+    return col
+
+
+def _score_groups(n: int, kwargs: dict[str, Any]) -> list[Hashable]:
+    """Which completions are generations for one candidate: its ``candidate_id`` column (TRL passes every
+    dataset column), else consecutive blocks of ``num_generations`` (Aes-R1's trainer passes that)."""
+    if "candidate_id" in kwargs:
+        col = list(kwargs["candidate_id"])
+        if len(col) != n:
+            raise ValueError(f"{len(col)} candidate ids for {n} completions")
+        return col
+    k = kwargs.get("num_generations")
+    if k:
+        return [i // int(k) for i in range(n)]
+    raise KeyError("the relative score reward needs the candidate_id column or num_generations")
+
+
+def make_absolute_score_reward(width: float = SCORE_WIDTH) -> RewardFunc:
+    """The absolute score reward with a Gaussian of width ``width`` (on the [0, 1] score scale)."""
+    if not width > 0:
+        raise ValueError(f"width must be positive, got {width}")
+
+    def absolute_score_reward(completions: list, **kwargs: Any) -> list[float]:
+        truths = _score_truths(len(completions), kwargs)
+        preds = [predicted_score(completion_text(c)) for c in completions]
+        return [absolute_score_credit(p, s, width) for p, s in zip(preds, truths)]
+
+    return absolute_score_reward
+
+
+absolute_score_reward = make_absolute_score_reward()
+
+
+def relative_score_reward(completions: list, **kwargs: Any) -> list[float]:
+    """RAPO's ranking reward over the batch (see :func:`relative_score_credits`)."""
+    n = len(completions)
+    preds = [predicted_score(completion_text(c)) for c in completions]
+    return relative_score_credits(preds, _score_truths(n, kwargs), _score_groups(n, kwargs))
+
+
 __all__ = [
+    "absolute_score_credit",
+    "absolute_score_reward",
     "acceptable_credit",
     "acceptable_reward",
     "best_credit",
@@ -189,6 +351,11 @@ __all__ = [
     "dimension_credit",
     "dimension_reward",
     "format_reward",
+    "make_absolute_score_reward",
     "make_screening_reward",
+    "predicted_score",
+    "relative_score_credits",
+    "relative_score_reward",
+    "score_parts",
     "screening_reward",
 ]
