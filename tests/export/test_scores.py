@@ -166,3 +166,39 @@ def test_score_formats_follow_annotation_edits(tmp_path):
     letter = next(k for k in LETTERS if ann["scores"][k] is not None)
     store.append("annotations", [{**ann, "revision": 1, "updated_at": "2030-01-01T00:00:00Z"}])
     assert not export_dataset(store, cfg).skipped, f"edited {ann['annotation_id']} {letter}"
+
+
+def test_cli_exports_the_score_formats(labelled, tmp_path):
+    from typer.testing import CliRunner
+
+    from aescot.cli.main import app
+
+    store, _ = labelled
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(
+        app, ["export", str(out), "--root", store.root, "-f", "scores", "-f", "scores_sft"]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir() if p.is_dir() and p.name != "plots") == [
+        "scores",
+        "scores_sft",
+    ]
+    assert "scores_sft" in result.output
+
+
+def test_the_scores_prompt_renders_for_generation_in_trl(exported):
+    """TRL's GRPOTrainer reads ``images``: rename ``image`` and its prompt renders with both images."""
+    from tests import realparts
+    from tests.export.test_trl_training_batch import _processor
+
+    data_utils = realparts.optional("trl.data_utils", "dev")
+    _, out, _ = exported
+    ds = datasets.load_dataset("parquet", data_files=str(out / "scores" / "train" / "*.parquet"))["train"]
+    row = ds.rename_column("image", "images")[0]
+    proc = _processor()
+    prompt = data_utils.prepare_multimodal_messages(row["prompt"], images=row["images"])
+    inputs = proc.apply_chat_template(
+        prompt, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    assert inputs["pixel_values"].shape[0] == 2
+    assert (inputs["input_ids"] == proc.tokenizer.convert_tokens_to_ids("<image>")).sum().item() == 8
