@@ -229,7 +229,11 @@ def _export_rows_per_item(out: str) -> Counter:
             ids = [e["item_id"] for e in t.column("extra_info").to_pylist()]
         else:
             continue
-        per.update((fmt, i) for i in ids)
+        # per-candidate formats (scores): one row per candidate, so a row's identity is (item, candidate)
+        cands = (
+            t.column("candidate_id").to_pylist() if "candidate_id" in t.column_names else [None] * len(ids)
+        )
+        per.update((fmt, i, c) for i, c in zip(ids, cands))
     return per
 
 
@@ -297,7 +301,7 @@ def figures(chain: Chain, stage: str, store: DatasetStore, ctx: dict[str, Any]) 
     one_per_item = Counter({k: n for k, n in per.items() if k[0] != "pairs"})  # pairs: several per item
     return {
         "inputs": store.count("labels"),
-        "outputs": len({i for _, i in one_per_item}),
+        "outputs": len({k[1] for k in one_per_item}),
         "rows": sum(per.values()),
         "stale_staging_dirs": len(list(Path(ctx["export_out"]).glob(".staging-*"))),
         "rejects": rejects,
