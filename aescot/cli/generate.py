@@ -11,7 +11,7 @@ from rich.table import Table
 from aescot.cli.common import DEFAULT_ROOT, RootOption, console, fail, open_store, progress_bar
 from aescot.dedupe.hashing import DEFAULT_THRESHOLD, DedupeConfig
 from aescot.dedupe.report import near_duplicate_report
-from aescot.generate import DiffusersConfig, GenerateConfig, ModelNotAvailable, generate_candidates
+from aescot.generate import DiffusersConfig, GenerateConfig, generate_candidates
 from aescot.items import build_items
 
 
@@ -65,13 +65,10 @@ def generate_cmd(
             "; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors())
         )
     todo = len(source) if source else store.count("sources")
-    try:
-        with progress_bar(f"generate ({backend})", total=todo) as bar:
-            report = generate_candidates(
-                store, cfg, source_ids=source, progress=lambda n: bar.advance(bar.task_ids[0], n)
-            )
-    except ModelNotAvailable as exc:
-        fail(str(exc))
+    with progress_bar(f"generate ({backend})", total=todo) as bar:  # ModelNotAvailable: a ConfigError
+        report = generate_candidates(
+            store, cfg, source_ids=source, progress=lambda n: bar.advance(bar.task_ids[0], n)
+        )
     items = build_items(store, source)
     console.print(
         f"[bold]generate[/] {report.sources} sources: [green]{report.generated} generated[/] "

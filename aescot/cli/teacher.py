@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from aescot.cli.common import DEFAULT_ROOT, RootOption, console, fail, open_store, progress_bar
 from aescot.errors import StageFailed
-from aescot.teacher.client import TeacherFatalError
-from aescot.teacher.config import FilterConfig, RationaleConfig, TeacherNotConfigured, TeacherSettings
+from aescot.teacher.config import FilterConfig, RationaleConfig, TeacherSettings
 from aescot.teacher.filter import FilterError, filter_rationales
 from aescot.teacher.prompts import PROMPT_VERSION
 from aescot.teacher.rationales import generate_rationales
@@ -67,35 +65,26 @@ def rationales_cmd(
     AESCOT_TEACHER_API_KEY (or OPENAI_API_KEY).
     """
     overrides = {"concurrency": concurrency, "timeout_s": timeout, "image_max_side": image_max_side}
-    try:
-        teacher = TeacherSettings(**{k: v for k, v in overrides.items() if v is not None})
-        teacher.require()
-        config = RationaleConfig(
-            teacher=teacher,
-            mode=mode,
-            samples=samples,
-            prompt_version=prompt_version,
-            max_cost_usd=max_cost,
-            limit=limit,
-        )
-    except TeacherNotConfigured as exc:
-        fail(str(exc))
-        return
-    except ValidationError as exc:
-        fail("; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()))
-        return
+    # errors (not configured, refused key, bad values) become one line and an exit code in one place:
+    # aescot.cli.common.report_errors
+    teacher = TeacherSettings(**{k: v for k, v in overrides.items() if v is not None})
+    teacher.require()
+    config = RationaleConfig(
+        teacher=teacher,
+        mode=mode,
+        samples=samples,
+        prompt_version=prompt_version,
+        max_cost_usd=max_cost,
+        limit=limit,
+    )
     store = open_store(root)
     console.print(
         f"teacher [bold]{teacher.model}[/] at {teacher.base_url} — mode {mode}, k={samples}, "
         f"prompt {prompt_version}, concurrency {teacher.concurrency}"
     )
-    try:
-        with progress_bar("rationales") as bar:
-            task = bar.task_ids[0]
-            report = generate_rationales(store, config, progress=lambda n: bar.advance(task, n))
-    except TeacherFatalError as exc:
-        fail(str(exc))
-        return
+    with progress_bar("rationales") as bar:
+        task = bar.task_ids[0]
+        report = generate_rationales(store, config, progress=lambda n: bar.advance(task, n))
     console.print(
         f"[bold]rationales[/] {report.items_labelled} labelled items: {report.samples_cached} samples cached, "
         f"{report.calls} calls made ([green]{report.ok} parsed[/], {report.consistent} consistent, "
@@ -145,19 +134,15 @@ def filter_cmd(
     details: Annotated[bool, typer.Option("--details", help="List every decided item.")] = False,
 ) -> None:
     """Keep items whose teacher samples agree with the humans, and pick one rationale per kept item."""
-    try:
-        config = FilterConfig(
-            min_consistency=min_consistency,
-            samples=samples,
-            mode=mode,
-            prompt_version=prompt_version,
-            teacher_model=teacher_model,
-            min_chars=min_chars,
-            max_chars=max_chars,
-        )
-    except ValidationError as exc:
-        fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
-        return
+    config = FilterConfig(
+        min_consistency=min_consistency,
+        samples=samples,
+        mode=mode,
+        prompt_version=prompt_version,
+        teacher_model=teacher_model,
+        min_chars=min_chars,
+        max_chars=max_chars,
+    )
     store = open_store(root)
     try:
         report = filter_rationales(store, config)
