@@ -20,4 +20,11 @@ if ! .venv/bin/ruff check .; then
   exit 1
 fi
 
-exec .venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"
+# In parallel (pytest-xdist): AESCOT_TEST_WORKERS workers (default: one per core; 0 = one process).
+# --dist loadgroup keeps each group of server tests in one worker (tests/conftest.py): Prefect starts
+# once per run, Label Studio at most twice. Paths and options are passed on (no path: all of tests/);
+# the ten slowest tests are printed at the end.
+workers=${AESCOT_TEST_WORKERS:-auto}
+parallel=()
+[ "$workers" = 0 ] || parallel=(-n "$workers" --dist loadgroup)
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "${parallel[@]}" --durations=10 "$@"

@@ -13,11 +13,35 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="aescot-prefect-home-"))
+# One console width everywhere: rich wraps CLI output at the terminal's width when it finds one and at
+# 80 columns in xdist workers (no terminal), so assertions on a printed line would depend on where the
+# test ran (tests/teacher/test_cli.py failed only under xdist: "6 \nconsistent").
+os.environ.setdefault("COLUMNS", "200")
 
 import pytest
 
 from aescot.store import DatasetStore
 from tests import realparts
+
+# --- parallel runs (pytest-xdist, `--dist loadgroup` in scripts/test.sh) -----------------------------
+# Session fixtures are per worker, and a group's tests all run in one worker. The tests of a Prefect
+# server (the flow tests, some of which also use Label Studio) form one group, so Prefect starts
+# once; the other Label Studio tests form another, so Label Studio starts at most twice per run
+# (~8 s each from the cached template) instead of once per worker, while the ~5 minutes of server
+# tests still run on two workers. Tests may stop and restart their worker's server (test_push does).
+SERVER_GROUPS = (
+    ("flows", {"prefect_api", "prefect_server"}),
+    ("labelstudio", {"labelstudio_server"}),
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        needs = set(getattr(item, "fixturenames", ()))
+        for group, fixtures in SERVER_GROUPS:
+            if needs & fixtures:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 OFFLINE = {"labelstudio": False, "teacher": "off"}
 
 
+@pytest.mark.slow  # end-to-end, > 10 s on 2 cores
 def test_flow_generates_items_and_rerun_repeats_nothing(tmp_path):
     manifest = write_sample_sources(tmp_path / "src", n=5, size=160)
     root = str(tmp_path / "ds")
@@ -54,6 +55,7 @@ def test_bad_parameters_fail_fast_with_the_field_named(tmp_path, bad):
     assert not (tmp_path / "ds").exists()  # nothing ran
 
 
+@pytest.mark.slow  # end-to-end, > 10 s on 2 cores
 def test_same_flow_on_a_local_dask_cluster(tmp_path):
     from prefect_dask import DaskTaskRunner
 

@@ -1,8 +1,10 @@
+import pytest
 from typer.testing import CliRunner
 
 from aescot.cli.main import app
 
 
+@pytest.mark.slow  # end-to-end, > 10 s on 2 cores
 def test_generate_then_dedupe_on_an_ingested_store(ingested, tiny_pipeline_dir):
     root = ingested.root
     runner = CliRunner()

@@ -188,6 +188,7 @@ def test_diffusers_backend_through_the_stage(ingested, tiny_pipeline_dir):
     assert generate_candidates(store, cfg, source_ids=ids).skipped == 2
 
 
+@pytest.mark.slow  # end-to-end, > 10 s on 2 cores
 def test_stored_candidates_regenerate_bit_for_bit(ingested, tiny_pipeline_dir):
     from aescot.generate.reproduce import reproduce_candidate
 
