@@ -15,11 +15,12 @@ _ORDER = [
     ("items", "screening items"),
     ("labelstudio_tasks", "tasks in Label Studio"),
     ("annotations", "annotations"),
+    ("invalid_annotations", "invalid annotations"),
     ("labels", "labelled items"),
     ("rationales", "rationales"),
     ("selections", "filter decisions"),
 ]
-_REGISTERING_MODULES = ("aescot.labelstudio.push", "aescot.dedupe.report")
+_REGISTERING_MODULES = ("aescot.labelstudio.push", "aescot.labelstudio.invalid", "aescot.dedupe.report")
 # bookkeeping tables (ledgers, cursors) that say nothing a user counts
 _INTERNAL = {"rejects", "generation_groups", "labelstudio_task_state", "export_splits"}
 
@@ -67,6 +68,13 @@ def stage_counts(store: DatasetStore) -> list[StageCount]:
     ordered = {t for t, _ in _ORDER}
     extra = [(t, t.replace("_", " ")) for t in TABLES if t not in ordered | _INTERNAL]
     rows = [StageCount(label, store.count(table)) for table, label in _ORDER + extra]
+    invalid = store.read("invalid_annotations", columns=["requeued"])
+    if invalid:
+        back = sum(r["requeued"] for r in invalid)
+        rows[[t for t, _ in _ORDER].index("invalid_annotations")].detail = (
+            f"{back} sent back to the annotators' queue"
+            + (f", {len(invalid) - back} pending" if back < len(invalid) else "")
+        )
     kept = [s["kept"] for s in store.read("selections", columns=["kept"])]
     if kept:
         rows[len(_ORDER) - 1].detail = f"{sum(kept)} kept, {len(kept) - sum(kept)} dropped"

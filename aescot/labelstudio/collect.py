@@ -2,7 +2,9 @@
 the raw export is written to ``snapshots/labelstudio/`` *before* it is parsed, and every
 annotation becomes an ``annotations`` row (``labelstudio:<id>``; an edit appends a new
 revision, earlier parts keep the history). ``labels`` (consensus) are refreshed for the
-items touched.
+items touched. An annotation that breaks the answer rules is kept whole in
+``invalid_annotations`` with its reasons and its task is sent back to the queue
+(:mod:`aescot.labelstudio.invalid`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pyarrow as pa
 from label_studio_sdk import LabelStudio
 
 from aescot.contracts import ContractError, validate
+from aescot.labelstudio import invalid
 from aescot.labelstudio.client import get_json, http_client, list_tasks, make_client
 from aescot.labelstudio.config import LabelStudioConfig
 from aescot.labelstudio.consensus import consensus
@@ -58,7 +61,9 @@ class CollectReport:
     annotations_updated: int = 0
     annotations_unchanged: int = 0
     skipped: int = 0
-    rejected: int = 0
+    rejected: int = 0  # tasks aescot did not push, plus invalid annotations
+    invalid: int = 0  # annotations breaking the answer rules, recorded in invalid_annotations
+    requeued: int = 0  # invalid annotations removed from their task, so Label Studio offers it again
     labels_written: int = 0
     needs_adjudication: list[str] = field(default_factory=list)
 
@@ -150,6 +155,8 @@ def collect_annotations(
         for r in store.read("annotations", columns=["annotation_id", "revision", "updated_at"])
     }
     with http_client(config) as http:
+        # invalid annotations recorded by a pull that died before sending them back
+        report.requeued += invalid.send_back(store, http, invalid.pending(store, project.uid))
         state = {r["task_id"]: r for r in store.read(STATE_TABLE.name) if r["project_uid"] == project.uid}
         cursor = _cursor(store, project)
         if cursor is None:
@@ -182,7 +189,7 @@ def collect_annotations(
             ]
         users = _annotators(config, http)
         stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
-        new_rows, state_rows, rejects, touched = [], [], [], set()
+        new_rows, state_rows, rejects, invalid_rows, touched = [], [], [], [], set()
         for n, params in enumerate(requests):
             raw = _export(config, http, project.id, params)
             if raw.strip() == b"[]":
@@ -219,13 +226,17 @@ def collect_annotations(
                     try:
                         rec = parse_annotation(ann, item_id, task["id"], annotator, revision)
                     except (ResultError, ContractError) as exc:
-                        rejects.append(
-                            Reject(
-                                STAGE,
-                                aid,
-                                "invalid_annotation",
-                                f"{exc} (task {task['id']}, annotator {annotator}, raw in {key})",
-                                item_id,
+                        problems = exc.problems if isinstance(exc, ContractError) else str(exc).split("; ")
+                        invalid_rows.append(
+                            invalid.invalid_record(
+                                ann,
+                                project_uid=project.uid,
+                                task_id=task["id"],
+                                item_id=item_id,
+                                annotator=annotator,
+                                problems=problems,
+                                snapshot_key=key,
+                                annotated_at=updated,
                             )
                         )
                         continue
@@ -250,7 +261,9 @@ def collect_annotations(
                 )
         store.append("annotations", new_rows)
         record_rejects(store, rejects)
-        report.rejected = len(rejects)
+        store.append(invalid.TABLE.name, invalid_rows)  # kept whole before Label Studio forgets them
+        report.invalid = len(invalid_rows)
+        report.rejected = len(rejects) + len(invalid_rows)
         # tasks listed as changed but without annotations still advance the cursor
         exported = {r["task_id"] for r in state_rows}
         state_rows += _cursor_rows(project, [t for t in changed if t["id"] not in exported], state)
@@ -258,6 +271,8 @@ def collect_annotations(
         written, pending = refresh_labels(store, config, touched, pending_state=state_rows)
         report.labels_written, report.needs_adjudication = written, pending
         store.append(STATE_TABLE.name, state_rows)
+        # last: send the invalid ones back (their tasks' update stamps move; the next pull sees them gone)
+        report.requeued += invalid.send_back(store, http, invalid_rows)
     return report
 
 

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 from aescot.contracts import validate
-from aescot.labelstudio import agreement_report, collect_annotations, gold_report, push_items
+from aescot.labelstudio import agreement_report, collect_annotations, gold_report, invalid, push_items
+from aescot.labelstudio.mapping import answer_to_result
 from aescot.labelstudio.push import TASKS_TABLE
-from tests.labelstudio.helpers import GOLD_ANSWER, answer, make_items, sign_up
+from aescot.status import stage_counts
+from tests.labelstudio.helpers import GOLD_ANSWER, admin, answer, make_items, sign_up
 
 pytestmark = pytest.mark.labelstudio
 
 GOOD = answer("A", ["A", "C"], {"B": ["lighting_shadow"], "D": ["extension_rationality"]}, {"A": 5, "B": 2})
-OTHER = answer("C", ["C"], {"A": ["placement_layout"]})
+OTHER = answer("C", ["C"], {"A": ["placement_layout"], "B": ["lighting_shadow"], "D": ["placement_layout"]})
 NONE = answer(None, [], {L: ["appearance_deformation"] for L in "ABCD"})
 
 
@@ -60,8 +63,9 @@ def test_incremental_collect_snapshots_revisions_and_consensus(ls_store, project
     by_id = {r["annotation_id"]: r for r in rows}
     assert by_id[f"labelstudio:{a_edit}"]["annotator"] == ann1.email
     assert by_id[f"labelstudio:{a_edit}"]["scores"] == {"A": 5, "B": 2, "C": None, "D": None}
-    reject = next(r for r in ls_store.read("rejects") if r["subject"] == f"labelstudio:{bad}")
-    assert reject["reason"] == "invalid_annotation" and "best must be acceptable" in reject["detail"]
+    invalid = {r["annotation_id"]: r for r in ls_store.read("invalid_annotations")}
+    assert list(invalid) == [f"labelstudio:{bad}"] and first.invalid == first.requeued == 1
+    assert "best must be acceptable" in " ".join(invalid[f"labelstudio:{bad}"]["problems"])
 
     labels = {r["item_id"]: r for r in ls_store.read("labels")}
     assert set(labels) == {regular[k]["item_id"] for k in (0, 1, 3)}
@@ -163,3 +167,76 @@ def test_crash_before_the_cursor_moves_repeats_nothing(ls_store, project, monkey
     assert (again.annotations_new, again.annotations_updated, again.annotations_unchanged) == (0, 0, 2)
     assert len(ls_store.read("annotations", latest=False)) == 2 and again.labels_written == 0
     assert collect_annotations(ls_store, cfg).tasks_changed == 0
+
+
+def test_an_invalid_answer_is_kept_counted_and_its_task_offered_again(ls_store, ls_config):
+    """What the page cannot prevent (here: the best is not among the acceptable) is recorded whole with
+    its reason, removed from the task so Label Studio's label stream offers the task again, and counted
+    by ``aescot status``."""
+    (item,) = make_items(ls_store, 1)
+    push_items(ls_store, ls_config)  # one task, one annotation wanted
+    task_id = ls_store.read(TASKS_TABLE.name)[0]["task_id"]
+    person = sign_up(ls_config.url, ls_config.api_key.get_secret_value())
+    project_id = ls_store.read(TASKS_TABLE.name)[0]["project_id"]
+
+    def offered() -> int | None:
+        r = httpx.get(
+            f"{ls_config.url}/api/projects/{project_id}/next",
+            headers={"Authorization": f"Token {person.token}"},
+        )
+        return r.json()["id"] if r.status_code == 200 else None
+
+    assert offered() == task_id
+    wrong = answer("B", ["A"], {L: ["placement_layout"] for L in "BCD"})  # B flawed, yet best
+    bad = person.annotate(task_id, wrong)
+    assert offered() is None  # labelled: the stream has nothing for this annotator
+
+    report = collect_annotations(ls_store, ls_config)
+    assert (report.annotations_new, report.invalid, report.requeued, report.labels_written) == (0, 1, 1, 0)
+    (row,) = ls_store.read("invalid_annotations")
+    validate("invalid_annotation", row)
+    assert (row["annotation_id"], row["item_id"], row["task_id"], row["annotator"], row["requeued"]) == (
+        f"labelstudio:{bad}",
+        item["item_id"],
+        task_id,
+        person.email,
+        True,
+    )
+    assert row["problems"] == ["best is B but the acceptable set is ['A']: the best must be acceptable"]
+    kept = json.loads(row["annotation_json"])  # nothing the annotator submitted is lost
+    assert kept["result"] == answer_to_result(wrong)
+    raw = json.loads(ls_store.read_bytes(row["snapshot_key"]))
+    assert [a["id"] for t in raw for a in t["annotations"]] == [bad]
+
+    # back in the queue: Label Studio offers the task again, to the same annotator too
+    assert offered() == task_id
+    task = admin(ls_config).tasks.get(task_id)
+    assert (task.is_labeled, task.total_annotations) == (False, 0)
+    counts = {c.stage: c for c in stage_counts(ls_store)}
+    assert counts["invalid annotations"].count == 1
+    assert counts["invalid annotations"].detail == "1 sent back to the annotators' queue"
+
+    # labelled again, correctly: collected as usual; the invalid record stays
+    fixed = answer("A", ["A"], {L: ["placement_layout"] for L in "BCD"})
+    person.annotate(task_id, fixed)
+    again = collect_annotations(ls_store, ls_config)
+    assert (again.annotations_new, again.invalid, again.labels_written) == (1, 0, 1)
+    assert ls_store.count("invalid_annotations") == 1 and offered() is None
+
+
+def test_an_invalid_answer_not_sent_back_by_a_dying_pull_is_sent_back_by_the_next(
+    ls_store, ls_config, monkeypatch
+):
+    make_items(ls_store, 1)
+    push_items(ls_store, ls_config)
+    task_id = ls_store.read(TASKS_TABLE.name)[0]["task_id"]
+    person = sign_up(ls_config.url, ls_config.api_key.get_secret_value())
+    person.annotate(task_id, answer(None, ["C"], {L: ["lighting_shadow"] for L in "ABD"}))
+    monkeypatch.setattr(invalid, "send_back", lambda store, http, rows: 0)  # dies before the delete
+    assert collect_annotations(ls_store, ls_config).invalid == 1
+    monkeypatch.undo()
+    assert [r["requeued"] for r in ls_store.read("invalid_annotations")] == [False]
+    report = collect_annotations(ls_store, ls_config)
+    assert (report.invalid, report.requeued) == (0, 1)
+    assert [r["requeued"] for r in ls_store.read("invalid_annotations")] == [True]
+    assert admin(ls_config).tasks.get(task_id).total_annotations == 0
