@@ -100,6 +100,21 @@ def answer_problems(answer: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def verdict_problems(answer: Mapping[str, Any]) -> list[str]:
+    """Per-candidate rules of the labeling page: a flawed (not acceptable) candidate names at least one
+    dimension, an acceptable one names none. Empty when ``answer`` keeps them."""
+    acceptable = set(answer.get("acceptable") or [])
+    dims = answer.get("dimensions") or {}
+    problems = []
+    for letter in LETTERS:
+        picked = list(dims.get(letter) or [])
+        if letter in acceptable and picked:
+            problems.append(f"{letter} is acceptable but has defects {picked}")
+        elif letter not in acceptable and not picked:
+            problems.append(f"{letter} is flawed but no defect dimension is given")
+    return problems
+
+
 def check_answer(answer: Mapping[str, Any]) -> None:
     """Raise :class:`AnswerError` naming every problem of ``answer``."""
     problems = answer_problems(answer)

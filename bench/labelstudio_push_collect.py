@@ -29,8 +29,8 @@ from aescot.store import DatasetStore
 from tests.labelstudio.helpers import admin, answer, make_items, sign_up
 
 ANSWERS = [
-    answer("A", ["A", "B"], {"C": ["lighting_shadow"]}, {"A": 5}),
-    answer("C", ["C"], {"A": ["placement_layout"]}),
+    answer("A", ["A", "B"], {"C": ["lighting_shadow"], "D": ["placement_layout"]}, {"A": 5}),
+    answer("C", ["C"], {"A": ["placement_layout"], "B": ["lighting_shadow"], "D": ["extension_rationality"]}),
 ]
 
 

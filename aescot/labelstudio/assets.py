@@ -1,7 +1,11 @@
-"""The files annotators see: the labeling config and the guidelines (``annotation/``)."""
+"""The files annotators see: the labeling config (generated from the vocabulary) and the guidelines
+(``annotation/``), with their example pictures."""
 
 from __future__ import annotations
 
+import base64
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 from markdown_it import MarkdownIt
@@ -16,13 +20,45 @@ def annotation_dir() -> Path:
 
 
 def label_config(config: LabelStudioConfig) -> str:
-    return (config.label_config_path or annotation_dir() / "screening.xml").read_text(encoding="utf-8")
+    """``label_config_path`` when set, else the page generated from :mod:`aescot.vocab`
+    (``annotation/screening.xml`` is a committed copy of it, checked by a test)."""
+    if config.label_config_path:
+        return config.label_config_path.read_text(encoding="utf-8")
+    from aescot.labelstudio.labeling import screening_config
+
+    return screening_config()
 
 
 def guidelines_markdown(config: LabelStudioConfig) -> str:
     return (config.guidelines_path or annotation_dir() / "guidelines.md").read_text(encoding="utf-8")
 
 
-def guidelines_html(config: LabelStudioConfig) -> str:
-    """Guidelines rendered for Label Studio's instructions panel (raw HTML in the markdown is not passed)."""
-    return MarkdownIt("commonmark", {"html": False}).enable("table").render(guidelines_markdown(config))
+def guideline_pictures(config: LabelStudioConfig) -> dict[str, Path]:
+    """Every local picture the guidelines show: its reference as written -> the file."""
+    base = (config.guidelines_path or annotation_dir() / "guidelines.md").parent
+    refs = re.findall(r"!\[[^\]]*\]\(([^)\s]+)", guidelines_markdown(config))
+    return {
+        ref: base / ref for ref in dict.fromkeys(refs) if "://" not in ref and not ref.startswith("data:")
+    }
+
+
+def data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def guidelines_html(config: LabelStudioConfig, picture_src: Callable[[str], str] | None = None) -> str:
+    """Guidelines rendered for Label Studio's instructions panel (raw HTML in the markdown is not passed).
+
+    ``picture_src`` maps a picture's reference as written to the URL the page loads it from (for the
+    project: a URL Label Studio serves); without it, references are left as written.
+    """
+    # HTML void tags without "/>": Label Studio stores the instructions through bleach, which drops the
+    # slash, and a stored text that differs from ours would count as a change on every run
+    md = MarkdownIt("commonmark", {"html": False, "xhtmlOut": False}).enable("table")
+    tokens = md.parse(guidelines_markdown(config))
+    if picture_src is not None:
+        for token in tokens:
+            for child in token.children or []:
+                if child.type == "image":
+                    child.attrSet("src", picture_src(str(child.attrGet("src"))))
+    return md.renderer.render(tokens, md.options, {})

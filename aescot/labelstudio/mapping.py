@@ -1,7 +1,8 @@
 """Between screening items/answers and Label Studio's task data and result JSON.
 
-Control names are a contract with ``annotation/screening.xml``: ``acceptable``, ``best``
-(``none`` = nothing acceptable), ``defects_<L>`` and ``score_<L>`` for each letter.
+Control names are a contract with the labeling page (:mod:`aescot.labelstudio.labeling`): ``best``
+(``none`` = nothing acceptable), and per letter ``verdict_<L>`` (acceptable / flawed), ``defects_<L>``
+and ``score_<L>``; the first release's ``acceptable`` set is still read.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any
 from urllib.parse import quote
 
 from aescot.errors import InputError
+from aescot.labelstudio.labeling import ACCEPTABLE, FLAWED, SOURCE_KEY
 from aescot.store import DatasetStore
-from aescot.vocab import DIMENSIONS, LETTERS
+from aescot.vocab import DIMENSIONS, LETTERS, NONE_ACCEPTABLE, answer_problems, verdict_problems
 
 ITEM_FIELD = "aescot_item"  # the task data key carrying the item id (nothing else about the item is sent)
 
@@ -44,7 +46,7 @@ def task_data(item: dict[str, Any], store: DatasetStore, storage: str, document_
     """Task data: the item id and image references only (never gold flags or known answers)."""
     data = {
         ITEM_FIELD: item["item_id"],
-        "source": image_ref(store, item["source_image_key"], storage, document_root),
+        SOURCE_KEY: image_ref(store, item["source_image_key"], storage, document_root),
     }
     for cand in item["candidates"]:
         data[cand["letter"]] = image_ref(store, cand["image_key"], storage, document_root)
@@ -52,25 +54,28 @@ def task_data(item: dict[str, Any], store: DatasetStore, storage: str, document_
 
 
 def answer_to_result(answer: dict[str, Any]) -> list[dict[str, Any]]:
-    """An answer (acceptable, best, dimensions[, scores]) as Label Studio result regions (for predictions)."""
+    """An answer (acceptable, best, dimensions[, scores]) as the result regions the labeling page submits.
+
+    Each candidate gets its verdict (acceptable or flawed) and its dimensions as given, so an answer
+    that breaks the rules is encoded as it is (collect then records it as invalid)."""
     out = [
         {
             "from_name": "best",
             "to_name": "source",
             "type": "choices",
-            "value": {"choices": [answer["best"] or "none"]},
+            "value": {"choices": [answer["best"] or NONE_ACCEPTABLE]},
         },
     ]
-    if answer["acceptable"]:
+    acceptable = set(answer["acceptable"])
+    for letter in LETTERS:
         out.append(
             {
-                "from_name": "acceptable",
-                "to_name": "source",
+                "from_name": f"verdict_{letter}",
+                "to_name": f"img_{letter}",
                 "type": "choices",
-                "value": {"choices": sorted(answer["acceptable"])},
+                "value": {"choices": [ACCEPTABLE if letter in acceptable else FLAWED]},
             }
         )
-    for letter in LETTERS:
         dims = answer["dimensions"].get(letter) or []
         if dims:
             out.append(
@@ -95,41 +100,64 @@ def answer_to_result(answer: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def result_to_answer(result: list[dict[str, Any]]) -> dict[str, Any]:
-    """Parse a submitted annotation's result into acceptable/best/dimensions/scores; raise ResultError if unusable."""
-    acceptable: list[str] = []
+    """Parse a submitted annotation's result into acceptable/best/dimensions/scores.
+
+    Raises :class:`ResultError` naming every problem: unknown values, a missing best or verdict, and the
+    rules of :mod:`aescot.vocab` (the best must be acceptable; a flawed candidate names a dimension, an
+    acceptable one none). Results of the first release's page (an ``acceptable`` set, no verdicts) are
+    read too, under the rules of that page (a candidate not ticked acceptable may name no dimension).
+    """
+    legacy_acceptable: list[str] | None = None
+    verdicts: dict[str, str] = {}
     best: str | None = None
     best_seen = False
     dims: dict[str, list[str]] = {L: [] for L in LETTERS}
     scores: dict[str, int | None] = {L: None for L in LETTERS}
+    problems: list[str] = []
     for region in result:
-        name, value = region.get("from_name"), region.get("value") or {}
+        name, value = region.get("from_name") or "", region.get("value") or {}
+        letter = name.rpartition("_")[2]
         if name == "acceptable":
-            acceptable = sorted(set(value.get("choices") or []))
-            if not set(acceptable) <= set(LETTERS):
-                raise ResultError(f"acceptable has unknown choices {acceptable}")
+            legacy_acceptable = sorted(set(value.get("choices") or []))
+            if not set(legacy_acceptable) <= set(LETTERS):
+                raise ResultError(f"acceptable has unknown choices {legacy_acceptable}")
         elif name == "best":
             choices = value.get("choices") or []
-            if len(choices) != 1 or choices[0] not in (*LETTERS, "none"):
+            if len(choices) != 1 or choices[0] not in (*LETTERS, NONE_ACCEPTABLE):
                 raise ResultError(f"best must be one of A-D or none, got {choices}")
-            best, best_seen = (None if choices[0] == "none" else choices[0]), True
-        elif name and name.startswith("defects_") and name[-1] in LETTERS:
+            best, best_seen = (None if choices[0] == NONE_ACCEPTABLE else choices[0]), True
+        elif name.startswith("verdict_") and letter in LETTERS:
+            choices = value.get("choices") or []
+            if len(choices) != 1 or choices[0] not in (ACCEPTABLE, FLAWED):
+                raise ResultError(f"{name} must be {ACCEPTABLE} or {FLAWED}, got {choices}")
+            verdicts[letter] = choices[0]
+        elif name.startswith("defects_") and letter in LETTERS:
             picked = value.get("choices") or []
             unknown = sorted(set(picked) - set(DIMENSIONS))
             if unknown:
                 raise ResultError(f"{name} has unknown dimensions {unknown}")
-            dims[name[-1]] = [d for d in DIMENSIONS if d in picked]
-        elif name and name.startswith("score_") and name[-1] in LETTERS:
+            dims[letter] = [d for d in DIMENSIONS if d in picked]
+        elif name.startswith("score_") and letter in LETTERS:
             rating = value.get("rating")
             if rating is not None:
                 if not (isinstance(rating, (int, float)) and 1 <= rating <= 5):
                     raise ResultError(f"{name} rating {rating!r} is not 1-5")
-                scores[name[-1]] = int(rating)
+                scores[letter] = int(rating)
     if not best_seen:
-        raise ResultError("no best candidate chosen (pick A-D or 'None acceptable')")
-    if best is not None and best not in acceptable:
-        raise ResultError(
-            f"best is {best} but the acceptable set is {acceptable}: the best must be acceptable"
-        )
-    if best is None and acceptable:
-        raise ResultError(f"best is 'none acceptable' but {acceptable} are ticked acceptable")
-    return {"acceptable": acceptable, "best": best, "dimensions": dims, "scores": scores}
+        problems.append("no best candidate chosen (pick A-D or 'None acceptable')")
+    legacy = not verdicts and legacy_acceptable is not None
+    if legacy:
+        acceptable = legacy_acceptable or []
+    else:
+        acceptable = sorted(L for L, v in verdicts.items() if v == ACCEPTABLE)
+        missing = [L for L in LETTERS if L not in verdicts]
+        if missing:
+            problems.append(f"no verdict (acceptable or flawed) for {', '.join(missing)}")
+    answer = {"acceptable": acceptable, "best": best, "dimensions": dims, "scores": scores}
+    if best_seen:
+        problems += answer_problems(answer)
+    if not legacy:
+        problems += [p for p in verdict_problems(answer) if not any(p.startswith(m) for m in missing)]
+    if problems:
+        raise ResultError("; ".join(problems))
+    return answer

@@ -1,8 +1,18 @@
 """Project setup from code, idempotent: create or update the project by title, its config,
-its instructions and its image storage. Re-running changes nothing."""
+its instructions (with their example pictures, served by Label Studio) and its image storage.
+Re-running changes nothing.
+
+Upgrading a project pushed by the first release: its tasks carry the source image under the data
+key ``source`` (which Label Studio 1.23 never loads). Before the new page is set, every task
+lacking :data:`~aescot.labelstudio.labeling.SOURCE_KEY` gets it (a copy of ``source``; nothing is
+removed), so old and new tasks render alike. If Label Studio refuses the new page because
+annotations made on the old one use a control it no longer has, the project keeps its page (and
+says so in ``Project.config_kept``); collect still reads those annotations.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,10 +20,13 @@ from urllib.parse import urlsplit
 
 from label_studio_sdk import LabelStudio
 
-from aescot.labelstudio.assets import guidelines_html, label_config
-from aescot.labelstudio.client import call, make_client
+from aescot.labelstudio.assets import data_uri, guideline_pictures, guidelines_html, label_config
+from aescot.labelstudio.client import call, http_client, list_tasks, make_client
 from aescot.labelstudio.config import LabelStudioConfig
+from aescot.labelstudio.labeling import LEGACY_SOURCE_KEY, SOURCE_KEY
 from aescot.store import DatasetStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -26,6 +39,8 @@ class Project:
     storage: str
     created: bool = False
     changed: list[str] = field(default_factory=list)
+    migrated_tasks: int = 0
+    config_kept: str | None = None  # why Label Studio kept the project's previous labeling page
 
 
 def storage_kind(store: DatasetStore, config: LabelStudioConfig) -> str:
@@ -57,10 +72,27 @@ def local_images_dir(store: DatasetStore, config: LabelStudioConfig) -> Path:
     return path
 
 
-def _project_settings(config: LabelStudioConfig) -> dict[str, Any]:
+def _picture_source(store: DatasetStore, config: LabelStudioConfig):
+    """How the instructions load the guidelines' pictures: from the dataset's images, which Label
+    Studio serves to its users (local files); inline as data URIs on object stores (presigned URLs
+    expire, and Label Studio presigns task data only)."""
+    files = guideline_pictures(config)
+    if storage_kind(store, config) != "local":
+        return lambda ref: data_uri(files[ref]) if ref in files else ref
+    from aescot.labelstudio.mapping import image_ref
+
+    images = f"local:{local_images_dir(store, config)}"
+    urls = {
+        ref: image_ref(store, store.put_image(path.read_bytes())[1], images, document_root(store, config))
+        for ref, path in files.items()
+    }
+    return lambda ref: urls.get(ref, ref)
+
+
+def _project_settings(config: LabelStudioConfig, store: DatasetStore) -> dict[str, Any]:
     return {
         "label_config": label_config(config),
-        "expert_instruction": guidelines_html(config),
+        "expert_instruction": guidelines_html(config, _picture_source(store, config)),
         "show_instruction": True,
         "show_skip_button": True,
         "maximum_annotations": config.annotators_per_task,
@@ -152,9 +184,9 @@ def ensure_project(
     if storage_kind(store, config) == "local":
         local_images_dir(store, config)  # refuse before creating anything
     client = client or make_client(config)
-    wanted = _project_settings(config)
+    wanted = _project_settings(config, store)
     found = _find(client, config, config.project_title)
-    created, changed = False, []
+    created, changed, migrated, kept = False, [], 0, None
     if found is None:
         found = call(
             config, lambda: client.projects.create(title=config.project_title, **wanted), "create project"
@@ -163,12 +195,10 @@ def ensure_project(
     else:
         current = call(config, lambda: client.projects.get(found.id), "get project")
         changed = [k for k, v in wanted.items() if not _same(getattr(current, k, None), v)]
+        if "label_config" in changed and (current.task_number or 0) > 0:
+            migrated = migrate_task_data(config, found.id)
         if changed:
-            call(
-                config,
-                lambda: client.projects.update(found.id, **{k: wanted[k] for k in changed}),
-                "update project",
-            )
+            kept = _update(client, config, found.id, {k: wanted[k] for k in changed})
     full = call(config, lambda: client.projects.get(found.id), "get project")
     storage = _ensure_storage(client, config, store, full.id)
     created_at = (
@@ -181,4 +211,50 @@ def ensure_project(
         storage=storage,
         created=created,
         changed=changed,
+        migrated_tasks=migrated,
+        config_kept=kept,
     )
+
+
+def _update(
+    client: LabelStudio, config: LabelStudioConfig, project_id: int, fields: dict[str, Any]
+) -> str | None:
+    """Update the project; if Label Studio refuses the new labeling page (annotations made on the old
+    one use controls it lacks), update the rest and return its reason."""
+    from label_studio_sdk.core.api_error import ApiError
+
+    try:
+        call(config, lambda: client.projects.update(project_id, **fields), "update project")
+        return None
+    except ApiError as exc:
+        if "label_config" not in fields or exc.status_code != 400:
+            raise
+        reason = f"Label Studio kept the previous labeling page of project {project_id}: {exc.body}"
+    log.warning("%s", reason)
+    rest = {k: v for k, v in fields.items() if k != "label_config"}
+    if rest:
+        call(config, lambda: client.projects.update(project_id, **rest), "update project")
+    return reason
+
+
+def migrate_task_data(config: LabelStudioConfig, project_id: int) -> int:
+    """Give every task of the first release (source image under ``source``) the key the page reads
+    now; returns how many were changed. Idempotent; one PATCH per old task."""
+    changed = 0
+    with http_client(config) as http:
+        for task in list_tasks(config, http, project_id):
+            data = task.get("data") or {}
+            if SOURCE_KEY in data or LEGACY_SOURCE_KEY not in data:
+                continue
+
+            def patch(task=task, data=data) -> None:
+                r = http.patch(
+                    f"/api/tasks/{task['id']}", json={"data": {**data, SOURCE_KEY: data[LEGACY_SOURCE_KEY]}}
+                )
+                r.raise_for_status()
+
+            call(config, patch, f"migrate task {task['id']}")
+            changed += 1
+    if changed:
+        log.info("project %s: %d tasks of the first release now carry %r", project_id, changed, SOURCE_KEY)
+    return changed

@@ -81,6 +81,24 @@ class Browser:
             time.sleep(0.5)
         raise TimeoutError(f"page never satisfied: {expression} (last {value!r})")
 
+    def viewport(self, width: int, height: int) -> None:
+        """Emulate a window of exactly ``width`` x ``height`` CSS pixels (scale 1)."""
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+
+    def screenshot(self, path: Path) -> Path:
+        """Save what the viewport shows as a PNG."""
+        import base64
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(self.send("Page.captureScreenshot", format="png")["data"]))
+        return path
+
     def press(self, key: str, modifiers: int = 0) -> None:
         code = {"Enter": "Enter"}.get(key, f"Key{key.upper()}" if key.isalpha() else f"Digit{key}")
         vk = 13 if key == "Enter" else ord(key.upper())

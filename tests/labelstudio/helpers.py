@@ -18,8 +18,13 @@ from aescot.timeutil import now_iso
 from aescot.vocab import LETTERS
 
 
+def colour(seed: int) -> tuple[int, int, int]:
+    """The fill colour of :func:`png` for ``seed`` (how a browser test tells the images apart)."""
+    return (seed * 37) % 256, (seed * 91) % 256, (seed * 13) % 256
+
+
 def png(seed: int, size: int = 16) -> bytes:
-    img = Image.new("RGB", (size, size), ((seed * 37) % 256, (seed * 91) % 256, (seed * 13) % 256))
+    img = Image.new("RGB", (size, size), colour(seed))
     img.putpixel((seed % size, (seed // size) % size), (255, 255, 255))
     buf = io.BytesIO()
     img.save(buf, format="PNG")
@@ -47,9 +52,14 @@ GOLD_ANSWER = answer(
 )
 
 
-def make_items(store: DatasetStore, n: int, gold: int = 0, image_pool: int = 25) -> list[dict[str, Any]]:
-    """``n`` regular + ``gold`` gold items (known answer :data:`GOLD_ANSWER`), appended to ``items``."""
-    keys = [store.put_image(png(i))[1] for i in range(image_pool)]
+def make_items(
+    store: DatasetStore, n: int, gold: int = 0, image_pool: int = 25, size: int = 16
+) -> list[dict[str, Any]]:
+    """``n`` regular + ``gold`` gold items (known answer :data:`GOLD_ANSWER`), appended to ``items``.
+
+    Item ``k`` shows image ``k % image_pool`` as its source and ``(k + j + 1) % image_pool`` as its j-th
+    candidate (``size`` x ``size`` PNGs of :func:`colour`)."""
+    keys = [store.put_image(png(i, size))[1] for i in range(image_pool)]
     items = []
     for k in range(n + gold):
         source_id = derive_id("test-source", k, uuid.uuid4().hex)

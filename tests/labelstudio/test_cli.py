@@ -32,7 +32,10 @@ def test_setup_push_collect_agreement_with_url_and_token_from_env(ls_store, ls_c
     assert "pushed 3 " in invoke("push", "--root", root, "--project", title).output
     assert "pushed 0 " in invoke("push", "--root", root, "--project", title).output
     person = sign_up(ls_config.url, ls_config.api_key.get_secret_value())
-    person.annotate(ls_store.read(TASKS_TABLE.name)[0]["task_id"], answer("A", ["A"]))
+    person.annotate(
+        ls_store.read(TASKS_TABLE.name)[0]["task_id"],
+        answer("A", ["A"], {L: ["lighting_shadow"] for L in "BCD"}),
+    )
     out = invoke("collect", "--root", root, "--project", title).output
     assert "annotations new 1" in out and "labels written 1" in out
     report = json.loads(invoke("agreement", "--root", root, "--json").output)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from html import unescape as html_unescape
+from pathlib import Path
+
+import httpx
 import pytest
 from label_studio_sdk.core.api_error import ApiError
 
-from aescot.labelstudio import ensure_project
-from aescot.labelstudio.assets import label_config
-from tests.labelstudio.helpers import admin
+from aescot.labelstudio import collect_annotations, ensure_project
+from aescot.labelstudio.assets import annotation_dir, label_config
+from aescot.labelstudio.client import http_client, list_tasks
+from aescot.labelstudio.labeling import SOURCE_KEY
+from aescot.labelstudio.mapping import task_data
+from aescot.vocab import DIMENSIONS
+from tests.labelstudio.helpers import admin, make_items
 
 pytestmark = pytest.mark.labelstudio
 
@@ -49,3 +58,82 @@ def test_images_outside_the_document_root_are_refused(ls_config, tmp_path):
     elsewhere = DatasetStore(tmp_path / "not-served")
     with pytest.raises(ValueError, match="not under the server's document root"):
         ensure_project(elsewhere, ls_config)
+
+
+# --- the instructions' pictures, and projects of the first release -------------------------------------
+
+LEGACY = Path(__file__).with_name("legacy_screening.xml")  # the first release's page ($source, acceptable)
+
+
+def test_instructions_show_one_served_picture_per_dimension(ls_store, ls_config, labelstudio_server):
+    project = ensure_project(ls_store, ls_config)
+    html = admin(ls_config).projects.get(project.id).expert_instruction
+    srcs = re.findall(r'<img src="([^"]+)" alt="([^"]*)"', html)
+    assert [alt.split(":")[0] for _, alt in srcs] == list(DIMENSIONS)
+    cfg = labelstudio_server.cfg
+    with httpx.Client(base_url=ls_config.url, follow_redirects=False) as web:  # an annotator's browser
+        web.get("/user/login/")
+        web.post(
+            "/user/login/",
+            data={
+                "email": cfg.username,
+                "password": cfg.password.get_secret_value(),
+                "csrfmiddlewaretoken": web.cookies["csrftoken"],
+            },
+            headers={"Referer": f"{ls_config.url}/user/login/"},
+        )
+        for (src, _), dim in zip(srcs, DIMENSIONS):
+            assert src.startswith("/data/local-files/?d="), src
+            r = web.get(html_unescape(src))
+            assert r.status_code == 200 and r.headers["content-type"].startswith("image/")
+            assert r.content == (annotation_dir() / "examples" / f"{dim}.png").read_bytes()
+
+
+def _legacy_project(ls_store, ls_config, items):
+    old = ls_config.model_copy(update={"label_config_path": LEGACY})
+    project = ensure_project(ls_store, old)
+    tasks = []
+    for item in items:  # task data as the first release pushed it
+        data = task_data(item, ls_store, project.storage, ls_store.local_path("."))
+        data["source"] = data.pop(SOURCE_KEY)
+        tasks.append({"data": data})
+    admin(ls_config).projects.import_tasks(project.id, request=tasks)
+    with http_client(ls_config) as http:
+        return project, list_tasks(ls_config, http, project.id)
+
+
+def test_first_release_tasks_get_the_new_source_key_and_page(ls_store, ls_config):
+    project, tasks = _legacy_project(ls_store, ls_config, make_items(ls_store, 2))
+    upgraded = ensure_project(ls_store, ls_config)
+    assert (upgraded.id, upgraded.migrated_tasks, upgraded.config_kept) == (project.id, 2, None)
+    assert "label_config" in upgraded.changed
+    with http_client(ls_config) as http:
+        after = {t["id"]: t["data"] for t in list_tasks(ls_config, http, project.id)}
+    for t in tasks:  # the old key stays, the new one is a copy of it
+        assert after[t["id"]][SOURCE_KEY] == after[t["id"]]["source"] == t["data"]["source"]
+    assert admin(ls_config).projects.get(project.id).label_config.strip() == label_config(ls_config).strip()
+    again = ensure_project(ls_store, ls_config)
+    assert (again.changed, again.migrated_tasks) == ([], 0)
+
+
+def test_first_release_annotations_keep_their_page_and_are_still_collected(ls_store, ls_config):
+    items = make_items(ls_store, 1)
+    _, (task,) = _legacy_project(ls_store, ls_config, items)
+    legacy_result = [
+        {"from_name": "acceptable", "to_name": "source", "type": "choices", "value": {"choices": ["A"]}},
+        {"from_name": "best", "to_name": "source", "type": "choices", "value": {"choices": ["A"]}},
+        {
+            "from_name": "defects_B",
+            "to_name": "img_B",
+            "type": "choices",
+            "value": {"choices": ["lighting_shadow"]},
+        },
+    ]
+    admin(ls_config).annotations.create(task["id"], result=legacy_result)
+    upgraded = ensure_project(ls_store, ls_config)
+    assert upgraded.config_kept and "acceptable" in upgraded.config_kept  # Label Studio said why
+    assert admin(ls_config).projects.get(upgraded.id).label_config.strip() == LEGACY.read_text().strip()
+    report = collect_annotations(ls_store, ls_config)
+    assert (report.annotations_new, report.invalid) == (1, 0)
+    row = ls_store.read("annotations")[0]
+    assert (row["acceptable"], row["best"], row["dimensions"]["B"]) == (["A"], "A", ["lighting_shadow"])

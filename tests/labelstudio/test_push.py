@@ -11,6 +11,7 @@ import pytest
 
 from aescot.labelstudio import LabelStudioUnavailable, Prediction, push_items
 from aescot.labelstudio.client import http_client, list_tasks
+from aescot.labelstudio.labeling import SOURCE_KEY
 from aescot.labelstudio.mapping import ITEM_FIELD
 from aescot.labelstudio.project import ensure_project
 from aescot.labelstudio.push import TASKS_TABLE
@@ -50,7 +51,7 @@ def test_push_1000_tasks_with_gold_share_then_repush_is_a_no_op(ls_store, ls_con
         {i["item_id"] for i in regular} | {i["item_id"] for i in _pushed_gold(ls_store)},
     )
     # unmarked: the task data holds the item id and image URLs only
-    assert all(set(t["data"]) == {ITEM_FIELD, "source", "A", "B", "C", "D"} for t in tasks)
+    assert all(set(t["data"]) == {ITEM_FIELD, SOURCE_KEY, "A", "B", "C", "D"} for t in tasks)
     assert all(t["data"]["A"].startswith("/data/local-files/?d=") for t in tasks)
     # gold tasks are interleaved, not appended at the end
     gold_ids = {i["item_id"] for i in gold}
@@ -153,7 +154,7 @@ def test_predictions_carry_model_version_and_score(ls_store, ls_config):
     assert mapped[items[0]["item_id"]]["preannotated"] and not mapped[items[1]["item_id"]]["preannotated"]
     preds = list(admin(ls_config).predictions.list(task=mapped[items[0]["item_id"]]["task_id"]))
     assert [(p.model_version, p.score) for p in preds] == [("screener-v0", 0.7)]
-    assert {r["from_name"] for r in preds[0].result} >= {"best", "acceptable", "score_A"}
+    assert {r["from_name"] for r in preds[0].result} >= {"best", "verdict_A", "score_A"}
     assert report.pushed == 2
 
 

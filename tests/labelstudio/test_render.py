@@ -1,8 +1,15 @@
-"""The labeling page in headless Chromium: the source and four candidates load, every control
-renders, and an item labelled with the keyboard only comes back through collect as a valid
-annotation record."""
+"""The labeling page as an annotator sees it, in headless Chromium on Label Studio's label stream:
+the source and the four candidates decode inside the labeling area (the right picture in each place,
+no error box), candidates are large enough to judge and every control and Submit fit on one
+1440x900 screen (screenshots at 1440x900 and 1920x1080 are kept), a contradiction the page can
+prevent cannot be submitted, and an item labelled with the keyboard only comes back through
+collect as exactly the record that was keyed in."""
 
 from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,18 +17,56 @@ import pytest
 from aescot.contracts import validate
 from aescot.labelstudio import collect_annotations, push_items
 from aescot.labelstudio.push import TASKS_TABLE
+from aescot.vocab import DIMENSIONS
 from tests import realparts
 from tests.labelstudio.cdp import Browser, find_chromium
-from tests.labelstudio.helpers import make_items
+from tests.labelstudio.helpers import admin, colour, make_items
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
-IMAGES_LOADED = """  // distinct source + candidate images decoded (the data table may show thumbnails too)
-(() => {
-  const imgs = [...document.querySelectorAll('img')].filter(i => i.src.includes('/data/local-files/'));
-  const loaded = new Set(imgs.filter(i => i.complete && i.naturalWidth > 0).map(i => i.src));
-  return loaded.size >= 5 && imgs.every(i => i.complete) ? loaded.size : 0;
+SLOTS = ("source", "A", "B", "C", "D")
+MIN_CANDIDATE_WIDTH = 300
+
+# Every <img> of the labeling area (Label Studio's main view, not the data manager's thumbnails):
+# decoded size, the part of it its clipping container shows, and its centre pixel (which picture it is).
+PANEL_IMAGES = """(() => {
+  const imgs = [...document.querySelectorAll('.lsf-main-view img')];
+  if (!imgs.length || imgs.some(i => !i.complete)) return null;
+  return imgs.map(i => {
+    const a = i.getBoundingClientRect(), c = (i.closest('.lsf-image') || i).getBoundingClientRect();
+    let rgb = null;
+    if (i.naturalWidth > 0) {
+      const cv = document.createElement('canvas');
+      cv.width = i.naturalWidth; cv.height = i.naturalHeight;
+      const g = cv.getContext('2d'); g.drawImage(i, 0, 0);
+      rgb = [...g.getImageData(i.naturalWidth >> 1, i.naturalHeight >> 1, 1, 1).data.slice(0, 3)];
+    }
+    return {naturalWidth: i.naturalWidth, rgb,
+            left: Math.max(a.left, c.left), right: Math.min(a.right, c.right),
+            top: Math.max(a.top, c.top), bottom: Math.min(a.bottom, c.bottom)};
+  });
 })()"""
+ERROR_BOX = "document.body.innerText.includes('There was an issue loading')"
+# What must be reachable without scrolling: every visible radio/checkbox, the star ratings, Submit.
+# ticked as drawn (Ant Design's checked classes): the radios of the four verdicts share one HTML name,
+# so the browser's own :checked state of a radio says nothing about what Label Studio holds
+CHECKED = (
+    "[...document.querySelectorAll('.lsf-main-view .ant-radio-wrapper-checked,"
+    " .lsf-main-view .ant-checkbox-wrapper-checked')]"
+    ".filter(l => l.getBoundingClientRect().width > 0).map(l => l.innerText.replace(/\\[.*\\]/, '').trim())"
+)
+CONTROLS = """(() => {
+  const box = e => { const r = e.getBoundingClientRect(); return {top: r.top, bottom: r.bottom, left: r.left,
+                     right: r.right, text: (e.innerText || e.className.toString()).trim().slice(0, 40)}; };
+  const shown = e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+  const controls = [...document.querySelectorAll('.lsf-main-view label, .lsf-main-view .ant-rate')].filter(shown);
+  const submit = [...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Submit');
+  const scrolled = [document.scrollingElement, ...document.querySelectorAll('.lsf-main-content, .lsf-main-view')]
+    .some(e => e && e.scrollTop > 0);
+  return {controls: controls.map(box), submit: submit && box(submit), scrolled,
+          width: innerWidth, height: innerHeight};
+})()"""
+MODAL_TEXT = "(() => { const m = document.querySelector('.lsf-modal-ls_visible, .ant-modal'); return m && m.innerText; })()"
 
 
 def _session_cookie(url: str, email: str, password: str) -> str:
@@ -52,49 +97,187 @@ def browser():
     b.close()
 
 
-def test_labeling_page_renders_and_keyboard_labelling_is_collected(
-    ls_store, ls_config, labelstudio_server, browser
+@pytest.fixture
+def artefacts(tmp_path) -> Path:
+    """Where screenshots go: ``$AESCOT_TEST_ARTEFACTS`` (kept by CI), else the test's tmp dir."""
+    folder = Path(os.environ.get("AESCOT_TEST_ARTEFACTS") or tmp_path) / "labeling-page"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _close_instructions(browser: Browser) -> None:
+    """The project's instructions open with the stream (show_instruction), their example pictures
+    (one per dimension) decoded; an annotator closes them."""
+    browser.wait_for("!!document.querySelector('button[aria-label=\"Close modal\"]')", 60)
+    shown = browser.wait_for(
+        "(() => { const i = [...document.querySelectorAll('.lsf-modal-ls_visible img')];"
+        f" return i.length === {len(DIMENSIONS)} && i.every(x => x.complete && x.naturalWidth > 0)"
+        " && i.map(x => x.alt); })()",
+        30,
+    )
+    assert [alt.split(":")[0] for alt in shown] == list(DIMENSIONS)
+    browser.eval("document.querySelector('button[aria-label=\"Close modal\"]').click()")
+    browser.wait_for("!document.querySelector('.lsf-modal-ls_visible')", 10)
+
+
+def _panel_images(browser: Browser, expected: dict[str, tuple[int, int, int]]) -> dict[str, dict]:
+    """slot -> its decoded <img> in the labeling area, identified by its pixels; fails naming what is wrong."""
+    deadline = time.monotonic() + 90
+    while True:
+        imgs = browser.eval(PANEL_IMAGES) or []
+        error_box = browser.eval(ERROR_BOX)
+        found = {}
+        for slot, rgb in expected.items():
+            hits = [
+                i
+                for i in imgs
+                if i["naturalWidth"] > 0 and max(abs(a - b) for a, b in zip(i["rgb"], rgb)) <= 8
+            ]
+            if hits:
+                found[slot] = hits[0]
+        if (len(found) == len(expected) and not error_box) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    missing = [s for s in expected if s not in found]
+    assert not missing and not error_box, (
+        f"in the labeling area, not decoded or not the right picture: {missing}; "
+        f"error box shown: {error_box}; images there: {[(i['naturalWidth'], i['rgb']) for i in imgs]}"
+    )
+    assert len(imgs) == len(expected), f"{len(imgs)} images in the labeling area, expected {len(expected)}"
+    return found
+
+
+def _layout(browser: Browser, expected, artefacts: Path) -> dict:
+    """Candidates' shown widths and every control's box as the page is now; saves a screenshot."""
+    imgs = _panel_images(browser, expected)
+    page = browser.eval(CONTROLS)
+    shot = browser.screenshot(artefacts / f"labeling-{page['width']}x{page['height']}.png")
+    widths = {s: round(imgs[s]["right"] - imgs[s]["left"]) for s in SLOTS}
+    lowest = max(c["bottom"] for c in page["controls"])
+    print(
+        f"\nlabeling page at {page['width']}x{page['height']}: shown image widths {widths}; lowest control "
+        f"bottom {lowest:.0f}; Submit {page['submit']}; screenshot {shot}"
+    )
+    off = [c for c in [*page["controls"], page["submit"]] if c["bottom"] > page["height"] or c["top"] < 0]
+    assert not off and not page["scrolled"], f"off the {page['width']}x{page['height']} screen: {off}"
+    assert all(c["right"] <= page["width"] for c in page["controls"])
+    lefts = [imgs[L]["left"] for L in "ABCD"]  # side by side, in order, each fully on screen
+    assert lefts == sorted(lefts) and imgs["D"]["right"] <= page["width"]
+    return {"widths": widths, "page": page}
+
+
+def _open_stream(browser: Browser, url: str, project_id: int, size: tuple[int, int], expected) -> None:
+    """The label stream ("Label All Tasks"), freshly loaded in a window of ``size``."""
+    browser.viewport(*size)
+    browser.send("Page.navigate", url=f"{url}/projects/{project_id}/data?labeling=1")
+    _panel_images(browser, expected)  # every picture decodes in the labeling area, where it belongs
+    _close_instructions(browser)
+
+
+# keyboard only: A acceptable; B flawed, its placement ticked, then B acceptable after all (its defects
+# hide and are dropped); C flawed with wrong lighting; D flawed; best B. (key, ticks shown after it)
+KEYS = (("1", 1), ("6", 2), ("u", 3), ("2", 2), ("7", 3), ("s", 4), ("8", 5), ("x", 6))
+KEYED = {
+    "acceptable": ["A", "B"],
+    "best": "B",
+    "dimensions": {"A": [], "B": [], "C": ["lighting_shadow"], "D": ["extension_rationality"]},
+}
+
+
+def _label(browser: Browser) -> None:
+    for key, ticks in KEYS:
+        time.sleep(0.4)  # a person's pace
+        browser.press(key)
+        _wait_checked(browser, ticks)
+    shown = browser.eval(
+        "[...document.querySelectorAll('.lsf-main-view label')].filter(l => l.getBoundingClientRect().width > 0)"
+        ".map(l => l.innerText.replace(/\\[.*\\]/, '').trim())"
+    )
+    # defects are offered for the two flawed candidates only (C, D), none for acceptable A and B
+    assert shown.count("Lighting or shadow wrong") == 2, shown
+
+
+def _wait_checked(browser: Browser, n: int, timeout_s: float = 20) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        checked = browser.eval(CHECKED)
+        if len(checked) == n:
+            return checked
+        assert time.monotonic() < deadline, f"expected {n} ticked controls, the page shows {checked}"
+        time.sleep(0.3)
+
+
+def _wait_annotations(config, task_id: int, n: int, timeout_s: float = 20) -> list:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        anns = list(admin(config).annotations.list(task_id))
+        if len(anns) >= n or time.monotonic() > deadline:
+            return anns
+        time.sleep(0.5)
+
+
+def _submitted(config, task_ids, n: int, timeout_s: float = 20) -> int:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        count = sum(len(list(admin(config).annotations.list(t))) for t in task_ids)
+        if count >= n or time.monotonic() > deadline:
+            return count
+        time.sleep(0.5)
+
+
+def test_labeling_page_shows_every_image_fits_one_screen_and_keyboard_labelling_is_collected(
+    ls_store, ls_config, labelstudio_server, browser, artefacts
 ):
-    items = make_items(ls_store, 1, image_pool=5)
+    # two tasks showing the same pictures: item 0 of make_items, source image 0, A-D images 1-4
+    items = [
+        *make_items(ls_store, 1, image_pool=5, size=256),
+        *make_items(ls_store, 1, image_pool=5, size=256),
+    ]
+    expected = {slot: colour(k) for k, slot in enumerate(SLOTS)}
     report = push_items(ls_store, ls_config)
-    task_id = ls_store.read(TASKS_TABLE.name)[0]["task_id"]
+    task_ids = [r["task_id"] for r in ls_store.read(TASKS_TABLE.name)]
     cfg = labelstudio_server.cfg
     cookie = _session_cookie(ls_config.url, cfg.username, cfg.password.get_secret_value())
     browser.send("Network.enable")
     browser.send("Network.setCookie", name="sessionid", value=cookie, url=ls_config.url)
-    browser.send("Page.navigate", url=f"{ls_config.url}/projects/{report.project_id}/data?task={task_id}")
 
-    assert browser.wait_for(IMAGES_LOADED) == 5
-    # read the text in the same evaluation that checks it: the UI re-renders while it settles
-    text = browser.wait_for(
-        "(() => { const t = document.body.innerText;"
-        " return t.split('Product deformed / text garbled').length === 5 && t; })()",
-        60,
-    )
-    assert text.count("Product deformed / text garbled") == 4
-    for label in ("Acceptable candidates", "Best candidate", "None acceptable", "Source product photo"):
-        assert label in text
-    # one 5-star rating per candidate (rendered after the images on a slow machine)
-    assert browser.wait_for("document.querySelectorAll('.ant-rate').length === 4 && 4", 20) == 4
-
-    # label with the keyboard only: A and C acceptable, A best, C's lighting wrong, submit
-    for key in ("1", "3", "z", "s"):
-        browser.press(key)
-    browser.wait_for("document.querySelectorAll('input[type=checkbox]:checked').length >= 3", 20)
+    # first task in a 1920x1080 window: label by keyboard, everything on one screen, submit
+    _open_stream(browser, ls_config.url, report.project_id, (1920, 1080), expected)
+    _label(browser)
+    browser.press("k")  # D: the extension is implausible
+    _wait_checked(browser, 7)
+    big = _layout(browser, expected, artefacts)
     browser.press("Enter", modifiers=2)  # Ctrl+Enter submits
-    collected = None
-    for _ in range(40):
-        collected = collect_annotations(ls_store, ls_config)
-        if collected.annotations_new:
-            break
-        browser.eval("new Promise(r => setTimeout(r, 500))")
-    assert collected.annotations_new == 1, "the keyboard-submitted annotation did not reach Label Studio"
-    row = ls_store.read("annotations")[0]
-    validate("annotation", row)
-    assert (row["item_id"], row["annotator"], row["status"]) == (
-        items[0]["item_id"],
-        cfg.username,
-        "submitted",
+    assert _submitted(ls_config, task_ids, 1) == 1, "the keyboard submission did not reach Label Studio"
+
+    # second task in a 1440x900 window: candidates at least 300 px wide, every control and Submit on
+    # the first screen
+    _open_stream(browser, ls_config.url, report.project_id, (1440, 900), expected)
+    _label(browser)
+    small = _layout(browser, expected, artefacts)
+    assert min(small["widths"][L] for L in "ABCD") >= MIN_CANDIDATE_WIDTH, small["widths"]
+    assert min(big["widths"][L] for L in "ABCD") > small["widths"]["A"]
+    # D is flawed without a defect: Label Studio refuses to submit and says why
+    browser.press("Enter", modifiers=2)
+    message = browser.wait_for(MODAL_TEXT, 20)
+    assert "Candidate D is flawed" in message
+    assert _submitted(ls_config, task_ids, 2, timeout_s=3) == 1
+    browser.eval("document.querySelector('.lsf-modal-ls_visible button, .ant-modal button').click()")
+    browser.wait_for(
+        "!document.querySelector('.lsf-modal-ls_visible, .ant-modal-wrap:not([style*=none])')", 10
     )
-    assert (row["acceptable"], row["best"]) == (["A", "C"], "A")
-    assert row["dimensions"] == {"A": [], "B": [], "C": ["lighting_shadow"], "D": []}
+    browser.press("k")
+    _wait_checked(browser, 7)
+    browser.press("Enter", modifiers=2)
+    assert _submitted(ls_config, task_ids, 2) == 2, "the keyboard submission did not reach Label Studio"
+
+    # collect gives back exactly what was keyed in, twice
+    collected = collect_annotations(ls_store, ls_config)
+    assert (collected.annotations_new, collected.invalid) == (2, 0)
+    rows = ls_store.read("annotations")
+    assert sorted(r["item_id"] for r in rows) == sorted(i["item_id"] for i in items)
+    for row in rows:
+        validate("annotation", row)
+        assert (row["annotator"], row["status"]) == (cfg.username, "submitted")
+        assert {k: row[k] for k in KEYED} == KEYED
+        assert row["scores"] == {"A": None, "B": None, "C": None, "D": None}
