@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import realparts
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -20,8 +22,18 @@ def prefect_api():
     """Prefect's real API on a temporary SQLite database for the whole session."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=180):
+    harness = prefect_test_harness(server_startup_timeout=180)
+    try:
+        harness.__enter__()
+        failed = None
+    except Exception as exc:  # noqa: BLE001 - Prefect is a real part: it fails the run, saying why
+        failed = repr(exc)
+    if failed:
+        realparts.broken("Prefect (ephemeral API)", failed)
+    try:
         yield
+    finally:
+        harness.__exit__(None, None, None)
 
 
 def _free_port() -> int:
@@ -60,11 +72,15 @@ def prefect_server(tmp_path_factory):
         except httpx.HTTPError:
             pass
         if proc.poll() is not None:
-            raise RuntimeError(f"prefect server exited: {(home / 'server.log').read_text()[-2000:]}")
+            log.close()
+            realparts.broken(
+                "Prefect server", f"exited with code {proc.returncode}", (home / "server.log").read_text()
+            )
         time.sleep(0.5)
     else:
         proc.kill()
-        raise RuntimeError("prefect server did not become healthy in 180 s")
+        log.close()
+        realparts.broken("Prefect server", "not healthy after 180 s", (home / "server.log").read_text())
     yield {**env, "PREFECT_API_URL": api}
     proc.terminate()
     try:
