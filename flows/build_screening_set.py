@@ -89,3 +89,69 @@ def build_screening_set(
     )
     log.info("run summary: %s", run)
     return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flows.build_screening_set``: one run of the flow on this machine (ephemeral Prefect API
+    unless ``PREFECT_API_URL`` is set). Exit 0 when the run completed, 1 when it failed, 2 for bad
+    parameters, 3 when no Prefect API could be started."""
+    import argparse
+    import json
+    import os
+    import sys
+
+    ap = argparse.ArgumentParser(
+        prog="python -m flows.build_screening_set",
+        description="Advance the screening dataset at --root by one step of every stage.",
+    )
+    ap.add_argument("--root", default="aescot-data", help="dataset root: a folder or an fsspec URI")
+    ap.add_argument("--sources", nargs="*", default=None, help="folders, globs or manifests to ingest")
+    ap.add_argument("--no-labelstudio", action="store_true", help="generate only; no push or collect")
+    ap.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="any other flow parameter, as for `prefect deployment run -p`, e.g. -p batch_size=16",
+    )
+    args = ap.parse_args(argv)
+    params: dict[str, Any] = {"root": args.root, "sources": args.sources}
+    if args.no_labelstudio:
+        params["labelstudio"] = False
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"-p {item!r}: expected KEY=JSON")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value  # a bare string, as `prefect deployment run -p` takes it
+    for key, value in {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}.items():
+        os.environ.setdefault(key, value)
+
+    from prefect.exceptions import ParameterTypeError
+
+    from flows.prefect_api import PrefectUnavailable, ensure_prefect_api
+
+    try:  # before any server starts: a bad parameter is a one-line error at once
+        build_screening_set.validate_parameters(params)
+    except (ParameterTypeError, TypeError) as exc:
+        problems = [line.strip(" -") for line in str(exc).splitlines()[1:] if line.strip()] or [str(exc)]
+        print(f"error: invalid parameters: {'; '.join(problems)}", file=sys.stderr)
+        return 2
+    try:
+        ensure_prefect_api()
+    except PrefectUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    state = build_screening_set(**params, return_state=True)
+    if not state.is_completed():
+        print(f"error: the flow run ended {state.name}: {state.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(state.result(), indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

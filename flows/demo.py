@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     for k, v in {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}.items():
         os.environ.setdefault(k, v)
-    from aescot.demo.prefect_api import PrefectUnavailable
+    from flows.prefect_api import PrefectUnavailable
 
     try:
         return Demo(args).run()
@@ -93,7 +93,7 @@ class Demo:
 
     def run(self) -> int:
         from aescot.demo import SWITCHES
-        from aescot.demo.prefect_api import ensure_prefect_api
+        from flows.prefect_api import ensure_prefect_api
 
         started = time.monotonic()
         args = self.args

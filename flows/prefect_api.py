@@ -1,4 +1,5 @@
-"""The Prefect API of the demo: the ephemeral one, given the time a busy machine needs.
+"""The Prefect API of the local entry points (the demo, ``python -m flows.build_screening_set``): the
+ephemeral one, given the time a busy machine needs.
 
 Prefect starts a temporary API server in a subprocess when ``PREFECT_API_URL`` is unset and waits
 ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` (20 s by default) for it: on a loaded laptop
@@ -26,7 +27,7 @@ def fix_hint(timeout_s: int) -> str:
     return (
         f"raise {TIMEOUT_ENV} (it was {timeout_s}; e.g. export {TIMEOUT_ENV}=600) or run a Prefect server "
         "(`.venv/bin/prefect server start` in another shell, then "
-        "`export PREFECT_API_URL=http://127.0.0.1:4200/api`) and run the demo again"
+        "`export PREFECT_API_URL=http://127.0.0.1:4200/api`) and run the command again"
     )
 
 

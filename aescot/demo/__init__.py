@@ -7,8 +7,6 @@
 * :mod:`aescot.demo.teacher` — the *demo stand-in teacher*: a real Chat Completions server on
   loopback that reads the planted defects from the store (not the pixels), with noise, so some
   items pass the consistency filter and some fail;
-* :mod:`aescot.demo.prefect_api` — the ephemeral Prefect API started with the time a busy machine
-  needs, retried once, and a failure turned into one line with the fix.
 
 None of this is used by the pipeline itself: each stand-in is replaced by the real thing with one
 setting (see :data:`SWITCHES`).

@@ -9,9 +9,9 @@ import random
 import pytest
 
 from aescot.demo.annotators import simulated_answer
-from aescot.demo.prefect_api import PrefectUnavailable, ensure_prefect_api
 from aescot.demo.teacher import BANNER, MODEL, PlantedAnswers, noisy_answer, stand_in_teacher
 from aescot.vocab import LETTERS, answer_problems
+from flows.prefect_api import PrefectUnavailable, ensure_prefect_api
 
 PLANTED = {
     "acceptable": ["A", "C"],
