@@ -48,8 +48,8 @@ def hotkeys() -> dict[str, dict[str, str]]:
 
 
 STYLE = """
-    /* Label Studio's right-hand panels (regions, relations, info) hold nothing for this task:
-       give their width to the candidates. History stays reachable from the top bar. */
+    /* Label Studio's right-hand panels (regions, relations, info, history) hold nothing an annotator
+       of this task needs: give their width to the candidates */
     .lsf-sidepanels__wrapper_align_right { display: none !important; }
     .lsf-sidepanels { padding-right: 0 !important; }
     .aescot-page .lsf-toolbar { display: none !important; }  /* the image pan tool: nothing to pan */
