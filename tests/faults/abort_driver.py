@@ -34,7 +34,7 @@ def work() -> int:
     store = DatasetStore(root, create=False)
     with redirect_stdout(io.StringIO()):
         try:
-            app(["status", "--root", root], standalone_mode=False)
+            app(["status", "--root", root], prog_name="aescot", standalone_mode=False)
         except SystemExit as exc:
             return int(exc.code or 0)
     if mode == "fsspec-handle":

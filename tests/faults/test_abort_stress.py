@@ -44,6 +44,7 @@ def test_status_and_store_reads_never_abort(tiny_root):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # each child's interpreter exit costs ~0.5 s of CPU; 200 of them on 2 cores
 def test_status_and_store_reads_never_abort_in_200_runs(tiny_root):
     result = run_driver(tiny_root, 200)
     print(json.dumps(result))

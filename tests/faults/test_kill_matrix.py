@@ -239,7 +239,18 @@ def _export_rows_per_item(out: str) -> Counter:
 
 def figures(chain: Chain, stage: str, store: DatasetStore, ctx: dict[str, Any]) -> dict[str, Any]:
     """inputs, outputs, rejects and duplicates of one finished run of ``stage``."""
-    rejects = sum(1 for r in store.read("rejects", columns=["stage"]) if r["stage"] == stage)
+    reasons = Counter(
+        r["reason"] for r in store.read("rejects", columns=["stage", "reason"]) if r["stage"] == stage
+    )
+    return {
+        **_figures(chain, stage, store, ctx, sum(reasons.values())),
+        "reject_reasons": dict(sorted(reasons.items())),
+    }
+
+
+def _figures(
+    chain: Chain, stage: str, store: DatasetStore, ctx: dict[str, Any], rejects: int
+) -> dict[str, Any]:
     if stage == "ingest":
         out = store.count("sources")
         return {
