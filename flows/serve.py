@@ -2,12 +2,14 @@
 
     python -m flows.serve [--name local] [--cron "0 * * * *"]
 
-then, from anywhere that reaches the same Prefect API:
+It needs a Prefect server to register with (``PREFECT_API_URL``; see the README's "The flow and its
+deployment" for starting one), then, from anywhere that reaches the same API:
 
-    prefect deployment run 'build-screening-set/local' -p root=/data/screening -p 'sources=["/data/incoming"]' --watch
+    prefect deployment run build-screening-set/local --watch -p root=deploy-data -p 'sources=["demo-data/incoming"]'
 
 For work pools (process, Docker, Kubernetes, GPU machines) use ``prefect deploy`` with
-``prefect.yaml`` instead; the flow and its parameters are the same.
+``prefect.yaml`` instead (the README's block, run as pasted by tests/test_readme.py); the flow and
+its parameters are the same.
 """
 
 from __future__ import annotations

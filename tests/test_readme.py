@@ -34,7 +34,10 @@ HERE = "tests/test_readme.py"
 SETUP_TEST = f"{HERE}::test_setup_block_runs_the_demo_as_pasted"
 DEPLOY_TEST = f"{HERE}::test_deployment_blocks_run_as_pasted_and_the_second_run_repeats_nothing"
 TEACHER_TEST = f"{HERE}::test_teacher_block_against_a_loopback_endpoint"
-DEV_TEST = f"{HERE}::test_development_block_bench_runs_as_pasted"
+DEV_TEST = f"{HERE}::test_benchmarks_block_runs_as_pasted"
+DOCTOR = "`aescot doctor` and `aescot repair`"
+DOCTOR_TEST = f"{HERE}::test_doctor_block_on_the_demo_data"
+TRAIN_TEST = f"{HERE}::test_trainer_block_prints_the_plugin_files"
 LS_CLI_TEST = "tests/labelstudio/test_cli.py::test_setup_push_collect_agreement_with_url_and_token_from_env"
 CI = "CI: .ci/run runs `bash scripts/test.sh` (this very suite), so a test does not recurse into it"
 
@@ -79,9 +82,23 @@ COVERAGE: dict[str, dict[str, str]] = {
             TEACHER_TEST
         ),
     },
-    "Development": {
+    DOCTOR: {  # run as pasted on the demo's (healthy) dataset
+        ".venv/bin/aescot doctor --root demo-data": DOCTOR_TEST,
+        ".venv/bin/aescot doctor --root demo-data --quick": DOCTOR_TEST,
+        ".venv/bin/aescot repair --root demo-data": DOCTOR_TEST,
+    },
+    "Training on the export": {
+        ".venv/bin/python -m aescot.integrations verl": TRAIN_TEST,
+        ".venv/bin/python -m aescot.integrations easyr1": TRAIN_TEST,
+        ".venv/bin/python -m aescot.integrations easyr1-prompt": TRAIN_TEST,
+    },
+    "Tests and CI": {  # scripts/test.sh with pytest options passed on
         "bash scripts/test.sh": CI,
         "bash scripts/test.sh tests/test_ingest.py": CI,
+        "bash scripts/test.sh -m not slow": CI,
+        "AESCOT_TEST_WORKERS=0 bash scripts/test.sh -x": CI,
+    },
+    "Benchmarks": {
         ".venv/bin/python bench/ingest_throughput.py": DEV_TEST,
     },
     INLINE: {
@@ -115,6 +132,15 @@ COVERAGE: dict[str, dict[str, str]] = {
         ),
         "prefect --no-prompt deploy --name gpu": DEPLOY_TEST,  # the test deploys `gpu` too
         "vllm serve <VLM>": "external: vLLM's own command; the loopback chat server stands in for it",
+        "aescot eval": "tests/export/test_eval.py::test_cli_eval_writes_reports_without_the_key",
+        ".venv/bin/aescot labelstudio stop --root demo-data": (
+            "tests/labelstudio/test_cli.py::test_embedded_server_start_status_stop"
+        ),
+        "kill -9": "tests/faults/test_kill_matrix.py::test_kill_then_rerun_loses_and_duplicates_nothing",
+        "aescot doctor": "tests/faults/test_store_damage.py::test_healthy_store_doctor_exits_0_and_checks_every_file",
+        "aescot repair": "tests/faults/test_store_damage.py::test_repair_cli_says_which_rows_to_rebuild",
+        "aescot ingest": "tests/cli/test_cli_sources.py::test_ingest_prints_a_summary_and_rerun_adds_nothing",
+        "aescot generate": "tests/generate/test_cli.py::test_generate_then_dedupe_on_an_ingested_store",
     },
 }
 
@@ -244,7 +270,9 @@ RUN_HERE = {
     "Set up": SETUP_TEST,
     "The flow and its deployment": DEPLOY_TEST,
     "The teacher": TEACHER_TEST,
-    "Development": DEV_TEST,
+    DOCTOR: DOCTOR_TEST,
+    "Training on the export": TRAIN_TEST,
+    "Benchmarks": DEV_TEST,
 }
 
 
@@ -541,8 +569,28 @@ def test_teacher_block_against_a_loopback_endpoint(clone):
 
 
 @slow
-def test_development_block_bench_runs_as_pasted(clone):
-    (block,) = blocks_under("Development")
-    ci_only = {cmd for cmd in block.commands() if COVERAGE["Development"].get(cmd) == CI}
-    rc, _ = clone.run("development-block", script_of([block], skip=ci_only), timeout_s=900)
+def test_doctor_block_on_the_demo_data(clone):
+    assert clone.setup_result[0] == 0, "needs the set-up block's demo data:\n" + clone.report()
+    rc, out = clone.run("doctor-block", script_of(blocks_under(DOCTOR)), timeout_s=600)
+    assert rc == 0, clone.report()  # doctor exits 3 on any problem: the demo's store is healthy
+    assert "nothing to repair" in out, out[-3000:]
+
+
+@slow
+def test_trainer_block_prints_the_plugin_files(clone):
+    rc, out = clone.run("trainer-block", script_of(blocks_under("Training on the export")), timeout_s=300)
     assert rc == 0, clone.report()
+    printed = [Path(line) for line in out.splitlines() if line.startswith("/")]
+    names = [p.name for p in printed]
+    assert names == ["verl_reward.py", "easyr1_reward.py", "easyr1_format_prompt.jinja"], out
+    assert all(p.is_file() for p in printed)
+
+
+@slow
+def test_benchmarks_block_runs_as_pasted(clone):
+    (block,) = blocks_under("Benchmarks")
+    rc, out = clone.run("benchmarks-block", script_of([block]), timeout_s=900)
+    assert rc == 0, clone.report()
+    assert re.search(r"aescot ingest \(1 thread\)\s+[\d.]+\s+[\d.]+\s+[\d.]+", out), out[
+        -2000:
+    ]  # vs PIL decode
