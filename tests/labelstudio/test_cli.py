@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from aescot.cli.main import app
 from aescot.labelstudio.push import TASKS_TABLE
 from aescot.labelstudio.server import LocalServerConfig, free_port
+from aescot.store import DatasetStore
 from tests.labelstudio.helpers import answer, make_items, sign_up
 
 pytestmark = pytest.mark.labelstudio
@@ -50,7 +51,9 @@ def test_embedded_server_start_status_stop(tmp_path, monkeypatch, labelstudio_se
     monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)
     monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
     root = str(tmp_path / "ds")
-    assert invoke("labelstudio", "status", "--root", root).exit_code == 1
+    missing = invoke("labelstudio", "status", "--root", root)  # a read command never creates a root
+    assert missing.exit_code == 2 and "no dataset at" in missing.output
+    DatasetStore(root).put_image(b"\x89PNG")  # a dataset (one image): now push names the missing server
     assert "aescot labelstudio start" in invoke("push", "--root", root).output
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", defaults.token.get_secret_value())
     monkeypatch.setenv("LABEL_STUDIO_PASSWORD", defaults.password.get_secret_value())
