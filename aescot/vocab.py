@@ -22,6 +22,12 @@ SLOTS = len(LETTERS)
 IMAGE_ORDER: tuple[str, ...] = ("source", *LETTERS)
 """The order images are shown to annotators, the teacher and trained models."""
 
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+"""The export's splits, in order."""
+
+EXPORT_FORMATS: tuple[str, ...] = ("sft", "sft_trl", "rl", "verl", "pairs", "scores", "scores_sft")
+"""The export formats (their columns: :mod:`aescot.export.features`)."""
+
 
 @dataclass(frozen=True)
 class Dimension:

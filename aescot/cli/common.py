@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,7 +20,9 @@ from rich.progress import (
 )
 
 from aescot.errors import EXIT_USAGE, AescotError, exit_code, one_line
-from aescot.store import DatasetStore
+
+if TYPE_CHECKING:  # the store imports pyarrow and fsspec: only commands that open one pay for them
+    from aescot.store import DatasetStore
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -37,6 +39,8 @@ RootOption = Annotated[
 def open_store(root: str, create: bool = False) -> DatasetStore:
     """The dataset at ``root``. Only commands that add data pass ``create=True``: a read command on a
     mistyped root says "no dataset at PATH" (exit 2) instead of creating an empty one."""
+    from aescot.store import DatasetStore
+
     return DatasetStore(root, create=create)
 
 

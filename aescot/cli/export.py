@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 from aescot.cli.common import DEFAULT_ROOT, RootOption, console, fail, open_store
-from aescot.export.features import FORMATS
-from aescot.export.splits import SPLITS
+from aescot.vocab import EXPORT_FORMATS as FORMATS
+from aescot.vocab import SPLITS
 
 
 def export_cmd(

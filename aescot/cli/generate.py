@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from aescot.cli.common import DEFAULT_ROOT, RootOption, console, fail, open_store, progress_bar
-from aescot.dedupe.hashing import DEFAULT_THRESHOLD, DedupeConfig
-from aescot.dedupe.report import near_duplicate_report
-from aescot.generate import DiffusersConfig, GenerateConfig, generate_candidates
-from aescot.items import build_items
+
+
+def _given(**options: object) -> dict[str, object]:
+    """The options a person set (None: keep the config's own default)."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def generate_cmd(
@@ -34,12 +34,19 @@ def generate_cmd(
     device: Annotated[str, typer.Option(help="diffusers: auto, cuda, mps or cpu.")] = "auto",
     seed: Annotated[int, typer.Option(help="Base seed every candidate seed derives from.")] = 0,
     threshold: Annotated[
-        int, typer.Option(help="Hamming distance counted as a near-duplicate.")
-    ] = DEFAULT_THRESHOLD,
+        int | None,
+        typer.Option(help="Hamming distance counted as a near-duplicate [default: the dedupe stage's]."),
+    ] = None,
     max_regenerations: Annotated[int, typer.Option(help="New seeds tried per near-duplicate candidate.")] = 3,
     source: Annotated[list[str] | None, typer.Option(help="Only these source ids (repeatable).")] = None,
 ) -> None:
     """Generate 4 candidates per source (skipping sources already done), dedupe them, build items A-D."""
+    from pydantic import ValidationError
+
+    from aescot.dedupe.hashing import DedupeConfig
+    from aescot.generate import DiffusersConfig, GenerateConfig, generate_candidates
+    from aescot.items import build_items
+
     if backend not in ("synthetic", "diffusers"):
         fail(f"unknown backend {backend!r}: use synthetic or diffusers")
     store = open_store(root)
@@ -58,7 +65,7 @@ def generate_cmd(
             backend=backend,
             diffusers=diff,
             base_seed=seed,
-            dedupe=DedupeConfig(threshold=threshold, max_regenerations=max_regenerations),
+            dedupe=DedupeConfig(**_given(threshold=threshold), max_regenerations=max_regenerations),
         )
     except ValidationError as exc:
         fail(
@@ -91,15 +98,21 @@ def generate_cmd(
 def dedupe_cmd(
     root: RootOption = DEFAULT_ROOT,
     threshold: Annotated[
-        int, typer.Option(help="Hamming distance counted as a near-duplicate.")
-    ] = DEFAULT_THRESHOLD,
+        int | None,
+        typer.Option(help="Hamming distance counted as a near-duplicate [default: the dedupe stage's]."),
+    ] = None,
     method: Annotated[str, typer.Option(help="phash, dhash, ahash or whash.")] = "phash",
     hash_size: Annotated[int, typer.Option(help="8 (64-bit) or 16 (256-bit).")] = 8,
 ) -> None:
     """Report near-duplicates across the whole set (between sources and candidates of different sources)."""
+    from pydantic import ValidationError
+
+    from aescot.dedupe.hashing import DedupeConfig
+    from aescot.dedupe.report import near_duplicate_report
+
     store = open_store(root)
     try:
-        cfg = DedupeConfig(threshold=threshold, method=method, hash_size=hash_size)
+        cfg = DedupeConfig(**_given(threshold=threshold), method=method, hash_size=hash_size)
     except ValidationError as exc:
         fail(
             "; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors())

@@ -8,31 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from aescot.cli.common import DEFAULT_ROOT, App, RootOption, console, fail, open_store
 from aescot.errors import AescotError
-from aescot.labelstudio import (
-    LabelStudioConfig,
-    agreement_report,
-    collect_annotations,
-    ensure_project,
-    gold_report,
-    push_items,
-)
-from aescot.labelstudio.config import resolve_config
-from aescot.labelstudio.server import (
-    ServerNotFound,
-    ServerStartError,
-    local_server_config,
-    server_status,
-    start_server,
-    stop_server,
-)
-from aescot.store import DatasetStore
 
 ProjectOption = Annotated[
     str | None, typer.Option("--project", help="Project title (default: aescot screening).")
@@ -40,8 +22,14 @@ ProjectOption = Annotated[
 
 ls_app = App(help="Run the embedded Label Studio and set up the screening project.", no_args_is_help=True)
 
+if TYPE_CHECKING:
+    from aescot.labelstudio import LabelStudioConfig
+    from aescot.store import DatasetStore
+
 
 def _config(store: DatasetStore, project: str | None, **overrides) -> LabelStudioConfig:
+    from aescot.labelstudio.config import resolve_config
+
     return resolve_config(store, project_title=project, **overrides)
 
 
@@ -61,6 +49,8 @@ def start_cmd(
     root: RootOption = DEFAULT_ROOT, port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080
 ) -> None:
     """Start the embedded server for this dataset (SQLite, data in <root>/.labelstudio) and leave it running."""
+    from aescot.labelstudio.server import ServerNotFound, ServerStartError, local_server_config, start_server
+
     store = open_store(root, create=True)
     if not store.is_local:
         fail(
@@ -80,6 +70,8 @@ def start_cmd(
 @ls_app.command("stop")
 def stop_cmd(root: RootOption = DEFAULT_ROOT) -> None:
     """Stop the embedded server of this dataset."""
+    from aescot.labelstudio.server import stop_server
+
     stopped = stop_server(Path(open_store(root).root) / ".labelstudio")
     console.print("stopped" if stopped else "not running")
 
@@ -87,6 +79,8 @@ def stop_cmd(root: RootOption = DEFAULT_ROOT) -> None:
 @ls_app.command("status")
 def status_cmd(root: RootOption = DEFAULT_ROOT) -> None:
     """Is the embedded server of this dataset running, and where."""
+    from aescot.labelstudio.server import server_status
+
     running = server_status(Path(open_store(root).root) / ".labelstudio")
     console.print(f"running at {running.url} (pid {running.pid})" if running else "not running")
     if running is None:
@@ -100,6 +94,8 @@ def setup_cmd(
     annotators_per_task: Annotated[int | None, typer.Option(help="Annotations wanted per task.")] = None,
 ) -> None:
     """Create or update the screening project (config, guidelines, image storage). Idempotent."""
+    from aescot.labelstudio import ensure_project
+
     store = open_store(root)
     cfg = _config(store, project, annotators_per_task=annotators_per_task)
     p = _run(lambda: ensure_project(store, cfg))
@@ -119,6 +115,8 @@ def push_cmd(
     chunk_size: Annotated[int | None, typer.Option(help="Tasks per bulk import call.")] = None,
 ) -> None:
     """Push screening items not yet in Label Studio as tasks (bulk; re-running pushes nothing twice)."""
+    from aescot.labelstudio import push_items
+
     store = open_store(root)
     cfg = _config(store, project, gold_share=gold_share, chunk_size=chunk_size)
     r = _run(lambda: push_items(store, cfg, item_ids=item))
@@ -130,6 +128,8 @@ def push_cmd(
 
 def collect_cmd(root: RootOption = DEFAULT_ROOT, project: ProjectOption = None) -> None:
     """Pull annotations changed since the last pull (raw snapshot first), update annotations and labels."""
+    from aescot.labelstudio import collect_annotations
+
     store = open_store(root)
     cfg = _config(store, project)
     r = _run(lambda: collect_annotations(store, cfg))
@@ -145,6 +145,8 @@ def agreement_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Krippendorff's alpha per field, per-annotator stats and gold accuracy (from collected annotations)."""
+    from aescot.labelstudio import agreement_report, gold_report
+
     store = open_store(root)
     agreement, gold = agreement_report(store), gold_report(store)
     if as_json:

@@ -8,8 +8,6 @@ import typer
 from rich.table import Table
 
 from aescot.cli.common import DEFAULT_ROOT, RootOption, console, open_store, progress_bar
-from aescot.ingest import IngestConfig, ingest
-from aescot.status import stage_counts, verify_counts
 
 IGNORED_TEXT = {
     "hidden": "hidden (dot-files/folders)",
@@ -40,6 +38,8 @@ def ingest_cmd(
     A manifest has a 'path' column and optional 'mask' and 'product' columns. A mask can
     also sit beside its photo as '<name>.mask.png'. Re-running adds nothing already there.
     """
+    from aescot.ingest import IngestConfig, ingest
+
     store = open_store(root, create=True)
     cfg = IngestConfig(near_duplicate_distance=near_duplicate_distance, workers=workers)
     cfg.limits.max_side, cfg.limits.min_side = max_side, min_side
@@ -73,6 +73,8 @@ def ingest_cmd(
 
 def status_cmd(root: RootOption = DEFAULT_ROOT) -> None:
     """Counts per stage: sources, candidates, items, tasks, annotations, labels, rationales, kept."""
+    from aescot.status import stage_counts, verify_counts
+
     store = open_store(root)
     check = verify_counts(store)  # raises DamagedStore (one line, exit 3) before any count is shown
     table = Table("stage", "count", "detail", title=f"aescot status — {store.root}", title_justify="left")

@@ -9,10 +9,7 @@ from rich.table import Table
 
 from aescot.cli.common import DEFAULT_ROOT, RootOption, console, fail, open_store, progress_bar
 from aescot.errors import StageFailed
-from aescot.teacher.config import FilterConfig, RationaleConfig, TeacherSettings
-from aescot.teacher.filter import FilterError, filter_rationales
 from aescot.teacher.prompts import PROMPT_VERSION
-from aescot.teacher.rationales import generate_rationales
 
 ModeOption = Annotated[
     str,
@@ -64,6 +61,9 @@ def rationales_cmd(
     The endpoint comes from the environment: AESCOT_TEACHER_BASE_URL, AESCOT_TEACHER_MODEL and
     AESCOT_TEACHER_API_KEY (or OPENAI_API_KEY).
     """
+    from aescot.teacher.config import RationaleConfig, TeacherSettings
+    from aescot.teacher.rationales import generate_rationales
+
     overrides = {"concurrency": concurrency, "timeout_s": timeout, "image_max_side": image_max_side}
     # errors (not configured, refused key, bad values) become one line and an exit code in one place:
     # aescot.cli.common.report_errors
@@ -134,6 +134,9 @@ def filter_cmd(
     details: Annotated[bool, typer.Option("--details", help="List every decided item.")] = False,
 ) -> None:
     """Keep items whose teacher samples agree with the humans, and pick one rationale per kept item."""
+    from aescot.teacher.config import FilterConfig
+    from aescot.teacher.filter import FilterError, filter_rationales
+
     config = FilterConfig(
         min_consistency=min_consistency,
         samples=samples,

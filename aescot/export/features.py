@@ -42,9 +42,9 @@ import datasets
 import pyarrow as pa
 from datasets import Features, Image, List, Value
 
-from aescot.vocab import LETTERS
+from aescot.vocab import EXPORT_FORMATS, LETTERS
 
-FORMATS = ("sft", "sft_trl", "rl", "verl", "pairs", "scores", "scores_sft")
+FORMATS = EXPORT_FORMATS
 
 _str = Value("string")
 _f64 = Value("float64")

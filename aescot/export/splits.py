@@ -22,9 +22,8 @@ import pyarrow as pa
 from aescot.ids import derive_id
 from aescot.neardup import near_pairs
 from aescot.store import TableSpec, register_table
-from aescot.vocab import DIMENSIONS
+from aescot.vocab import DIMENSIONS, SPLITS
 
-SPLITS = ("train", "validation", "test")
 NO_DEFECT = "none"
 
 SPLITS_TABLE = register_table(

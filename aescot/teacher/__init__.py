@@ -10,16 +10,22 @@ Public pieces (see ``aescot/teacher/README.md``):
   :func:`aescot.teacher.filter.filter_rationales`.
 """
 
-from aescot.teacher.agreement import Agreement, answer_agreement
-from aescot.teacher.images import image_data_url
-from aescot.teacher.parse import AnswerFormatError, parse_answer
-from aescot.teacher.prompts import student_prompt
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "Agreement",
-    "AnswerFormatError",
-    "answer_agreement",
-    "image_data_url",
-    "parse_answer",
-    "student_prompt",
-]
+_LAZY = {  # PEP 562: importing a submodule (e.g. the prompt version for the CLI) loads only that one
+    "Agreement": "aescot.teacher.agreement",
+    "answer_agreement": "aescot.teacher.agreement",
+    "image_data_url": "aescot.teacher.images",
+    "AnswerFormatError": "aescot.teacher.parse",
+    "parse_answer": "aescot.teacher.parse",
+    "student_prompt": "aescot.teacher.prompts",
+}
+
+__all__ = sorted(_LAZY)  # noqa: PLE0605 (the lazy table's string keys)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'aescot.teacher' has no attribute {name!r}")

@@ -1,0 +1,24 @@
+"""The CLI starts without the heavy libraries: each command imports what it uses when it runs.
+
+(Seconds belong in ``bench/cli_startup.py``; this checks the cause, which is deterministic.)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("pyarrow", "numpy", "datasets", "torch", "diffusers", "transformers", "openai", "prefect",
+         "label_studio_sdk", "fsspec", "PIL", "jsonschema", "httpx")  # fmt: skip
+
+
+def test_help_imports_none_of_the_heavy_libraries():
+    code = (
+        "import sys; from aescot.cli.main import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"print('\\n' + __import__('json').dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    assert "ingest" in done.stdout and "export" in done.stdout
