@@ -35,6 +35,7 @@ SETUP_TEST = f"{HERE}::test_setup_block_runs_the_demo_as_pasted"
 DEPLOY_TEST = f"{HERE}::test_deployment_blocks_run_as_pasted_and_the_second_run_repeats_nothing"
 TEACHER_TEST = f"{HERE}::test_teacher_block_against_a_loopback_endpoint"
 DEV_TEST = f"{HERE}::test_benchmarks_block_runs_as_pasted"
+INVALID_TEST = f"{HERE}::test_invalid_annotations_block_on_the_demo_data"
 DOCTOR = "`aescot doctor` and `aescot repair`"
 DOCTOR_TEST = f"{HERE}::test_doctor_block_on_the_demo_data"
 TRAIN_TEST = f"{HERE}::test_trainer_block_prints_the_plugin_files"
@@ -48,6 +49,23 @@ COVERAGE: dict[str, dict[str, str]] = {
     "Set up": {
         "bash scripts/demo.sh": SETUP_TEST,
         "bash scripts/test.sh": CI,
+    },
+    "The labeling page (what annotators see)": {
+        ".venv/bin/python scripts/render_annotation.py": (
+            "tests/labelstudio/test_mapping.py::test_committed_labeling_config_is_the_generated_one"
+        ),
+    },
+    "Invalid annotations": {  # run as pasted on the demo's dataset and its Label Studio
+        ".venv/bin/aescot collect --root demo-data": INVALID_TEST,
+        ".venv/bin/aescot status --root demo-data": INVALID_TEST,
+    },
+    "The browser test and its screenshots": {
+        "AESCOT_TEST_WORKERS=0 AESCOT_TEST_ARTEFACTS=/tmp/aescot-artefacts bash scripts/test.sh -s "
+        "tests/labelstudio/test_render.py": "tests/labelstudio/test_render.py",
+    },
+    "One run of the flow on this machine": {
+        ".venv/bin/python -m flows.build_screening_set --root demo-data --sources demo-data/incoming/manifest.csv "
+        "-p teacher=off": "tests/flows/test_local_entry.py::test_a_local_run_advances_the_store_and_prints_its_summary",
     },
     "The flow and its deployment": {  # the three blocks, run as pasted in one shell
         "source .venv/bin/activate": DEPLOY_TEST,
@@ -141,6 +159,9 @@ COVERAGE: dict[str, dict[str, str]] = {
         "aescot repair": "tests/faults/test_store_damage.py::test_repair_cli_says_which_rows_to_rebuild",
         "aescot ingest": "tests/cli/test_cli_sources.py::test_ingest_prints_a_summary_and_rerun_adds_nothing",
         "aescot generate": "tests/generate/test_cli.py::test_generate_then_dedupe_on_an_ingested_store",
+        "aescot labelstudio setup": LS_CLI_TEST,
+        "prefect deployment run -p": DEPLOY_TEST,
+        "aescot export OUT -f scores -f scores_sft": "tests/export/test_scores.py::test_cli_exports_the_score_formats",
     },
 }
 
@@ -270,6 +291,7 @@ RUN_HERE = {
     "Set up": SETUP_TEST,
     "The flow and its deployment": DEPLOY_TEST,
     "The teacher": TEACHER_TEST,
+    "Invalid annotations": INVALID_TEST,
     DOCTOR: DOCTOR_TEST,
     "Training on the export": TRAIN_TEST,
     "Benchmarks": DEV_TEST,
@@ -566,6 +588,16 @@ def test_teacher_block_against_a_loopback_endpoint(clone):
     mine = [r for r in store.read("rationales") if r["teacher_model"] == model]
     assert len(mine) == 4 * len(labels) and all(r["format_ok"] for r in mine)
     assert store.count("selections") >= len(labels)
+
+
+@slow
+def test_invalid_annotations_block_on_the_demo_data(clone):
+    assert clone.setup_result[0] == 0, "needs the set-up block's demo data:\n" + clone.report()
+    rc, out = clone.run(
+        "invalid-annotations-block", script_of(blocks_under("Invalid annotations")), timeout_s=600
+    )
+    assert rc == 0, clone.report()  # collect reaches the demo's Label Studio, still running
+    assert re.search(r"invalid annotations\s+│ \d+", out), out[-3000:]
 
 
 @slow
