@@ -44,7 +44,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--sources", nargs="*", default=None, help="your own photos/manifests instead of the samples"
     )
     ap.add_argument("--samples", type=int, default=20, help="sample shots to render on the first run")
-    ap.add_argument("--port", type=int, default=8080, help="port of the local Label Studio")
+    ap.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("AESCOT_DEMO_PORT", "8080")),
+        help="port of the local Label Studio (default: $AESCOT_DEMO_PORT or 8080)",
+    )
     ap.add_argument("--annotators", type=int, default=3, choices=range(4), help="simulated annotators (0-3)")
     ap.add_argument("--gold-share", type=float, default=0.2, help="share of gold (known-answer) tasks")
     ap.add_argument("-k", "--teacher-samples", type=int, default=4, help="teacher samples per item")
