@@ -39,3 +39,13 @@ def test_no_foreground_is_an_error_with_advice():
 def test_kinds_are_all_rendered():
     assert len({render_product_shot(i, 64)[0].tobytes() for i in range(len(KINDS))}) == len(KINDS)
     assert MaskConfig().min_coverage < MaskConfig().max_coverage
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect, not hidden: the plain-background segmentation finds a grey blister pack on a grey "
+    "backdrop at IoU ~0.22 (masks for real photos: issue 'Every trainer reads the export', item 8)",
+)
+def test_segmentation_finds_the_blister_pack_too():
+    img, truth = render_product_shot(2, 192)  # the seed the test above leaves out
+    assert iou(product_mask(img).image, truth) > 0.7
