@@ -29,6 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from PIL import Image
 
+from aescot.demo.chat_server import chat_server, oracle
 from aescot.ids import derive_id, item_id
 from aescot.store import DatasetStore
 from aescot.teacher.client import TeacherClient
@@ -36,7 +37,6 @@ from aescot.teacher.config import RationaleConfig, TeacherSettings
 from aescot.teacher.images import image_data_url
 from aescot.teacher.prompts import teacher_prompt
 from aescot.teacher.rationales import generate_rationales
-from aescot.testing.chat_server import chat_server, oracle
 from aescot.timeutil import now_iso
 
 ANSWER = {

@@ -572,8 +572,8 @@ def test_deployment_blocks_run_as_pasted_and_the_second_run_repeats_nothing(clon
 @slow
 def test_teacher_block_against_a_loopback_endpoint(clone):
     assert clone.setup_result[0] == 0, "needs the set-up block's labelled demo data:\n" + clone.report()
+    from aescot.demo.chat_server import chat_server, oracle
     from aescot.store import DatasetStore
-    from aescot.testing.chat_server import chat_server, oracle
 
     store = DatasetStore(clone.dir / "demo-data")
     labels = store.read("labels")

@@ -24,9 +24,9 @@ import threading
 import numpy as np
 from PIL import Image
 
+from aescot.demo.chat_server import ChatRequest, ChatServer, Reply
 from aescot.ids import derive_id
 from aescot.store import DatasetStore
-from aescot.testing.chat_server import ChatRequest, ChatServer, Reply
 from aescot.vocab import DIMENSION_INFO, LETTERS
 
 MODEL = "aescot-demo-stand-in-teacher"

@@ -7,11 +7,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from aescot.demo.chat_server import ChatRequest, chat_server, wrong_answer
 from aescot.eval import EvalConfig, evaluate, random_baseline, score
 from aescot.export import ExportConfig, export_dataset
 from aescot.store import DatasetStore
 from aescot.teacher.images import image_data_url
-from aescot.testing.chat_server import ChatRequest, chat_server, wrong_answer
 from tests.export.demo_store import DemoSpec, build_demo_store
 
 NONE = {"acceptable": [], "best": None, "dimensions": {k: [] for k in "ABCD"}}

@@ -7,11 +7,11 @@ from __future__ import annotations
 import datasets
 import pytest
 
+from aescot.demo.chat_server import chat_server, oracle
 from aescot.items import planted_answers
 from aescot.labelstudio.client import http_client, list_tasks
 from aescot.labelstudio.mapping import ITEM_FIELD
 from aescot.samples import write_sample_sources
-from aescot.testing.chat_server import chat_server, oracle
 from flows.build_screening_set import build_screening_set
 from tests.labelstudio.helpers import sign_up
 

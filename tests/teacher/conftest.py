@@ -8,10 +8,10 @@ import random
 import pytest
 from PIL import Image
 
+from aescot.demo.chat_server import chat_server
 from aescot.ids import derive_id
 from aescot.ids import item_id as make_item_id
 from aescot.teacher.config import RationaleConfig, TeacherSettings
-from aescot.testing.chat_server import chat_server
 from aescot.timeutil import now_iso
 from aescot.vocab import DIMENSIONS as DIMS
 from aescot.vocab import LETTERS

@@ -5,9 +5,9 @@ import json
 import openai
 import pytest
 
+from aescot.demo.chat_server import chat_server, echo_given_answer, oracle, wrong_answer
 from aescot.teacher.parse import parse_answer
 from aescot.teacher.prompts import teacher_prompt
-from aescot.testing.chat_server import chat_server, echo_given_answer, oracle, wrong_answer
 
 ANS = {
     "acceptable": ["B", "C"],

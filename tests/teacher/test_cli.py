@@ -3,7 +3,7 @@
 from typer.testing import CliRunner
 
 from aescot.cli.main import app
-from aescot.testing.chat_server import chat_server, oracle
+from aescot.demo.chat_server import chat_server, oracle
 
 from .conftest import SECRET, add_labelled_items
 

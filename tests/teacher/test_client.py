@@ -5,11 +5,11 @@ import time
 
 import pytest
 
+from aescot.demo.chat_server import chat_server, oracle
 from aescot.teacher.client import TeacherClient, TeacherFatalError
 from aescot.teacher.config import TeacherNotConfigured, TeacherSettings
 from aescot.teacher.parse import parse_answer
 from aescot.teacher.prompts import teacher_prompt
-from aescot.testing.chat_server import chat_server, oracle
 
 ANS = {"acceptable": ["A"], "best": "A", "dimensions": {"A": [], "B": ["placement_layout"], "C": [], "D": []}}
 MSGS = teacher_prompt("blind").messages(["data:image/png;base64,AA"] * 5)

@@ -2,11 +2,11 @@
 
 import pytest
 
+from aescot.demo.chat_server import oracle, rationale_text
 from aescot.teacher.config import FilterConfig
 from aescot.teacher.filter import FilterError, decide, filter_rationales, leaks_label
 from aescot.teacher.parse import format_response
 from aescot.teacher.rationales import generate_rationales
-from aescot.testing.chat_server import oracle, rationale_text
 
 from .conftest import make_config
 

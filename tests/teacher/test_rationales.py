@@ -2,9 +2,9 @@
 
 import pytest
 
+from aescot.demo.chat_server import echo_given_answer, garbage, oracle
 from aescot.teacher.config import RationaleConfig
 from aescot.teacher.rationales import generate_rationales, rationale_id
-from aescot.testing.chat_server import echo_given_answer, garbage, oracle
 
 from .conftest import add_labelled_items, make_config
 
@@ -208,8 +208,8 @@ def test_answer_driven_samples_are_asked_again_when_the_label_changes(labelled, 
 
 
 def test_an_endpoint_that_starts_refusing_stops_the_run_and_keeps_what_finished(labelled, server):
+    from aescot.demo.chat_server import oracle as make_oracle
     from aescot.teacher.client import TeacherFatalError
-    from aescot.testing.chat_server import oracle as make_oracle
 
     store, answers = labelled
     answer = make_oracle(answers)
@@ -226,7 +226,7 @@ def test_an_endpoint_that_starts_refusing_stops_the_run_and_keeps_what_finished(
 
 
 def test_replies_without_usage_are_counted_not_priced(store):
-    from aescot.testing.chat_server import chat_server
+    from aescot.demo.chat_server import chat_server
 
     answers = add_labelled_items(store, 2)
     with chat_server(oracle(answers), send_usage=False) as srv:

@@ -2,8 +2,8 @@
 
 import logging
 
+from aescot.demo.chat_server import oracle
 from aescot.teacher.rationales import generate_rationales
-from aescot.testing.chat_server import oracle
 
 from .conftest import SECRET, make_config
 

@@ -1,11 +1,11 @@
 """A real HTTP server on loopback that speaks the OpenAI Chat Completions API.
 
-For tests, benchmarks and flow runs that need a teacher or a student endpoint without a
-model: it listens on a free port, answers ``POST /v1/chat/completions`` (and ``GET
-/v1/models``) with real JSON over real sockets, so the official ``openai`` client, its
-timeouts, connection pooling and error mapping are exercised for real.
+The demo's stand-in teacher serves through it, and tests, benchmarks and flow runs use it where
+they need a teacher or a student endpoint without a model: it listens on a free port, answers
+``POST /v1/chat/completions`` (and ``GET /v1/models``) with real JSON over real sockets, so the
+official ``openai`` client, its timeouts, connection pooling and error mapping are exercised for real.
 
->>> from aescot.testing.chat_server import chat_server, oracle
+>>> from aescot.demo.chat_server import chat_server, oracle
 >>> with chat_server(oracle({item_id: answer}), latency=0.05) as srv:
 ...     client = openai.OpenAI(base_url=srv.base_url, api_key="x")
 

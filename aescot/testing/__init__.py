@@ -1,1 +1,0 @@
-"""Helpers for tests, demos and flow tests (no network, no model hub)."""
