@@ -7,15 +7,14 @@ export wrote, exactly as a trainer would: ``load_dataset("parquet", data_files=.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from aescot.export.features import FORMATS
+from tests.venvs import cached_venv
 
 pytestmark = pytest.mark.slow
 
@@ -47,27 +46,8 @@ print(json.dumps(out))
 
 
 def _venv(version: str) -> Path:
-    """A venv with only ``datasets==version`` and pillow (created on first use; a failure fails the test)."""
-    venv = REPO / ".cache" / "venvs" / f"datasets-{version}"
-    stamp = venv / ".aescot-stamp"
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".datasets-{version}.lock", "w") as lock:  # parallel workers, parallel runs
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not stamp.exists():
-            _build(venv, version)
-            stamp.write_text(version)
-    return venv / "bin" / "python"
-
-
-def _build(venv: Path, version: str) -> None:
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    done = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "-q", f"datasets=={version}", "pillow"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, f"could not install datasets=={version}:\n{done.stderr[-3000:]}"
+    """A venv with only ``datasets==version`` and pillow."""
+    return cached_venv(f"datasets-{version}", [[f"datasets=={version}", "pillow"]])
 
 
 def _files(out: Path) -> dict[str, list[str]]:

@@ -8,16 +8,15 @@ the repository on ``PYTHONPATH`` instead of a full aescot install.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from aescot.integrations.verl_reward import compute_score
 from aescot.vocab import IMAGE_ORDER
+from tests.venvs import cached_venv
 
 REPO = Path(__file__).resolve().parents[2]
 VERL = "0.9.1"
@@ -89,25 +88,7 @@ print(json.dumps({"rows": len(ds), "kinds": kinds, "sizes": sizes, "style": row[
 
 
 def _verl_python() -> Path:
-    venv = REPO / ".cache" / "venvs" / f"verl-{VERL}"
-    stamp = venv / ".aescot-stamp"
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".verl-{VERL}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not stamp.exists():
-            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-            for args in VERL_ENV:
-                done = subprocess.run(
-                    [str(venv / "bin" / "pip"), "install", "-q", *args],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                assert done.returncode == 0, (
-                    f"verl test venv: pip install {args} failed:\n{done.stderr[-3000:]}"
-                )
-            stamp.write_text(VERL)
-    return venv / "bin" / "python"
+    return cached_venv(f"verl-{VERL}", VERL_ENV)
 
 
 @pytest.mark.slow
