@@ -41,6 +41,7 @@ is the exam-style partial credit on the acceptable set.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -116,25 +117,32 @@ def format_credit(text: str) -> float:
     return 1.0 if m and m.group(1).strip() and _parsed(text) is not None else 0.0
 
 
+def answer_credits(answer: Mapping[str, Any] | None, truth: Mapping[str, Any]) -> dict[str, float]:
+    """The acceptable, best and dimension credits of a parsed answer (0.0 each when it did not parse)."""
+    if answer is None:
+        return {"acceptable": 0.0, "best": 0.0, "dimensions": 0.0}
+    return {
+        "acceptable": acceptable_credit(answer["acceptable"], truth.get("acceptable") or []),
+        "best": best_credit(answer["best"], truth.get("best")),
+        "dimensions": dimension_credit(answer, {"dimensions": truth.get("dimensions") or {}}),
+    }
+
+
 def score_parts(
-    text: str, truth: Mapping[str, Any], weights: Mapping[str, float] | None = None
+    text: str, truth: Mapping[str, Any] | str, weights: Mapping[str, float] | None = None
 ) -> dict[str, float]:
     """Every credit of one completion against a ground-truth answer, and their weighted ``overall``.
 
-    ``truth`` has ``acceptable``, ``best`` and ``dimensions``; an unparseable answer scores 0 on every
-    part. ``overall`` is the weighted sum of acceptable, best and dimensions (:data:`WEIGHTS` by default);
-    ``format`` is reported beside it for trainers that add it with a weight of their own.
+    ``truth`` has ``acceptable``, ``best`` and ``dimensions`` (or is that answer as JSON text, as the
+    exports' ``answer`` and ``reward_model.ground_truth`` columns hold it); an unparseable answer scores
+    0 on every part. ``overall`` is the weighted sum of acceptable, best and dimensions (:data:`WEIGHTS`
+    by default); ``format`` is reported beside it for trainers that add it with a weight of their own.
     """
+    if isinstance(truth, str):
+        truth = json.loads(truth)
     w = {**WEIGHTS, **(weights or {})}
     ans = _parsed(text)
-    if ans is None:
-        parts = {"acceptable": 0.0, "best": 0.0, "dimensions": 0.0}
-    else:
-        parts = {
-            "acceptable": acceptable_credit(ans["acceptable"], truth.get("acceptable") or []),
-            "best": best_credit(ans["best"], truth.get("best")),
-            "dimensions": dimension_credit(ans, {"dimensions": truth.get("dimensions") or {}}),
-        }
+    parts = answer_credits(ans, truth)
     overall = sum(w[k] * v for k, v in parts.items())
     return {"overall": overall, "format": format_credit(text), **parts, "parsed": float(ans is not None)}
 
@@ -171,25 +179,22 @@ def dimension_reward(completions: list, dimensions: list, **kwargs: Any) -> list
     return out
 
 
-def make_screening_reward(acceptable: float = 0.5, best: float = 0.3, dimensions: float = 0.2) -> RewardFunc:
+def make_screening_reward(
+    acceptable: float = WEIGHTS["acceptable"],
+    best: float = WEIGHTS["best"],
+    dimensions: float = WEIGHTS["dimensions"],
+) -> RewardFunc:
     """A weighted sum of the acceptable, best and dimension credits (weights need not sum to 1)."""
-    weights = (acceptable, best, dimensions)
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"weights must be non-negative with a positive sum, got {weights}")
+    weights = {"acceptable": acceptable, "best": best, "dimensions": dimensions}
+    if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+        raise ValueError(f"weights must be non-negative with a positive sum, got {tuple(weights.values())}")
 
     def screening_reward(completions: list, **kwargs: Any) -> list[float]:
         rows = _truths(len(completions), kwargs, "acceptable", "best", "dimensions")
         out = []
         for c, (acc, bst, dims) in zip(completions, rows):
-            ans = _parsed(c)
-            if ans is None:
-                out.append(0.0)
-                continue
-            out.append(
-                weights[0] * acceptable_credit(ans["acceptable"], acc or [])
-                + weights[1] * best_credit(ans["best"], bst)
-                + weights[2] * dimension_credit(ans, {"dimensions": dims or {}})
-            )
+            parts = answer_credits(_parsed(c), {"acceptable": acc, "best": bst, "dimensions": dims})
+            out.append(sum(weights[k] * v for k, v in parts.items()))
         return out
 
     return screening_reward

@@ -10,7 +10,6 @@ the row's ``answer``, a JSON string) and reads ``overall`` plus any other keys a
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aescot.rewards import score_parts
@@ -27,8 +26,7 @@ def compute_score(
         raise TypeError("use the batch reward type (REWARD_TYPE = 'batch') for this reward function")
     out = []
     for item in reward_inputs:
-        truth = item["ground_truth"]
-        parts = score_parts(item["response"], json.loads(truth) if isinstance(truth, str) else truth)
+        parts = score_parts(item["response"], item["ground_truth"])
         accuracy = parts["overall"]
         out.append(
             {

@@ -11,7 +11,6 @@ verl as extra metrics. ``format_weight`` (in ``reward_kwargs``) mixes the format
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aescot.rewards import score_parts
@@ -26,7 +25,6 @@ def compute_score(
     **kwargs: Any,
 ) -> dict[str, float]:
     """The screening reward of one response: ``score`` plus the per-part figures."""
-    truth = json.loads(ground_truth) if isinstance(ground_truth, str) else ground_truth
-    parts = score_parts(solution_str, truth)
+    parts = score_parts(solution_str, ground_truth)
     score = (1.0 - format_weight) * parts["overall"] + format_weight * parts["format"]
     return {"score": score, **parts}
