@@ -399,29 +399,18 @@ def write_card(
 
     info = {}
     for s in SPLITS:
-        if summary.rows.get("sft", {}).get(s):
-            info[f"aescot_sft_{s}"] = {
-                "file_name": f"sft/{s}",
-                "formatting": "sharegpt",
-                "columns": {"messages": "messages", "images": "images"},
-                "tags": {
-                    "role_tag": "role",
-                    "content_tag": "content",
-                    "user_tag": "user",
-                    "assistant_tag": "assistant",
-                },
-            }
-        if summary.rows.get("scores_sft", {}).get(s):
-            info[f"aescot_scores_sft_{s}"] = {
-                "file_name": f"scores_sft/{s}",
-                "formatting": "sharegpt",
-                "columns": {"messages": "messages", "images": "images"},
-                "tags": {
-                    "role_tag": "role",
-                    "content_tag": "content",
-                    "user_tag": "user",
-                    "assistant_tag": "assistant",
-                },
-            }
+        for fmt in ("sft", "scores_sft"):  # the sharegpt-layout formats LLaMA-Factory reads
+            if summary.rows.get(fmt, {}).get(s):
+                info[f"aescot_{fmt}_{s}"] = {
+                    "file_name": f"{fmt}/{s}",
+                    "formatting": "sharegpt",
+                    "columns": {"messages": "messages", "images": "images"},
+                    "tags": {
+                        "role_tag": "role",
+                        "content_tag": "content",
+                        "user_tag": "user",
+                        "assistant_tag": "assistant",
+                    },
+                }
     with fs.open(posixpath.join(out, "dataset_info.json"), "w") as fh:
         fh.write(json.dumps(info, indent=1))
