@@ -97,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     parameters, 3 when no Prefect API could be started."""
     import argparse
     import json
-    import os
     import sys
 
     ap = argparse.ArgumentParser(
@@ -127,12 +126,11 @@ def main(argv: list[str] | None = None) -> int:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
             params[key] = value  # a bare string, as `prefect deployment run -p` takes it
-    for key, value in {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}.items():
-        os.environ.setdefault(key, value)
-
     from prefect.exceptions import ParameterTypeError
 
-    from flows.prefect_api import PrefectUnavailable, ensure_prefect_api
+    from flows.prefect_api import PrefectUnavailable, ensure_prefect_api, quiet_prefect
+
+    quiet_prefect()
 
     try:  # before any server starts: a bad parameter is a one-line error at once
         build_screening_set.validate_parameters(params)

@@ -59,9 +59,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
-    for k, v in {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}.items():
-        os.environ.setdefault(k, v)
-    from flows.prefect_api import PrefectUnavailable
+    from flows.prefect_api import PrefectUnavailable, quiet_prefect
+
+    quiet_prefect()
 
     try:
         return Demo(args).run()

@@ -23,6 +23,16 @@ class PrefectUnavailable(ServiceUnavailable):
     """No Prefect API could be reached or started; the message says what to do."""
 
 
+QUIET = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+"""Without these every Prefect call prints a telemetry traceback on a machine without internet."""
+
+
+def quiet_prefect() -> None:
+    """Default the environment to :data:`QUIET` (a person's own settings win)."""
+    for key, value in QUIET.items():
+        os.environ.setdefault(key, value)
+
+
 def fix_hint(timeout_s: int) -> str:
     return (
         f"raise {TIMEOUT_ENV} (it was {timeout_s}; e.g. export {TIMEOUT_ENV}=600) or run a Prefect server "
