@@ -18,7 +18,6 @@ from tests.venvs import cached_venv
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 VERSIONS = ("3.6.0", "4.0.0")  # the oldest a trainer pins, the first with `List`; the newest is .venv's own
 
 READER = r"""
