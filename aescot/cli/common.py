@@ -39,9 +39,9 @@ RootOption = Annotated[
 def open_store(root: str, create: bool = False) -> DatasetStore:
     """The dataset at ``root``. Only commands that add data pass ``create=True``: a read command on a
     mistyped root says "no dataset at PATH" (exit 2) instead of creating an empty one."""
-    from aescot.store import DatasetStore
+    from aescot.store import open_store as open_dataset
 
-    return DatasetStore(root, create=create)
+    return open_dataset(root, create=create)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
