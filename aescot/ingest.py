@@ -328,7 +328,7 @@ def ingest(
         # adds again, never a source whose duplicates were forgotten.
         record_rejects(store, pending)
         pending.clear()
-        report.added += store.append("sources", batch)
+        report.added += store.upsert("sources", batch)
         batch.clear()
 
     for item in _prepared_stream(files, cfg, known):

@@ -190,6 +190,6 @@ def build_items(
         record = next(r for r in rows if r["item_id"] == iid)
         record.update(gold=True, known_answer=answers[iid])
         report.gold += 1
-    store.append("items", [validate("screening_item", r) for r in rows])
+    store.upsert("items", [validate("screening_item", r) for r in rows])
     record_rejects(store, report.rejects)
     return report

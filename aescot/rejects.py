@@ -34,7 +34,7 @@ class Reject:
 
 def record_rejects(store: DatasetStore, rejects: list[Reject]) -> int:
     """Append rejects to the store (a re-run re-records the same ids; reads keep one)."""
-    return store.append("rejects", [r.record() for r in rejects])
+    return store.upsert("rejects", [r.record() for r in rejects])
 
 
 def count_reasons(rejects: list[Reject]) -> dict[str, int]:

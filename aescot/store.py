@@ -1,47 +1,48 @@
-"""The dataset store: content-addressed images and append-only, per-stage Parquet tables
-under one root, which is a local path by default or any fsspec URI (``s3://bucket/ds``).
+"""The dataset store: content-addressed images and keyed stage tables under one root, which is a
+local path by default or any fsspec URI (``s3://bucket/ds``).
 
 Layout::
 
-    <root>/images/<id[:2]>/<id>.<ext>        content-addressed blobs (id = SHA-256 of bytes)
-    <root>/tables/<table>/part-<ns>-<rand>.parquet   one part per append, never rewritten
-    <root>/snapshots/...                     raw pulls (e.g. Label Studio exports), JSON
+    <root>/images/<id[:2]>/<id>.<ext>    content-addressed blobs (id = SHA-256 of bytes)
+    <root>/tables/<table>.lance/          one Lance dataset per stage table (aescot.tables)
+    <root>/snapshots/...                  raw pulls (e.g. Label Studio exports), JSON
 
-Appends are atomic: a part is written under a hidden temporary name and renamed into
-place (local), or written with one PUT (object stores, where an object appears whole or
-not at all). Readers only see ``part-*.parquet`` files, so a crash mid-write leaves
-nothing a later read trips over; the temporary files of writers that died are removed by the
-next write into the same folder. Reading de-duplicates on the table's key, latest part wins,
-so a retried append can never produce two rows for one id.
+Blob writes are atomic (temp file + rename locally, one PUT on object stores). Table writes are
+keyed upserts committed atomically by :mod:`aescot.tables`: a retried batch leaves one row per
+key, a killed writer leaves nothing a reader sees. Reads push filters and column projections into
+the scan (``read_arrow(table, columns, keys=...)``); backlogs are key anti-joins
+(:meth:`DatasetStore.backlog`) on projected key columns.
 
-A part that cannot be read (truncated, zero bytes, garbled) raises :class:`DamagedStore`, one
-line naming the table and the file; :mod:`aescot.doctor` lists and moves such files aside.
-Opening a store never creates its root unless ``create=True`` (read commands pass ``False``).
+A data file that cannot be read raises :class:`DamagedStore`, one line naming the table and the
+file; :mod:`aescot.doctor` lists them. A first-release store (part files) is refused with the
+command that converts it (``aescot migrate``, :mod:`aescot.legacy`). Opening a store never
+creates its root unless ``create=True`` (read commands pass ``False``).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import posixpath
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from aescot.contracts import arrow_schema, validate_many
 from aescot.errors import DamagedStore, NoDataset, StoreError
 from aescot.ids import sha256_bytes
+from aescot.legacy import legacy_tables
+from aescot.tables import LanceTables, TableState, lance_storage_options
 
 __all__ = ["TABLES", "DamagedStore", "DatasetStore", "NoDataset", "StoreError", "TableSpec", "open_store"]
 
@@ -108,6 +109,8 @@ class DatasetStore:
         self.root = self.path if self.is_local else root.rstrip("/")
         self.storage_options = storage_options or {}
         self._cleaned: set[str] = set()
+        self._tables: LanceTables | None = None
+        self.as_of: str | None = None
         if not create:
             if not self.is_dataset():
                 raise NoDataset(self.root)
@@ -232,123 +235,156 @@ class DatasetStore:
 
     # --- tables ------------------------------------------------------------------------------------
 
-    def _table_dir(self, table: str) -> str:
-        return f"tables/{table}"
+    @property
+    def tables(self) -> LanceTables:
+        """The table format (one Lance dataset per table under ``<root>/tables/``)."""
+        return self._tables if self._tables is not None else self._open_tables()
 
-    def _parts(self, table: str) -> list[str]:
-        return [
-            k
-            for k in self.list_keys(self._table_dir(table))
-            if posixpath.basename(k).startswith("part-") and k.endswith(".parquet")
-        ]
+    def _open_tables(self, check: bool = True) -> LanceTables:
+        if check:
+            self._check_layout()
+        opts = lance_storage_options(self.fs, self.storage_options) if not self.is_local else None
+        self._tables = LanceTables(self.uri("tables"), opts, self.is_local)
+        return self._tables
 
-    def append(self, table: str, records: Iterable[dict[str, Any]], validate: bool = True) -> int:
-        """Append records as one new part, atomically. Validates against the table's contract."""
-        spec = TABLES[table]
-        rows = list(records)
-        if not rows:
-            return 0
-        if validate and spec.contract:
-            validate_many(spec.contract, rows)
-        arrow = pa.Table.from_pylist(rows, schema=spec.arrow_schema())
-        buf = io.BytesIO()
-        pq.write_table(arrow, buf, compression="zstd")
-        name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        self.write_bytes(f"{self._table_dir(table)}/{name}", buf.getvalue())
-        return len(rows)
+    def _check_layout(self) -> None:
+        """Refuse a first-release store (part files) until ``aescot migrate`` has converted it."""
+        old = legacy_tables(self)
+        if old:
+            raise StoreError(
+                f"{self.root} holds first-release tables ({', '.join(old)}) in the old part-file layout; "
+                f"convert them once with: aescot migrate {self.root}"
+            )
 
-    def read_arrow(self, table: str, columns: list[str] | None = None, latest: bool = True) -> pa.Table:
-        """The table as Arrow; with ``latest`` only the last-written row per key is kept."""
+    def upsert(self, table: str, records: Iterable[dict[str, Any]] | pa.Table, validate: bool = True) -> int:
+        """Insert or replace rows by the table's key, atomically (one commit).
+
+        Dict records are validated against the table's contract; an Arrow table is cast to the
+        table's schema. A batch written twice (a retry) leaves one row per key.
+        """
         spec = TABLES[table]
         schema = spec.arrow_schema()
-        parts = self._parts(table)
-        want = None if columns is None else list(dict.fromkeys([*spec.key, *columns]) if latest else columns)
-        if not parts:
-            empty = pa.Table.from_pylist([], schema=schema)
-            return empty.select(want) if want else empty
-        tables = [self._read_part(table, key, want) for key in parts]
-        merged = pa.concat_tables(tables, promote_options="default")
-        if latest and merged.num_rows:
-            merged = _keep_last(merged, spec.key)
-        if columns is not None:
-            merged = merged.select(columns)
-        return merged
+        if isinstance(records, pa.Table):
+            data = records
+            if not data.num_rows:
+                return 0
+            data = data.select(schema.names).cast(schema)
+        else:
+            rows = list(records)
+            if not rows:
+                return 0
+            if validate and spec.contract:
+                validate_many(spec.contract, rows)
+            data = pa.Table.from_pylist(rows, schema=schema)
+        return self.tables.upsert(table, data, spec.key)
 
-    def _arrow_fs(self):
-        """The filesystem for pyarrow's own readers (None locally: plain paths are read directly).
-
-        Never hand pyarrow an fsspec *file handle* with a column list: pyarrow 26 then aborts the
-        process at exit now and then (``terminate called without an active exception``, exit 134).
-        """
-        if self.is_local:
-            return None
-        from pyarrow.fs import FSSpecHandler, PyFileSystem
-
-        if not hasattr(self, "_pa_fs"):
-            self._pa_fs = PyFileSystem(FSSpecHandler(self.fs))
-        return self._pa_fs
-
-    def _read_part(self, table: str, key: str, columns: list[str] | None) -> pa.Table:
-        """One part file as Arrow; a damaged file raises :class:`DamagedStore` naming it."""
-        full = self._full(key)
-        try:
-            return pq.read_table(full, columns=columns, filesystem=self._arrow_fs())
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            raise DamagedStore(table, self.uri(key), _short(exc), self.root) from None
-
-    def part_keys(self, table: str) -> list[str]:
-        """The part files of a table (keys relative to the root), in write order."""
-        return self._parts(table)
-
-    def part_metadata(self, table: str, key: str) -> pq.FileMetaData:
-        """A part's Parquet footer (cheap: the data pages are not read)."""
-        try:
-            return pq.read_metadata(self._full(key), filesystem=self._arrow_fs())
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            raise DamagedStore(table, self.uri(key), _short(exc), self.root) from None
-
-    def verify_part(self, table: str, key: str) -> pa.Table:
-        """Read every column of a part and validate it fully (raises :class:`DamagedStore`)."""
-        data = self._read_part(table, key, None)
-        try:
-            data.validate(full=True)
-        except (pa.ArrowException, ValueError) as exc:
-            raise DamagedStore(table, self.uri(key), _short(exc), self.root) from None
-        return data
-
-    def read(self, table: str, columns: list[str] | None = None, latest: bool = True) -> list[dict[str, Any]]:
-        """The table as a list of dicts (latest row per key unless ``latest=False``)."""
-        return self.read_arrow(table, columns, latest).to_pylist()
-
-    def iter_rows(self, table: str, batch_size: int = 1024) -> Iterator[dict[str, Any]]:
-        """Stream the latest rows without materialising Python objects for all of them at once."""
-        for batch in self.read_arrow(table).to_batches(max_chunksize=batch_size):
-            yield from batch.to_pylist()
-
-    def keys(self, table: str) -> set[Any]:
-        """The set of keys present (a single value for one-column keys, else tuples)."""
+    def read_arrow(
+        self,
+        table: str,
+        columns: list[str] | None = None,
+        where: pc.Expression | None = None,
+        keys: Iterable[Any] | pa.Array | None = None,
+    ) -> pa.Table:
+        """The table's rows as Arrow: only ``columns``, only rows matching ``where`` and/or whose
+        key is in ``keys`` (the filter is pushed into the scan and uses the key index)."""
         spec = TABLES[table]
-        t = self.read_arrow(table, columns=list(spec.key), latest=False)
-        cols = [t.column(k).to_pylist() for k in spec.key]
-        return set(cols[0]) if len(cols) == 1 else set(zip(*cols))
+        if keys is not None:
+            values = (
+                keys if isinstance(keys, (pa.Array, pa.ChunkedArray)) else pa.array(list(keys), pa.string())
+            )
+            if len(values) == 0:
+                empty = spec.arrow_schema().empty_table()
+                return empty.select(columns) if columns is not None else empty
+            expr = pc.field(spec.key[0]).isin(values)
+            where = expr if where is None else (where & expr)
+        return self.tables.read(table, spec.arrow_schema(), columns, where)
+
+    def read(
+        self,
+        table: str,
+        columns: list[str] | None = None,
+        where: pc.Expression | None = None,
+        keys: Iterable[Any] | pa.Array | None = None,
+    ) -> list[dict[str, Any]]:
+        """:meth:`read_arrow` as a list of dicts: for a batch's rows, never a whole large table."""
+        return self.read_arrow(table, columns, where, keys).to_pylist()
+
+    def column(
+        self, table: str, column: str | None = None, where: pc.Expression | None = None
+    ) -> pa.ChunkedArray:
+        """One column (the key by default) of all (or matching) rows: a projection, never whole rows."""
+        name = column or TABLES[table].key[0]
+        return self.read_arrow(table, [name], where).column(name)
+
+    def backlog(
+        self,
+        table: str,
+        done: str,
+        on: str | None = None,
+        done_on: str | None = None,
+        where: pc.Expression | None = None,
+    ) -> pa.Array:
+        """Keys of ``table`` (column ``on``, its key by default) with no row in ``done`` (matched on
+        ``done_on``, default the same name): a key anti-join on two projected columns, sorted."""
+        on = on or TABLES[table].key[0]
+        done_on = done_on or on
+        left = self.read_arrow(table, [on], where)
+        right = self.read_arrow(done, [done_on]).rename_columns([on])
+        todo = left.join(right, keys=on, join_type="left anti", use_threads=False).column(on)
+        todo = pc.unique(todo.combine_chunks()) if len(todo) else todo.combine_chunks()
+        return pc.take(todo, pc.sort_indices(todo))
 
     def count(self, table: str) -> int:
-        return len(self.keys(table))
+        return self.tables.count(table)
 
-    def compact(self, table: str) -> int:
-        """Rewrite a table as one part holding only the latest rows; returns the row count.
+    def compact(self, table: str | None = None) -> list[TableState]:
+        """Compact one table (or every table): merge fragments, update indexes, drop old versions."""
+        names = [table] if table else self.table_names()
+        return [st for name in names if (st := self.tables.compact(name)) is not None]
 
-        Safe against crashes: the new part lands before old parts are removed, and readers
-        de-duplicate on the key in between.
-        """
-        old = self._parts(table)
-        if len(old) <= 1:
-            return self.read_arrow(table).num_rows
-        data = self.read_arrow(table)
-        self.append(table, data.to_pylist(), validate=False)
-        for key in old:
-            self.fs.rm(self._full(key))
-        return data.num_rows
+    def table_names(self) -> list[str]:
+        """The tables that exist in this store (registered ones plus any written by other modules)."""
+        if self.is_local:
+            return self.tables.names()
+        return [name for name in TABLES if self.tables.version(name) is not None]
+
+    def table_state(self, table: str) -> TableState | None:
+        return self.tables.state(table)
+
+    def verify_table(self, table: str) -> list[tuple[str, str]]:
+        """Every data file of ``table`` read fully: ``(file, problem)`` for each that fails."""
+        return list(self.tables.verify(table))
+
+    def table_versions(self) -> dict[str, int]:
+        """The current (or pinned) version of every table: what an export cites."""
+        out = {}
+        for name in self.table_names():
+            v = self.tables.version(name)
+            if v is not None:
+                out[name] = v
+        return out
+
+    def tag_versions(self, tag: str, versions: dict[str, int]) -> None:
+        """Protect these table versions from clean-up under ``tag`` (an export's id)."""
+        for name, version in versions.items():
+            self.tables.tag(name, tag, version)
+
+    def at(self, ref: str) -> DatasetStore:
+        """A read-only view of this store as it was: ``ref`` is a tag an export wrote, or an ISO time."""
+        names = self.table_names()
+        versions = self.tables.tagged_versions(ref, names)
+        if not versions:
+            try:
+                when = datetime.fromisoformat(ref)
+            except ValueError:
+                raise StoreError(f"no table of {self.root} has a version tagged {ref!r}") from None
+            versions = self.tables.versions_at(when, names)
+        view = DatasetStore.__new__(DatasetStore)
+        view.__dict__.update(self.__dict__)
+        view._tables = LanceTables(self.tables.base, self.tables.storage_options, self.is_local)
+        view._tables.pinned = dict(versions)
+        view.as_of = ref
+        return view
 
 
 def _short(exc: BaseException) -> str:
@@ -364,15 +400,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _keep_last(table: pa.Table, key: tuple[str, ...]) -> pa.Table:
-    """Keep the last row for each key value (rows are in write order)."""
-    idx = pa.array(range(table.num_rows), pa.int64())
-    with_idx = table.select(list(key)).append_column("__i", idx)
-    last = with_idx.group_by(list(key), use_threads=False).aggregate([("__i", "max")])
-    keep = pc.sort_indices(last.column("__i_max"))
-    return table.take(pc.take(last.column("__i_max"), keep))
 
 
 def open_store(root: str | os.PathLike[str] | DatasetStore, create: bool = True) -> DatasetStore:

@@ -118,8 +118,8 @@ def stage_run(base_url: str, n: int, concurrency: int, k: int = 4) -> float:
                 "updated_at": now_iso(),
             }
         )
-    store.append("items", items)
-    store.append("labels", labels)
+    store.upsert("items", items)
+    store.upsert("labels", labels)
     config = RationaleConfig(teacher=settings(base_url, concurrency), samples=k, flush_every=64)
     t0 = time.perf_counter()
     report = generate_rationales(store, config)

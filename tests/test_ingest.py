@@ -39,7 +39,7 @@ def test_reingest_adds_nothing(store, awkward):
     assert second.added == 0 and second.already_present >= first.added
     assert store.count("sources") == first.added
     assert store.list_keys("images") == images_before
-    assert len(store.read("sources", latest=False)) == first.added  # not even a duplicate row on disk
+    assert len(store.read("sources")) == first.added  # not even a duplicate row on disk
 
 
 def test_manifest_with_masks_and_product_names(store, tmp_path):

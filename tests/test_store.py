@@ -1,11 +1,10 @@
-import os
 
 import pytest
 
 from aescot.contracts import ContractError
 from aescot.ids import candidate_id, sha256_bytes
 from aescot.rejects import Reject, record_rejects
-from aescot.store import DatasetStore
+from aescot.store import DatasetStore, StoreError
 
 
 def rejects(n, detail="d"):
@@ -27,48 +26,91 @@ def test_ids_are_deterministic():
     assert a == b and a != candidate_id("s" * 64, "synthetic", {"k": 1, "defect": "lighting_shadow"}, 8)
 
 
-def test_append_read_latest_wins_and_history_is_kept(store):
+def test_upsert_replaces_by_key_and_never_duplicates(store):
     record_rejects(store, rejects(3))
     record_rejects(store, rejects(1, detail="newer"))
     rows = store.read("rejects")
-    assert len(rows) == 3 and store.count("rejects") == 3
+    assert len(rows) == 3 and store.count("rejects") == 3  # physical rows: no read-time de-duplication
     assert {r["subject"]: r["detail"] for r in rows}["file-0.png"] == "newer"
-    assert len(store.read("rejects", latest=False)) == 4
+    record_rejects(store, rejects(3, detail="newer"))  # a retried batch
+    assert store.count("rejects") == 3
+
+
+def test_a_batch_with_one_key_twice_keeps_the_last(store):
+    batch = [r.record() for r in rejects(1)] + [r.record() for r in rejects(1, detail="second")]
+    assert store.upsert("rejects", batch) == 1
+    assert [r["detail"] for r in store.read("rejects")] == ["second"]
 
 
 def test_invalid_records_are_not_written(store):
     bad = rejects(2)[0].record() | {"reason": ""}
     with pytest.raises(ContractError, match="record 0: reason: '' should be non-empty"):
-        store.append("rejects", [bad])
-    assert store.read("rejects") == [] and store.list_keys("tables") == []
+        store.upsert("rejects", [bad])
+    assert store.read("rejects") == [] and store.table_names() == []
 
 
-def test_a_crash_mid_write_leaves_nothing_readers_trip_over(store):
+def test_reads_push_keys_and_columns_into_the_scan(store):
+    record_rejects(store, rejects(50))
+    ids = [r["reject_id"] for r in store.read("rejects", columns=["reject_id"])][:3]
+    got = store.read_arrow("rejects", columns=["subject"], keys=ids)
+    assert got.column_names == ["subject"] and got.num_rows == 3
+    assert store.read_arrow("rejects", keys=[]).num_rows == 0
+
+
+def test_backlog_is_a_key_anti_join(store):
+    record_rejects(store, rejects(5))
+    ids = sorted(r["reject_id"] for r in store.read("rejects", columns=["reject_id"]))
+    assert store.backlog("rejects", "sources", done_on="source_id").to_pylist() == ids
+
+
+def test_file_count_stays_bounded_as_batches_arrive(store):
+    from aescot.tables import MAX_FRAGMENTS
+
+    for i in range(MAX_FRAGMENTS + 8):
+        record_rejects(store, rejects(2, detail=str(i)))
+    state = store.table_state("rejects")
+    assert state.rows == 2 and state.fragments <= MAX_FRAGMENTS
+    [after] = store.compact("rejects")
+    assert after.fragments == 1 and after.rows == 2
+
+
+def test_a_tagged_version_reads_back_after_later_writes_and_compaction(store):
     record_rejects(store, rejects(2))
-    part_dir = store.local_path("tables/rejects")
-    # what a killed writer leaves behind: a hidden temp file, half written
-    (part_dir / ".tmp-deadbeef").write_bytes(b"PAR1 half a parquet file")
-    assert len(store.read("rejects")) == 2
-    assert all(os.path.basename(k).startswith("part-") for k in store.list_keys("tables/rejects"))
+    store.tag_versions("export-1", store.table_versions())
+    record_rejects(store, rejects(4, detail="later"))
+    store.compact()
+    old = store.at("export-1")
+    assert [r["detail"] for r in old.read("rejects")] == ["d", "d"]
+    assert old.read("sources") == []  # a table that did not exist then reads as empty
+    with pytest.raises(StoreError, match="read-only"):
+        record_rejects(old, rejects(1))
 
 
-def test_compact_keeps_latest_rows_in_one_part(store):
-    for _ in range(3):
-        record_rejects(store, rejects(5))
-    assert len(store.list_keys("tables/rejects")) == 3
-    assert store.compact("rejects") == 5
-    assert len(store.list_keys("tables/rejects")) == 1 and store.count("rejects") == 5
+def test_a_first_release_store_is_refused_until_migrated(store):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from aescot.legacy import migrate
+    from aescot.store import TABLES
+
+    folder = store.local_path("tables/rejects")
+    folder.mkdir(parents=True)
+    rows = [r.record() for r in rejects(3)]
+    schema = TABLES["rejects"].arrow_schema()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / "part-0001-a.parquet")
+    newer = [r.record() for r in rejects(1, detail="newer")]
+    pq.write_table(pa.Table.from_pylist(newer, schema=schema), folder / "part-0002-b.parquet")
+    fresh = DatasetStore(store.root)
+    with pytest.raises(StoreError, match="aescot migrate"):
+        fresh.count("rejects")
+    report = migrate(DatasetStore(store.root))
+    assert report.tables == {"rejects": 3}
+    migrated = DatasetStore(store.root)
+    assert {r["subject"]: r["detail"] for r in migrated.read("rejects")}["file-0.png"] == "newer"
+    with pytest.raises(StoreError, match="already migrated"):
+        migrate(migrated)
 
 
 def test_empty_table_reads_with_its_schema(store):
     table = store.read_arrow("candidates")
     assert table.num_rows == 0 and "seed" in table.column_names
-
-
-def test_store_on_a_memory_fsspec_uri():
-    store = DatasetStore("memory://aescot-test-ds")
-    record_rejects(store, rejects(2))
-    _image_id, key = store.put_image(b"abc")
-    assert store.count("rejects") == 2 and store.read_bytes(key) == b"abc"
-    assert store.uri(key) == f"memory://aescot-test-ds/{key}"
-    assert DatasetStore("memory://aescot-test-ds").count("rejects") == 2

@@ -116,6 +116,6 @@ def near_duplicate_report(
             report.examples.append(row)
         if pid not in existing:
             rows.append(row)
-    store.append(NEAR_DUPLICATES.name, rows, validate=False)
+    store.upsert(NEAR_DUPLICATES.name, rows, validate=False)
     report.new_pairs = len(rows)
     return report

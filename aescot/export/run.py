@@ -479,7 +479,7 @@ def check_export(out: str, store: DatasetStore, near_duplicate_bits: int = 8) ->
 def _remember_splits(store: DatasetStore, plan: SplitPlan, cfg: ExportConfig, only_new: bool) -> None:
     at = now_iso()
     sources = plan.new_sources if only_new else sorted(plan.split_of_source)
-    store.append(
+    store.upsert(
         SPLITS_TABLE.name,
         [
             {

@@ -249,8 +249,8 @@ def generate_candidates(
     pending_rejects: list[Reject] = []
 
     def flush() -> None:
-        store.append("candidates", cand_rows)  # candidates before the ledger row that marks them final
-        store.append(GROUPS.name, group_rows, validate=False)
+        store.upsert("candidates", cand_rows)  # candidates before the ledger row that marks them final
+        store.upsert(GROUPS.name, group_rows, validate=False)
         record_rejects(store, pending_rejects)
         report.rejects.extend(pending_rejects)
         cand_rows.clear(), group_rows.clear(), pending_rejects.clear()

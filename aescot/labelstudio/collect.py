@@ -259,9 +259,9 @@ def collect_annotations(
                         "pulled_at": now_iso(),
                     }
                 )
-        store.append("annotations", new_rows)
+        store.upsert("annotations", new_rows)
         record_rejects(store, rejects)
-        store.append(invalid.TABLE.name, invalid_rows)  # kept whole before Label Studio forgets them
+        store.upsert(invalid.TABLE.name, invalid_rows)  # kept whole before Label Studio forgets them
         report.invalid = len(invalid_rows)
         report.rejected = len(rejects) + len(invalid_rows)
         # tasks listed as changed but without annotations still advance the cursor
@@ -270,7 +270,7 @@ def collect_annotations(
         # labels before the task state: if we die in between, the next pull re-reads these tasks
         written, pending = refresh_labels(store, config, touched, pending_state=state_rows)
         report.labels_written, report.needs_adjudication = written, pending
-        store.append(STATE_TABLE.name, state_rows)
+        store.upsert(STATE_TABLE.name, state_rows)
         # last: send the invalid ones back (their tasks' update stamps move; the next pull sees them gone)
         report.requeued += invalid.send_back(store, http, invalid_rows)
     return report
@@ -308,7 +308,7 @@ def _cursor_rows(project: Project, tasks: list[dict], state: dict[int, dict]) ->
 def _advance_cursor(
     store: DatasetStore, project: Project, changed: list[dict], state: dict[int, dict]
 ) -> None:
-    store.append(STATE_TABLE.name, _cursor_rows(project, changed, state))
+    store.upsert(STATE_TABLE.name, _cursor_rows(project, changed, state))
 
 
 def live_annotations(
@@ -353,5 +353,5 @@ def refresh_labels(
         same = old is not None and all(old[k] == label[k] for k in label if k != "updated_at")
         if not same:
             rows.append(label)
-    store.append("labels", rows)
+    store.upsert("labels", rows)
     return len(rows), pending

@@ -73,7 +73,7 @@ def send_back(store: DatasetStore, http: httpx.Client, rows: list[dict[str, Any]
         except httpx.HTTPError as exc:
             log.warning("could not send invalid annotation %s back: %s", row["annotation_id"], exc)
             updates.append({**row, "requeue_error": f"{type(exc).__name__}: {exc}"[:500]})
-    store.append(TABLE.name, updates)
+    store.upsert(TABLE.name, updates)
     return done
 
 

@@ -124,7 +124,7 @@ def reconcile(
                     "recovered": True,
                 }
             )
-    store.append(TASKS_TABLE.name, rows)
+    store.upsert(TASKS_TABLE.name, rows)
     for r in rows:
         known[r["item_id"]] = r
     if duplicates:
@@ -330,7 +330,7 @@ def _import_chunk(
             }
             for (i, p), tid in zip(pending, ids)
         ]
-        store.append(TASKS_TABLE.name, rows)
+        store.upsert(TASKS_TABLE.name, rows)
         for r in rows:
             known[r["item_id"]] = r
         report.pushed += len(rows)

@@ -209,5 +209,5 @@ def filter_rationales(store: DatasetStore, config: FilterConfig) -> FilterReport
         decision["decided_at"] = now_iso()
         changed.append(decision)
         report.decisions.append(decision)
-    report.written = store.append("selections", changed)
+    report.written = store.upsert("selections", changed)
     return report

@@ -261,7 +261,7 @@ async def agenerate_rationales(
             batch = pending[:]
             del pending[: len(batch)]
         if batch:
-            store.append("rationales", batch)
+            store.upsert("rationales", batch)
 
     async def prepare(item_id: str) -> list[str] | Reject:
         try:

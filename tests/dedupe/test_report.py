@@ -18,7 +18,7 @@ def test_cross_source_near_duplicates_are_reported_once(store):
     # a candidate of another source that copies the first source's first candidate (leakage between items)
     leak = dict(next(c for c in cands if c["source_id"] != cands[0]["source_id"]))
     leak.update(candidate_id="f" * 64, phash=None, created_at=now_iso(), image_key=cands[0]["image_key"])
-    store.append("candidates", [leak])
+    store.upsert("candidates", [leak])
     report = near_duplicate_report(store, DedupeConfig())
     # the leak has no stored hash; sources stored with another hash size are hashed again too
     rehashed_sources = sum(len(s["phash"]) != 16 for s in sources)

@@ -231,5 +231,5 @@ def build_demo_store(store: DatasetStore, spec: DemoSpec | None = None) -> dict[
         ("rationales", rationales),
         ("selections", selections),
     ):
-        store.append(table, rows, validate=spec.validate)
+        store.upsert(table, rows, validate=spec.validate)
     return {"sources": [s["source_id"] for s in sources], "items": [i["item_id"] for i in items]}

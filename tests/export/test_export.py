@@ -183,9 +183,9 @@ def test_bad_items_are_recorded_and_the_rest_exported(tmp_path):
     ids = build_demo_store(store, DemoSpec(n_items=12, seed=5))
     victim = store.read("items")[0]
     victim["candidates"][2]["image_key"] = "images/00/lost.png"  # an image that is not in the store
-    store.append("items", [victim])
+    store.upsert("items", [victim])
     kept = next(s for s in store.read("selections") if s["kept"] and s["item_id"] != victim["item_id"])
-    store.append(
+    store.upsert(
         "selections", [{**kept, "rationale_id": "f" * 64}]
     )  # kept with a rationale that does not exist
     other = next(
@@ -194,7 +194,7 @@ def test_bad_items_are_recorded_and_the_rest_exported(tmp_path):
         if s["kept"] and s["item_id"] not in (victim["item_id"], kept["item_id"])
     )
     rat = next(r for r in store.read("rationales") if r["rationale_id"] == other["rationale_id"])
-    store.append("rationales", [{**rat, "text": "<think>looks fine</think> A is best"}])  # no answer block
+    store.upsert("rationales", [{**rat, "text": "<think>looks fine</think> A is best"}])  # no answer block
     summary = export_dataset(store, ExportConfig(out=str(tmp_path / "out")))
     assert summary.reject_reasons == {"image_missing": 1, "rationale_missing": 1, "rationale_unparseable": 1}
     rejects = {r["subject"]: r for r in store.read("rejects")}

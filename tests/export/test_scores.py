@@ -144,8 +144,8 @@ def test_unscored_candidates_and_missing_annotations(tmp_path):
         {**anns[a], "revision": 1, "scores": {**anns[a]["scores"], "A": None}}
         for a in first["annotation_ids"]
     ]
-    store.append("annotations", revised)
-    store.append("labels", [{**second, "annotation_ids": [*second["annotation_ids"], "ls:gone"]}])
+    store.upsert("annotations", revised)
+    store.upsert("labels", [{**second, "annotation_ids": [*second["annotation_ids"], "ls:gone"]}])
     summary = export_dataset(store, ExportConfig(out=str(tmp_path / "out"), formats=["scores", "scores_sft"]))
     rows = _rows(tmp_path / "out", "scores")
     assert len(rows) == 4 * 6 - 1 - 4
@@ -164,7 +164,7 @@ def test_score_formats_follow_annotation_edits(tmp_path):
     assert not export_dataset(store, cfg).skipped and export_dataset(store, cfg).skipped
     ann = store.read("annotations")[0]
     letter = next(k for k in LETTERS if ann["scores"][k] is not None)
-    store.append("annotations", [{**ann, "revision": 1, "updated_at": "2030-01-01T00:00:00Z"}])
+    store.upsert("annotations", [{**ann, "revision": 1, "updated_at": "2030-01-01T00:00:00Z"}])
     assert not export_dataset(store, cfg).skipped, f"edited {ann['annotation_id']} {letter}"
 
 

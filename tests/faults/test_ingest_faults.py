@@ -44,7 +44,7 @@ def test_killed_after_a_batch_then_rerun_accounts_for_every_input(tmp_path, batc
 
     ingest(store, [str(tmp_path / "in")], IngestConfig(batch_size=4, workers=1))
     assert accounted(store, expected) == want(expected)
-    raw = [r["source_id"] for r in store.read("sources", latest=False)]
+    raw = [r["source_id"] for r in store.read("sources")]
     assert len(raw) == len(set(raw)) == 20  # nothing duplicated, even on disk
 
 

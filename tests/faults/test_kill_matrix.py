@@ -99,7 +99,7 @@ def chain(tmp_path_factory) -> Chain:
     c.snapshot("push", work)
     store = DatasetStore(work)
     labels, c.answers = _label_rows(store)
-    store.append("labels", labels)
+    store.upsert("labels", labels)
     c.snapshot("rationales", work)
     return c
 
@@ -257,7 +257,7 @@ def _figures(
             "inputs": len(chain.expected),
             "outputs": out,
             "rejects": rejects,
-            "duplicates": len(store.read("sources", latest=False)) - out,
+            "duplicates": len(store.read("sources")) - out,
         }
     if stage == "generate":
         per = Counter(c["source_id"] for c in store.read("candidates", columns=["source_id"]))

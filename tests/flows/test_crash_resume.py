@@ -55,7 +55,7 @@ def assert_consistent(store: DatasetStore, n_sources: int) -> None:
             assert c["candidate_id"] in candidates and store.exists(c["image_key"])
     # no table holds two rows for one key, even before de-duplication on read
     for table, key in (("sources", "source_id"), ("items", "item_id")):
-        raw = [r[key] for r in store.read(table, latest=False)]
+        raw = [r[key] for r in store.read(table)]
         assert len(raw) == len(set(raw)), f"{table} has duplicate rows"
 
 

@@ -163,7 +163,7 @@ def test_a_crash_keeps_flushed_work_and_the_rerun_completes_without_duplicates(i
     assert store.count(GROUPS.name) == 2 and store.count("candidates") == 8
     report = generate_candidates(store, cfg, source_ids=ids)
     assert (report.skipped, report.generated) == (2, 3)
-    assert store.count("candidates") == 20 == len(store.read("candidates", latest=False))
+    assert store.count("candidates") == 20 == len(store.read("candidates"))
     assert build_items(store).built == 5
 
 

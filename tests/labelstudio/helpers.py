@@ -84,7 +84,7 @@ def make_items(
                 "created_at": now_iso(),
             }
         )
-    store.append("items", items)
+    store.upsert("items", items)
     return items
 
 

@@ -91,7 +91,7 @@ def test_incremental_collect_snapshots_revisions_and_consensus(ls_store, project
     second = collect_annotations(ls_store, cfg)
     assert (second.tasks_changed, second.annotations_new, second.annotations_updated) == (2, 1, 1)
     history = [
-        r for r in ls_store.read("annotations", latest=False) if r["annotation_id"] == f"labelstudio:{a_edit}"
+        r for r in ls_store.read("annotations") if r["annotation_id"] == f"labelstudio:{a_edit}"
     ]
     assert [(r["revision"], r["best"]) for r in history] == [(0, "A"), (1, "C")]
     labels = {r["item_id"]: r for r in ls_store.read("labels")}
@@ -165,7 +165,7 @@ def test_crash_before_the_cursor_moves_repeats_nothing(ls_store, project, monkey
     assert len(ls_store.read("labels")) == 2  # labels were written before the crash
     again = collect_annotations(ls_store, cfg)
     assert (again.annotations_new, again.annotations_updated, again.annotations_unchanged) == (0, 0, 2)
-    assert len(ls_store.read("annotations", latest=False)) == 2 and again.labels_written == 0
+    assert len(ls_store.read("annotations")) == 2 and again.labels_written == 0
     assert collect_annotations(ls_store, cfg).tasks_changed == 0
 
 

@@ -134,7 +134,7 @@ def test_bad_items_are_rejected_with_a_reason_and_the_rest_pushed(ls_store, ls_c
     broken = dict(items[0], item_id="f" * 64)
     broken["candidates"] = [dict(c) for c in items[0]["candidates"]]
     broken["candidates"][2]["image_key"] = "images/00/" + "0" * 64 + ".png"
-    ls_store.append("items", [broken])
+    ls_store.upsert("items", [broken])
     report = push_items(
         ls_store, ls_config, item_ids=[i["item_id"] for i in items] + [broken["item_id"], "e" * 64]
     )

@@ -78,8 +78,8 @@ def add_labelled_items(store, n: int, seed: int = 0) -> dict[str, dict]:
                 "updated_at": now_iso(),
             }
         )
-    store.append("items", items)
-    store.append("labels", labels)
+    store.upsert("items", items)
+    store.upsert("labels", labels)
     return answers
 
 

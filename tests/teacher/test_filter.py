@@ -167,7 +167,7 @@ def test_a_changed_label_changes_the_decision(labelled, server):
     label.update(acceptable=["D"], best="D") if human["best"] != "D" else label.update(
         acceptable=["C"], best="C"
     )
-    store.append("labels", [label])
+    store.upsert("labels", [label])
     report = filter_rationales(store, FilterConfig(samples=2))
     assert report.written == 1 and report.dropped["low_consistency"] == 1
 

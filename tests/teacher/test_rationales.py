@@ -26,7 +26,7 @@ def test_k_samples_per_item_then_a_rerun_makes_zero_calls(labelled, server):
     calls = server.calls
     again = generate_rationales(store, config)
     assert server.calls == calls and again.calls == 0 and again.samples_cached == 18
-    assert len(store.read("rationales", latest=False)) == 18  # nothing appended
+    assert len(store.read("rationales")) == 18  # nothing appended
 
     more = generate_rationales(store, make_config(server, samples=4))  # raising k asks only for the new index
     assert more.calls == 6 and more.samples_cached == 18
@@ -137,7 +137,7 @@ def test_unreadable_images_are_rejected_and_the_run_goes_on(store, server):
 def test_label_without_item_is_rejected(store, server):
     answers = add_labelled_items(store, 1)
     orphan = {**store.read("labels")[0], "item_id": "f" * 64}
-    store.append("labels", [orphan])
+    store.upsert("labels", [orphan])
     server.responder = oracle(answers)
     report = generate_rationales(store, make_config(server, samples=1))
     assert report.ok == 1 and [r.reason for r in report.rejects] == ["item_missing"]
@@ -199,7 +199,7 @@ def test_answer_driven_samples_are_asked_again_when_the_label_changes(labelled, 
     label.update(
         acceptable=["A", "D"], best="D", dimensions={"A": [], "B": ["lighting_shadow"], "C": [], "D": []}
     )
-    store.append("labels", [label])
+    store.upsert("labels", [label])
     assert filter_rationales(store, FilterConfig(samples=2, mode="answer_driven", min_chars=50)).pending == 1
     again = generate_rationales(store, config)
     assert again.calls == 2 and again.consistent == 2  # only the relabelled item, explaining its new answer
