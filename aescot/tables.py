@@ -132,6 +132,7 @@ class LanceTables:
             if ds is not None:
                 return data.num_rows
             ds = self._open(table)  # another writer created it first: merge into theirs
+        ds = self._evolve(table, ds, data.schema)
         try:
             (
                 ds.merge_insert(list(key))
@@ -144,6 +145,19 @@ class LanceTables:
             raise StoreError(f"table {table}: upsert failed: {_short(exc)}") from None
         self._maintain_if_due(table)
         return data.num_rows
+
+    def _evolve(self, table: str, ds: lance.LanceDataset, schema: pa.Schema) -> lance.LanceDataset:
+        """Add the columns a contract gained since the table was created (as nulls for old rows)."""
+        have = set(ds.schema.names)
+        new = [f for f in schema if f.name not in have]
+        if not new:
+            return ds
+        if any(not f.nullable for f in new):
+            names = ", ".join(f.name for f in new if not f.nullable)
+            raise StoreError(f"table {table}: new required columns ({names}) need a migration, not an upsert")
+        with contextlib.suppress(OSError, ValueError, RuntimeError):  # a concurrent writer added them
+            ds.add_columns(new)
+        return self._open(table)
 
     def _create(self, table: str, data: pa.Table, key: Sequence[str]) -> lance.LanceDataset | None:
         lance = _lance()
@@ -205,11 +219,21 @@ class LanceTables:
         if ds is None:
             empty = schema.empty_table()
             return empty.select(cols) if cols is not None else empty
+        missing = [f for f in schema if f.name not in set(ds.schema.names)]
+        if missing:  # columns added to the contract after this version was written read as nulls
+            present = [c for c in (cols or schema.names) if c in set(ds.schema.names)]
+            out = self._scan(table, ds, present, where)
+            for f in missing:
+                if cols is None or f.name in cols:
+                    out = out.append_column(f, pa.nulls(out.num_rows, f.type))
+            return out.select(cols or schema.names)
+        return self._scan(table, ds, cols, where)
+
+    def _scan(self, table: str, ds: lance.LanceDataset, cols: list[str] | None, where) -> pa.Table:
         try:
-            out = ds.to_table(columns=cols, filter=where)
+            return ds.to_table(columns=cols, filter=where)
         except (OSError, ValueError, RuntimeError) as exc:
             raise DamagedStore(table, _damaged_file(exc) or self.uri(table), _short(exc), self.base) from None
-        return out
 
     def count(self, table: str) -> int:
         ds = self._open(table)

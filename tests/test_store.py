@@ -1,4 +1,3 @@
-
 import pytest
 
 from aescot.contracts import ContractError
@@ -114,3 +113,19 @@ def test_a_first_release_store_is_refused_until_migrated(store):
 def test_empty_table_reads_with_its_schema(store):
     table = store.read_arrow("candidates")
     assert table.num_rows == 0 and "seed" in table.column_names
+
+
+def test_a_column_added_to_a_contract_later_reads_as_null_then_fills(store, monkeypatch):
+    import pyarrow as pa
+
+    from aescot.store import TABLES, TableSpec
+
+    record_rejects(store, rejects(2))
+    old = TABLES["rejects"].arrow_schema()
+    grown = old.append(pa.field("note", pa.string(), nullable=True))
+    monkeypatch.setitem(TABLES, "rejects", TableSpec("rejects", ("reject_id",), schema=grown))
+    fresh = DatasetStore(store.root)
+    assert [r["note"] for r in fresh.read("rejects")] == [None, None]
+    row = fresh.read("rejects")[0] | {"note": "added"}
+    fresh.upsert("rejects", [row])
+    assert sorted(r["note"] or "" for r in fresh.read("rejects")) == ["", "added"]
