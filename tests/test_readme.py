@@ -82,7 +82,7 @@ COVERAGE: dict[str, dict[str, str]] = {
         "prefect deployment run build-screening-set/local --watch -p root=deploy-data "
         '-p sources=["demo-data/incoming/manifest.csv"] -p labelstudio=false': DEPLOY_TEST,
         "aescot status --root deploy-data": DEPLOY_TEST,
-        "ls deploy-data/tables/*/": DEPLOY_TEST,
+        "ls deploy-data/tables/*.lance/_versions/": DEPLOY_TEST,
         "kill -KILL $WORKER_PID": DEPLOY_TEST,
         "kill $SERVER_PID": DEPLOY_TEST,
     },
