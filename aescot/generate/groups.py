@@ -2,7 +2,7 @@
 
 A source is done for a generator when its group row exists; the row is written after the
 group's candidate rows, so a crash in between only makes the next run regenerate the same
-seeds into the same candidate ids (read-time de-duplication keeps one row each).
+seeds into the same candidate ids (keyed upserts keep one row each).
 """
 
 from __future__ import annotations

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import pyarrow.compute as pc
 from PIL import Image
 
 from aescot.generate.base import Generator
 from aescot.generate.diffusion import DiffusersConfig, DiffusersGenerator
 from aescot.generate.groups import GROUPS
-from aescot.generate.stage import load_source
+from aescot.generate.stage import SOURCE_COLUMNS, load_source
 from aescot.generate.synthetic import SyntheticConfig, SyntheticGenerator
 from aescot.ids import sha256_bytes
 from aescot.images import encode_png
@@ -49,15 +50,26 @@ def reproduce_candidate(
     store: DatasetStore, candidate_id: str, generator: Generator | None = None, device: str | None = None
 ) -> Reproduction:
     """Run the recorded generation of ``candidate_id`` again and compare with the stored image."""
-    cand = next((c for c in store.read("candidates") if c["candidate_id"] == candidate_id), None)
-    if cand is None:
+    found = store.read(
+        "candidates", ["candidate_id", "source_id", "params", "seed", "image_id"], keys=[candidate_id]
+    )
+    if not found:
         raise KeyError(f"no candidate {candidate_id}")
-    group = next((g for g in store.read(GROUPS.name) if candidate_id in g["candidate_ids"]), None)
+    cand = found[0]
+    # the candidate's group is one of its source's groups (a filter on the ledger, not a whole read)
+    groups = store.read(
+        GROUPS.name,
+        ["group_id", "generator", "config", "candidate_ids"],
+        where=pc.field("source_id") == cand["source_id"],
+    )
+    group = next((g for g in groups if candidate_id in g["candidate_ids"]), None)
     if group is None:
         raise KeyError(f"candidate {candidate_id} belongs to no finished generation group")
     params = json.loads(cand["params"])
-    source_row = next(r for r in store.read("sources") if r["source_id"] == cand["source_id"])
-    source = load_source(store, source_row)
+    source_rows = store.read("sources", SOURCE_COLUMNS, keys=[cand["source_id"]])
+    if not source_rows:
+        raise KeyError(f"candidate {candidate_id}: its source {cand['source_id']} is not in the store")
+    source = load_source(store, source_rows[0])
     generator = generator or generator_for(group, params, device)
     slots = params.get("batch_slots", [params["slot"]])
     seeds = params.get("batch_seeds", [cand["seed"]])

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from PIL import Image
 from pydantic import BaseModel, Field
 
@@ -34,6 +36,8 @@ from aescot.vocab import SLOTS
 
 log = logging.getLogger(__name__)
 STAGE = "generate"
+READ_CHUNK = 256  # sources whose rows (and ledger rows) one keyed read fetches
+SOURCE_COLUMNS = ["source_id", "image_key", "mask_key", "product"]  # what generation reads of a source
 
 
 class GenerateConfig(BaseModel):
@@ -96,7 +100,13 @@ class GenerateReport:
     regenerations: int = 0  # images dropped as near-duplicates and generated again
     incomplete: int = 0  # groups with fewer than 4 distinct candidates after every retry
     rejects: list[Reject] = field(default_factory=list)
-    group_ids: list[str] = field(default_factory=list)
+    group_ids: list[str] = field(default_factory=list)  # groups finished in this run
+    skipped_group_ids: list[str] = field(default_factory=list)  # asked-for groups that were already final
+
+    @property
+    def finished_group_ids(self) -> list[str]:
+        """Every final group of the sources asked for: what the items step builds from."""
+        return self.group_ids + self.skipped_group_ids
 
     def reasons(self) -> dict[str, int]:
         return count_reasons(self.rejects)
@@ -215,13 +225,24 @@ def _candidate_record(store: DatasetStore, generator: Generator, source_id: str,
     )
 
 
+def _pending(store: DatasetStore, generator: Generator, config: GenerateConfig) -> tuple[pa.Array, int]:
+    """(sources with no group under these settings, sorted; how many sources there are).
+
+    Once per run: the source-id column, each source's group id, and an anti-join against the
+    ledger's group-id column (both projections; no row is read whole).
+    """
+    ids = store.column("sources", "source_id").combine_chunks()
+    gids = pa.array([group_id(s, generator, config) for s in ids.to_pylist()], pa.string())
+    done = store.column(GROUPS.name, "group_id", where=pc.field("generator") == generator.name)
+    todo = ids.filter(pc.invert(pc.is_in(gids, value_set=done.combine_chunks())))
+    return pc.take(todo, pc.sort_indices(todo)), len(ids)
+
+
 def pending_source_ids(store: DatasetStore, config: GenerateConfig | None = None) -> list[str]:
     """Sources not yet generated with these settings, sorted: what a flow splits into batches."""
     config = config or GenerateConfig()
     generator = make_generator(config)  # cheap: diffusers loads its pipeline lazily
-    done = store.keys(GROUPS.name)
-    ids = sorted(r["source_id"] for r in store.read("sources", columns=["source_id"]))
-    return [sid for sid in ids if group_id(sid, generator, config) not in done]
+    return _pending(store, generator, config)[0].to_pylist()
 
 
 def generate_candidates(
@@ -236,13 +257,22 @@ def generate_candidates(
     Idempotent: a source whose group (same generator settings, base seed and dedupe settings)
     is in the ledger is skipped. A bad source is a reject and the run goes on. A missing model
     (:class:`~aescot.generate.diffusion.ModelNotAvailable`) stops the run at once: nothing could succeed.
+
+    Cost follows the work: without ``source_ids`` the backlog is one anti-join (:func:`_pending`);
+    then every chunk of sources reads only its own source rows (the columns generation needs) and
+    its own ledger rows, by key.
     """
     config = config or GenerateConfig()
     generator = generator or make_generator(config)
     report = GenerateReport()
-    sources = {r["source_id"]: r for r in store.read("sources")}
-    wanted = list(sources) if source_ids is None else list(dict.fromkeys(source_ids))
-    done = store.keys(GROUPS.name)
+    if source_ids is None:
+        todo, total = _pending(store, generator, config)
+        wanted = todo.to_pylist()
+        report.sources = report.skipped = total - len(wanted)
+        if progress and report.skipped:
+            progress(report.skipped)
+    else:
+        wanted = list(dict.fromkeys(source_ids))
     cfg_json = canonical_json(group_config(generator, config))
     cand_rows: list[dict] = []
     group_rows: list[dict] = []
@@ -255,19 +285,18 @@ def generate_candidates(
         report.rejects.extend(pending_rejects)
         cand_rows.clear(), group_rows.clear(), pending_rejects.clear()
 
-    for sid in wanted:
+    for sid, row, gid, done in _chunked_sources(store, wanted, generator, config):
         report.sources += 1
         if progress:
             progress(1)
-        row = sources.get(sid)
         if row is None:
             pending_rejects.append(
                 Reject(STAGE, sid, "unknown_source", "no such source in the store (ingest it first)")
             )
             continue
-        gid = group_id(sid, generator, config)
-        if gid in done:
+        if done:
             report.skipped += 1
+            report.skipped_group_ids.append(gid)
             continue
         group_rejects: list[Reject] = []
         try:
@@ -316,7 +345,6 @@ def generate_candidates(
                 "finished_at": now_iso(),
             }
         )
-        done.add(gid)
         report.generated += 1
         report.candidates += len(records)
         report.regenerations += regenerations
@@ -326,3 +354,17 @@ def generate_candidates(
             flush()
     flush()
     return report
+
+
+def _chunked_sources(
+    store: DatasetStore, wanted: list[str], generator: Generator, config: GenerateConfig
+) -> Iterator[tuple[str, dict | None, str, bool]]:
+    """``(source id, its row or None, its group id, whether that group is final)`` for each wanted
+    source, reading :data:`READ_CHUNK` sources' rows and ledger rows at a time, by key."""
+    for i in range(0, len(wanted), READ_CHUNK):
+        chunk = wanted[i : i + READ_CHUNK]
+        rows = {r["source_id"]: r for r in store.read("sources", SOURCE_COLUMNS, keys=chunk)}
+        gids = [group_id(sid, generator, config) for sid in chunk]
+        done = set(store.read_arrow(GROUPS.name, ["group_id"], keys=gids).column("group_id").to_pylist())
+        for sid, gid in zip(chunk, gids):
+            yield sid, rows.get(sid), gid, gid in done
