@@ -6,6 +6,14 @@ answer in answer-driven mode, whose prompt contains it); a sample whose
 row exists without an ``error`` is never requested again, so a re-run makes zero repeated
 calls, and a sample that failed (its row has ``error``) is retried by the next run.
 
+What is left to do is found once per run from key columns, never whole rows: labelled items with
+no rationale at all (``store.backlog``: every sample missing), labelled items without an item
+record (``store.backlog`` again: rejected), and, in blind mode, the items whose k samples are all
+finished (one grouped count over the projected ``item_id`` of finished rows). Only the other items
+(started, or answer-driven, whose ids depend on the current label) have their k ids checked, a
+batch at a time by key. The label and item rows of the items to call are read by key a chunk at a
+time as the producer reaches them, with only the columns the prompt and the images need.
+
 Work flows through a bounded pipeline: one producer reads an item's five images, downscales
 them to data URLs (in a thread) and queues its missing samples; ``concurrency`` workers call the
 endpoint; results are appended every ``flush_every`` samples, so a crash loses at most that
@@ -19,9 +27,12 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from aescot.ids import derive_id
 from aescot.rejects import Reject, record_rejects
@@ -36,6 +47,10 @@ from aescot.timeutil import now_iso
 
 log = logging.getLogger(__name__)
 STAGE = "rationales"
+LABEL_COLUMNS = ["item_id", "acceptable", "best", "dimensions"]  # what the prompt and the agreement use
+ITEM_COLUMNS = ["item_id", "source_image_key", "candidates"]  # what the images need
+CHECK_BATCH = 1024  # started items whose sample ids are checked per key read
+LOAD_CHUNK = 64  # items whose label and item rows the producer reads per key read
 
 
 def rationale_id(
@@ -207,6 +222,101 @@ def _record(job: _Job, result: ChatResult, config: RationaleConfig) -> dict[str,
     return rec
 
 
+def _plan(
+    store: DatasetStore, config: RationaleConfig, item_ids: Iterable[str] | None, report: RationaleReport
+) -> list[tuple[str, list[int]]]:
+    """The missing sample indices of every labelled item still to call, in item id order.
+
+    Fills the report's counts (labelled, complete before, cached, missing) and its
+    ``item_missing`` rejects. Reads key columns once, then started items' ids by key in batches.
+    """
+    t, k = config.teacher, config.samples
+    labelled = _unique_sorted(store.column("labels", "item_id"))
+    if item_ids is not None:
+        wanted = pa.array(sorted(set(item_ids)), pa.string())
+        labelled = labelled.filter(pc.is_in(labelled, value_set=wanted))
+    report.items_labelled = len(labelled)
+    if not len(labelled):
+        return []
+    fresh = store.backlog("labels", "rationales", on="item_id")  # no sample of any kind yet
+    orphans = set(store.backlog("labels", "items", on="item_id").to_pylist())
+    complete = pa.array([], pa.string())
+    if config.mode == "blind":  # ids depend on (model, prompt, mode, item, index) only: a count suffices
+        finished = store.read_arrow(
+            "rationales",
+            ["item_id"],
+            where=(pc.field("teacher_model") == t.model)
+            & (pc.field("prompt_version") == config.prompt_version)
+            & (pc.field("mode") == config.mode)
+            & (pc.field("sample_index") < k)
+            & pc.field("error").is_null(),
+        )
+        counts = finished.group_by("item_id", use_threads=False).aggregate([("item_id", "count")])
+        complete = counts.filter(pc.field("item_id_count") >= k).column("item_id").combine_chunks()
+    is_complete = pc.is_in(labelled, value_set=complete)
+    report.items_complete_before = pc.sum(is_complete).as_py() or 0
+    report.samples_cached = report.items_complete_before * k
+    todo = labelled.filter(pc.invert(is_complete))
+    is_fresh = pc.is_in(todo, value_set=fresh).to_pylist()
+    todo_ids = todo.to_pylist()
+
+    missing_of: dict[str, list[int]] = {i: list(range(k)) for i, f in zip(todo_ids, is_fresh) if f}
+    started = [i for i, f in zip(todo_ids, is_fresh) if not f]
+    for start in range(0, len(started), CHECK_BATCH):
+        missing_of.update(_missing_samples(store, config, started[start : start + CHECK_BATCH]))
+
+    plan: list[tuple[str, list[int]]] = []
+    for item_id in todo_ids:
+        missing = missing_of[item_id]
+        report.samples_cached += k - len(missing)
+        if not missing:
+            report.items_complete_before += 1
+            continue
+        if item_id in orphans:
+            report.rejects.append(
+                Reject(STAGE, item_id, "item_missing", "a label exists but the item does not")
+            )
+            continue
+        report.samples_missing += len(missing)
+        plan.append((item_id, missing))
+    return plan
+
+
+def _missing_samples(store: DatasetStore, config: RationaleConfig, batch: list[str]) -> dict[str, list[int]]:
+    """For items that have some rationale row: which of their k sample ids have no finished row."""
+    t, k = config.teacher, config.samples
+    labels = {r["item_id"]: r for r in store.read("labels", LABEL_COLUMNS, keys=batch)}
+    ids = {
+        (item_id, s): rationale_id(
+            t.model, config.prompt_version, config.mode, item_id, s, labels.get(item_id)
+        )
+        for item_id in batch
+        for s in range(k)
+    }
+    done = store.read_arrow(
+        "rationales", ["rationale_id"], where=pc.field("error").is_null(), keys=list(ids.values())
+    )
+    done_ids = set(done.column("rationale_id").to_pylist())
+    out: dict[str, list[int]] = {i: [] for i in batch}
+    for (item_id, s), rid in ids.items():
+        if rid not in done_ids:
+            out[item_id].append(s)
+    return out
+
+
+def _rows_of(store: DatasetStore, ids: list[str]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """The item rows (image keys) and labels of ``ids``, by key, only the columns the calls need."""
+    items = {r["item_id"]: r for r in store.read("items", ITEM_COLUMNS, keys=ids)}
+    labels = {r["item_id"]: r for r in store.read("labels", LABEL_COLUMNS, keys=ids)}
+    return items, labels
+
+
+def _unique_sorted(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    arr = pc.unique(arr) if len(arr) else arr
+    return pc.take(arr, pc.sort_indices(arr))
+
+
 async def agenerate_rationales(
     store: DatasetStore,
     config: RationaleConfig,
@@ -217,37 +327,7 @@ async def agenerate_rationales(
     t = config.teacher.require()
     started = time.monotonic()
     report = RationaleReport()
-    labels = {row["item_id"]: row for row in store.read("labels")}
-    if item_ids is not None:
-        wanted = set(item_ids)
-        labels = {k: v for k, v in labels.items() if k in wanted}
-    report.items_labelled = len(labels)
-    done = {
-        r["rationale_id"]
-        for r in store.read("rationales", columns=["rationale_id", "error"])
-        if r["error"] is None
-    }
-    items = {row["item_id"]: row for row in store.read("items")} if labels else {}
-
-    plan: list[tuple[str, list[int]]] = []
-    for item_id in sorted(labels):
-        missing = [
-            s
-            for s in range(config.samples)
-            if rationale_id(t.model, config.prompt_version, config.mode, item_id, s, labels[item_id])
-            not in done
-        ]
-        report.samples_cached += config.samples - len(missing)
-        if not missing:
-            report.items_complete_before += 1
-            continue
-        if item_id not in items:
-            report.rejects.append(
-                Reject(STAGE, item_id, "item_missing", "a label exists but the item does not")
-            )
-            continue
-        report.samples_missing += len(missing)
-        plan.append((item_id, missing))
+    plan = await asyncio.to_thread(_plan, store, config, item_ids, report)
 
     queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=2 * t.concurrency)
     guard = _CostGuard(config.max_cost_usd)
@@ -263,32 +343,43 @@ async def agenerate_rationales(
         if batch:
             store.upsert("rationales", batch)
 
-    async def prepare(item_id: str) -> list[str] | Reject:
+    async def prepare(item_id: str, item: dict[str, Any] | None) -> list[str] | Reject:
+        if item is None:  # planned, then gone (never deleted by aescot): say so rather than crash
+            return Reject(STAGE, item_id, "item_missing", "a label exists but the item does not")
         try:
-            return await asyncio.to_thread(_load_images, store, items[item_id], config)
+            return await asyncio.to_thread(_load_images, store, item, config)
         except (ImageUnreadable, OSError) as exc:
             reason = "image_unreadable" if isinstance(exc, ImageUnreadable) else "image_missing"
             return Reject(STAGE, item_id, reason, str(exc)[:300])
+
+    async def entries() -> AsyncIterator[tuple[str, list[int], dict[str, Any] | None, dict[str, Any]]]:
+        """The plan with each item's row and label, read by key a chunk at a time (in a thread)."""
+        for start in range(0, len(plan), LOAD_CHUNK):
+            part = plan[start : start + LOAD_CHUNK]
+            items, labels = await asyncio.to_thread(_rows_of, store, [i for i, _ in part])
+            for item_id, missing in part:
+                if item_id in labels:
+                    yield item_id, missing, items.get(item_id), labels[item_id]
 
     async def produce() -> None:
         # Images of the next few items are read and encoded in threads while earlier items are
         # being called (Pillow releases the GIL), so encoding does not starve the workers.
         prefetch = max(1, min(8, t.concurrency))
-        window: list[tuple[str, list[int], asyncio.Task]] = []
+        window: list[tuple[str, list[int], dict[str, Any], asyncio.Task]] = []
         started_calls = 0
-        upcoming = iter(plan)
+        upcoming = entries()
         try:
             while True:
-                while len(window) < prefetch and (entry := next(upcoming, None)) is not None:
-                    window.append((*entry, asyncio.create_task(prepare(entry[0]))))
+                while len(window) < prefetch and (entry := await anext(upcoming, None)) is not None:
+                    item_id, missing, item, label = entry
+                    window.append((item_id, missing, label, asyncio.create_task(prepare(item_id, item))))
                 if not window or stop.is_set():
                     break
-                item_id, missing, task = window.pop(0)
+                item_id, missing, label, task = window.pop(0)
                 urls = await task
                 if isinstance(urls, Reject):
                     report.rejects.append(urls)
                     continue
-                label = labels[item_id]
                 prompt = teacher_prompt(
                     config.mode, label if config.mode == "answer_driven" else None, config.prompt_version
                 )
@@ -302,8 +393,9 @@ async def agenerate_rationales(
                     await queue.put(_Job(item_id, s, messages, label))
                     started_calls += 1
         finally:
-            for _, _, task in window:
+            for *_, task in window:
                 task.cancel()
+            await upcoming.aclose()
             for _ in range(t.concurrency):
                 await queue.put(None)
 
