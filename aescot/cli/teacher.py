@@ -148,7 +148,7 @@ def filter_cmd(
     )
     store = open_store(root)
     try:
-        report = filter_rationales(store, config)
+        report = filter_rationales(store, config, keep_decisions=details)
     except FilterError as exc:
         fail(f"{exc} with --teacher-model")
         return

@@ -18,9 +18,14 @@ For each labelled item with ``samples`` finished samples (no call ``error``) fro
 
 Items with unfinished samples are left undecided (``pending``); in answer-driven mode the
 samples counted are those of the item's *current* label (the prompt contained it), so a
-relabelled item waits for its new samples. Rationale texts are turned into Python strings
-only for the items being decided. A decision is written to
-``selections`` only when it differs from the one stored, so a re-run writes nothing.
+relabelled item waits for its new samples. A decision is written to ``selections`` only when it
+differs from the one stored, so a re-run writes nothing.
+
+Reads follow the work: the items to decide come from one projected scan of the rationales'
+``item_id`` (rows of this model, prompt and mode); then, a batch of items at a time, their labels,
+their k sample rows (without the text), the texts of the parseable samples of ready items and
+their stored selections are read by key. Changed decisions are written every
+:data:`WRITE_EVERY` rows.
 """
 
 from __future__ import annotations
@@ -30,7 +35,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from aescot.errors import ConfigError
@@ -41,6 +45,9 @@ from aescot.teacher.parse import AnswerFormatError, parse_response
 from aescot.teacher.rationales import rationale_id
 from aescot.timeutil import now_iso
 
+BATCH = 512  # items decided per round of key reads
+WRITE_EVERY = 4096  # changed decisions per upsert
+LABEL_COLUMNS = ["item_id", "acceptable", "best", "dimensions"]
 DROP_REASONS = ("no_samples", "format_failure", "low_consistency", "label_leak", "length")
 _COMPARED = (
     "kept",
@@ -60,7 +67,8 @@ class FilterError(ConfigError, ValueError):
 
 @dataclass
 class FilterReport:
-    """Counts of one filter run; ``decisions`` holds every decided item's selection row."""
+    """Counts of one filter run; ``decisions`` holds every decided item's selection row when the
+    run was asked to keep them (``keep_decisions``: for listing, it grows with the items)."""
 
     teacher_model: str | None = None
     decided: int = 0
@@ -135,24 +143,26 @@ _META = [
 ]
 
 
-def _texts(store: DatasetStore, ids: set[str]) -> dict[str, str]:
-    """The text of the given rationales only (Arrow-side filter: other texts never become Python strings)."""
+def _texts(store: DatasetStore, ids: list[str]) -> dict[str, str]:
+    """The text of the given rationales only (a key read: other texts are never read)."""
     if not ids:
         return {}
-    table = store.read_arrow("rationales", columns=["rationale_id", "text"])
-    table = table.filter(pc.is_in(table["rationale_id"], value_set=pa.array(sorted(ids), pa.string())))
+    table = store.read_arrow("rationales", columns=["rationale_id", "text"], keys=ids)
     return dict(zip(table["rationale_id"].to_pylist(), table["text"].to_pylist(), strict=True))
 
 
-def filter_rationales(store: DatasetStore, config: FilterConfig) -> FilterReport:
-    """Decide every ready item (see the module docstring); append changed decisions to ``selections``."""
+def _models(store: DatasetStore, config: FilterConfig) -> list[str]:
+    where = (pc.field("prompt_version") == config.prompt_version) & (pc.field("mode") == config.mode)
+    models = store.column("rationales", "teacher_model", where=where).combine_chunks()
+    return sorted(pc.unique(models).to_pylist()) if len(models) else []
+
+
+def filter_rationales(
+    store: DatasetStore, config: FilterConfig, keep_decisions: bool = False
+) -> FilterReport:
+    """Decide every ready item (see the module docstring); upsert changed decisions to ``selections``."""
     report = FilterReport()
-    rows = [
-        r
-        for r in store.read("rationales", columns=_META)
-        if r["prompt_version"] == config.prompt_version and r["mode"] == config.mode
-    ]
-    models = sorted({r["teacher_model"] for r in rows})
+    models = _models(store, config)
     model = config.teacher_model
     if model is None:
         if len(models) > 1:
@@ -163,35 +173,65 @@ def filter_rationales(store: DatasetStore, config: FilterConfig) -> FilterReport
     report.teacher_model = model
     if model is None:
         return report
-    by_id = {r["rationale_id"]: r for r in rows if r["teacher_model"] == model}
-    item_ids = {r["item_id"] for r in by_id.values()}
-    labels = {row["item_id"]: row for row in store.read("labels") if row["item_id"] in item_ids}
-    ready: dict[str, list[dict[str, Any]]] = {}
-    for item_id in sorted(item_ids):
+    where = (
+        (pc.field("teacher_model") == model)
+        & (pc.field("prompt_version") == config.prompt_version)
+        & (pc.field("mode") == config.mode)
+    )
+    ids = store.column("rationales", "item_id", where=where).combine_chunks()
+    ids = pc.unique(ids) if len(ids) else ids
+    item_ids = pc.take(ids, pc.sort_indices(ids)).to_pylist()
+    changed: list[dict[str, Any]] = []
+    for start in range(0, len(item_ids), BATCH):
+        changed += _decide_batch(
+            store, config, model, item_ids[start : start + BATCH], report, keep_decisions
+        )
+        if len(changed) >= WRITE_EVERY:
+            report.written += store.upsert("selections", changed)
+            changed = []
+    report.written += store.upsert("selections", changed)
+    return report
+
+
+def _decide_batch(
+    store: DatasetStore,
+    config: FilterConfig,
+    model: str,
+    batch: list[str],
+    report: FilterReport,
+    keep_decisions: bool,
+) -> list[dict[str, Any]]:
+    """Decide the ready items of one batch; returns the decisions that differ from the stored ones."""
+    labels = {r["item_id"]: r for r in store.read("labels", LABEL_COLUMNS, keys=batch)}
+    wanted: dict[str, list[str]] = {}
+    for item_id in batch:
         label = labels.get(item_id)
         if label is None:
             report.pending += 1
             continue
         # the samples of the current prompt: in answer-driven mode that depends on the current label
-        wanted = [
+        wanted[item_id] = [
             rationale_id(model, config.prompt_version, config.mode, item_id, s, label)
             for s in range(config.samples)
         ]
-        samples = [by_id[i] for i in wanted if i in by_id]
+    rows = store.read("rationales", _META, keys=[i for ids in wanted.values() for i in ids])
+    by_id = {r["rationale_id"]: r for r in rows}
+    ready: dict[str, list[dict[str, Any]]] = {}
+    for item_id, ids in wanted.items():
+        samples = [by_id[i] for i in ids if i in by_id]
         if sum(1 for s in samples if s["error"] is None) < config.samples:
             report.pending += 1
             continue
         ready[item_id] = samples
-    texts = _texts(store, {s["rationale_id"] for ss in ready.values() for s in ss if s["format_ok"]})
-    existing = {row["item_id"]: row for row in store.read("selections") if row["item_id"] in ready}
+    texts = _texts(store, [s["rationale_id"] for ss in ready.values() for s in ss if s["format_ok"]])
+    existing = {row["item_id"]: row for row in store.read("selections", keys=list(ready))}
     changed = []
     for item_id, samples in ready.items():
         for s in samples:
             s["text"] = texts.get(s["rationale_id"], "")
-        label = labels[item_id]
         decision = {
             "item_id": item_id,
-            **decide(samples, label, config),
+            **decide(samples, labels[item_id], config),
             "min_consistency": config.min_consistency,
             "teacher_model": model,
             "prompt_version": config.prompt_version,
@@ -204,10 +244,11 @@ def filter_rationales(store: DatasetStore, config: FilterConfig) -> FilterReport
         old = existing.get(item_id)
         if old is not None and all(old.get(k) == decision[k] for k in _COMPARED):
             report.unchanged += 1
-            report.decisions.append(old)
+            if keep_decisions:
+                report.decisions.append(old)
             continue
         decision["decided_at"] = now_iso()
         changed.append(decision)
-        report.decisions.append(decision)
-    report.written = store.upsert("selections", changed)
-    return report
+        if keep_decisions:
+            report.decisions.append(decision)
+    return changed
