@@ -14,11 +14,14 @@ so results carry no duplicates and need no set operations.
 
 This module is the one place where Hamming distances are computed: :func:`hamming` for one pair,
 :func:`radius_search` / :func:`near_pairs` for sets, :class:`HammingIndex` for incremental checks
-(ingest's near-duplicate sources, the dedupe stage, the export's split grouping and leak check).
+(ingest's near-duplicate sources, the dedupe stage's new items against the checked ones). The
+index keeps the same chunks in sorted levels that grow with the rows added (O(log n) probes per
+query), so checking a batch against a store costs the batch, not the store.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -288,24 +291,224 @@ def _check_widths(q: np.ndarray, x: np.ndarray) -> None:
         raise ValueError(f"hash widths differ: {64 * q.shape[1]} vs {64 * x.shape[1]} bits")
 
 
+TAIL_ROWS = 2_048  # rows an index holds unsorted (compared by brute force) before sorting them into a level
+
+
+def arrow_hashes_to_words(column) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """An Arrow column of hex hashes -> ``{hex width: (row positions, (k, w) uint64 words)}``.
+
+    Reads the string data buffer directly (no Python string per row); null and empty hashes are
+    left out. The projected hash column of a table becomes an index this way at C speed.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not len(arr):
+        return {}
+    arr = arr.cast(pa.large_string())
+    lengths = pc.fill_null(pc.utf8_length(arr), 0).to_numpy(zero_copy_only=False)
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for width in np.unique(lengths[lengths > 0]).tolist():
+        pos = np.flatnonzero(lengths == width)
+        sub = arr.take(pa.array(pos))
+        if width % 16:  # a hash size whose hex is not whole 64-bit words: the padding path
+            out[width] = (pos, hashes_to_words(sub.to_pylist()))
+            continue
+        data = sub.buffers()[2]
+        start = int(np.frombuffer(sub.buffers()[1], dtype=np.int64)[sub.offset])
+        raw = data.to_pybytes()[start : start + width * len(pos)]
+        try:
+            words = np.frombuffer(bytes.fromhex(raw.decode("ascii")), dtype=">u8")
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"not a hex hash: {exc}") from None
+        out[width] = (pos, words.astype(np.uint64).reshape(len(pos), width // 16))
+    return out
+
+
+class _Levels:
+    """Multi-index tables of one radius over rows ``[0, hi)`` of a growing word matrix.
+
+    Each level covers a contiguous run of rows and holds one sorted uint64 array of
+    ``chunk number << 56 | chunk key << 32 | row`` for every chunk of every row: a probe is a
+    binary search, so a level is never rebuilt to add rows, and building one is a plain (SIMD)
+    sort. New rows are brute-forced until :data:`TAIL_ROWS` of them make a new level; a level at
+    least half the size of the one before is merged into it (a binary counter), so each row is
+    re-sorted O(log n) times in all and a search visits O(log n) levels.
+    """
+
+    ROW_BITS = 32
+
+    def __init__(self, nbits: int, radius: int, n_hint: int):
+        self.m = choose_chunks(nbits, max(n_hint, 1 << 16), 1, radius)
+        self.bounds = _chunk_bounds(nbits, self.m)
+        self.s = radius // self.m
+        self.flips = [_flip_masks(length, self.s) for _, length in self.bounds]
+        self.levels: list[tuple[int, int, np.ndarray]] = []  # (lo, hi, sorted packed entries)
+
+    @property
+    def hi(self) -> int:
+        return self.levels[-1][1] if self.levels else 0
+
+    def _keys(self, words: np.ndarray) -> np.ndarray:
+        """``(m, k)`` keys: the chunk number (< 256) above the chunk's bits (<= 24)."""
+        return np.stack(
+            [(np.uint64(c) << np.uint64(24)) | _extract(words, a, n) for c, (a, n) in enumerate(self.bounds)]
+        )
+
+    def _level(self, words: np.ndarray, lo: int, hi: int) -> tuple[int, int, np.ndarray]:
+        packed = (self._keys(words[lo:hi]) << np.uint64(self.ROW_BITS)) | np.arange(lo, hi, dtype=np.uint64)
+        return lo, hi, np.sort(packed.ravel())
+
+    def catch_up(self, words: np.ndarray, n: int) -> None:
+        if n >= 1 << self.ROW_BITS:
+            raise ValueError(f"an index holds fewer than 2**{self.ROW_BITS} hashes")
+        lag = n - self.hi
+        if lag < TAIL_ROWS:
+            return
+        self.levels.append(self._level(words, self.hi, self.hi + lag // TAIL_ROWS * TAIL_ROWS))
+        while len(self.levels) >= 2:
+            (lo0, hi0, _), (lo1, hi1, _) = self.levels[-2:]
+            if hi0 - lo0 > 2 * (hi1 - lo1):
+                break
+            del self.levels[-2:]
+            self.levels.append(self._level(words, lo0, hi1))
+
+    def search(self, q: np.ndarray, words: np.ndarray, radius: int):
+        """Candidate ``(query, row, distance)`` within ``radius`` among the levels' rows (a pair may
+        come once per chunk it matches in; the caller drops repeats)."""
+        qkeys = self._keys(q)
+        k = q.shape[0]
+        probes = np.concatenate([(qkeys[c][:, None] ^ f[None, :]).ravel() for c, f in enumerate(self.flips)])
+        qidx = np.concatenate([np.repeat(np.arange(k), f.shape[0]) for f in self.flips])
+        shift = np.uint64(self.ROW_BITS)
+        first, last = probes << shift, (probes << shift) | np.uint64((1 << self.ROW_BITS) - 1)
+        out = []
+        for _, _, packed in self.levels:
+            left = np.searchsorted(packed, first, "left")
+            counts = np.searchsorted(packed, last, "right") - left
+            hit = np.flatnonzero(counts)
+            if hit.size == 0:
+                continue
+            reps = counts[hit]
+            qpos = np.repeat(qidx[hit], reps)
+            xpos = np.repeat(left[hit] - (np.cumsum(reps) - reps), reps) + np.arange(qpos.shape[0])
+            xrow = (packed[xpos] & np.uint64((1 << self.ROW_BITS) - 1)).astype(np.int64)
+            d = _distance(q[qpos], words[xrow])
+            ok = np.flatnonzero(d <= radius)
+            out.append((qpos[ok], xrow[ok], d[ok]))
+        return out
+
+
+class _Table:
+    """The hashes of one hex width: a word matrix grown by doubling, labels, MIH levels per radius."""
+
+    def __init__(self, w: int):
+        self.words = np.zeros((0, w), dtype=np.uint64)
+        self.n = 0
+        self.starts: list[int] = []  # label segments: labels of rows starts[i].. are segments[i]
+        self.segments: list = []
+        self.levels: dict[int, _Levels] = {}
+
+    def append(self, words: np.ndarray, labels) -> None:
+        k = words.shape[0]
+        if not k:
+            return
+        if self.n + k > self.words.shape[0]:
+            grown = np.zeros((max(2 * self.words.shape[0], self.n + k, 16), words.shape[1]), dtype=np.uint64)
+            grown[: self.n] = self.words[: self.n]
+            self.words = grown
+        self.words[self.n : self.n + k] = words
+        self.starts.append(self.n)
+        self.segments.append(labels)
+        self.n += k
+
+    def label(self, row: int):
+        seg = bisect_right(self.starts, row) - 1
+        value = self.segments[seg][row - self.starts[seg]]
+        if hasattr(value, "as_py"):  # an Arrow scalar
+            return value.as_py()
+        return value.item() if isinstance(value, np.generic) else value
+
+    def search(self, q: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every ``(query, row, distance)`` within ``radius``, once, sorted by (query, distance, row)."""
+        words = self.words[: self.n]
+        parts = []
+        lo = 0
+        if self.n >= TAIL_ROWS:
+            lv = self.levels.get(radius)
+            if lv is None:
+                lv = self.levels[radius] = _Levels(64 * words.shape[1], radius, self.n)
+            lv.catch_up(words, self.n)
+            parts = lv.search(q, words, radius)
+            lo = lv.hi
+        if lo < self.n:
+            tail = brute_force_search(q, words[lo:], radius, block=max(1, (1 << 22) // (self.n - lo)))
+            parts.append((tail.left, tail.right + lo, tail.distance))
+        if not parts:
+            return (np.zeros(0, np.int64),) * 3
+        qi, row, d = (np.concatenate(x) for x in zip(*parts))
+        if len(parts) > 1 or lo > 0:  # found through several chunks: keep one
+            _, first = np.unique(qi * self.n + row, return_index=True)
+            qi, row, d = qi[first], row[first], d[first]
+        order = np.lexsort((row, d, qi))
+        return qi[order], row[order], d[order]
+
+
 class HammingIndex:
-    """A growing set of labelled hashes with nearest-within-radius lookup (for incremental checks).
+    """A growing set of labelled hashes with within-radius lookup, for incremental checks.
+
+    Built once (from hex strings, or from an Arrow column with :meth:`from_arrow`, at C speed) and
+    then extended: adding rows never rebuilds what is indexed (see :class:`_Levels`), and a
+    search of ``k`` queries costs O(k log n) probes plus the pairs it verifies, not O(k n).
+    Results are exact: those of brute force.
 
     Hashes of different lengths (hash sizes) live side by side and are only compared with their
-    own length; missing hashes are left out. Adding is amortised O(1): the word matrix grows by
-    doubling, never rebuilt.
+    own length; missing hashes are left out.
 
     >>> idx = HammingIndex(["a" * 16], ["src1"]); idx.nearest("a" * 15 + "b", radius=4)
     ('src1', 1)
     """
 
-    def __init__(self, hashes: Sequence[str] = (), labels: Sequence[str] = ()):
+    def __init__(self, hashes: Sequence[str | None] = (), labels: Sequence = ()):
+        self._tables: dict[int, _Table] = {}
+        self._n = 0
+        self.add_many(hashes, labels)
+
+    @classmethod
+    def from_arrow(cls, hashes, labels) -> HammingIndex:
+        """An index of an Arrow column of hex hashes, labelled by ``labels`` (an Arrow array or a
+        sequence of the same length), without a Python object per row."""
         if len(hashes) != len(labels):
             raise ValueError("one label per hash")
-        # per hash length: [words (capacity, w), rows used, labels]
-        self._tables: dict[int, list] = {}
-        self._n = 0
-        by_len: dict[int, tuple[list[str], list[str]]] = {}
+        import pyarrow as pa
+
+        if isinstance(labels, pa.ChunkedArray):
+            labels = labels.combine_chunks()
+        index = cls()
+        for width, (pos, words) in arrow_hashes_to_words(hashes).items():
+            picked = labels.take(pa.array(pos)) if isinstance(labels, pa.Array) else [labels[i] for i in pos]
+            index._table(width, words.shape[1]).append(words, picked)
+            index._n += words.shape[0]
+        return index
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _table(self, width: int, w: int) -> _Table:
+        table = self._tables.get(width)
+        if table is None:
+            table = self._tables[width] = _Table(w)
+        return table
+
+    def add(self, h: str, label) -> None:
+        self.add_many([h], [label])
+
+    def add_many(self, hashes: Sequence[str | None], labels: Sequence) -> None:
+        """Index ``hashes`` (None or empty ones are skipped) under ``labels``."""
+        if len(hashes) != len(labels):
+            raise ValueError("one label per hash")
+        by_len: dict[int, tuple[list[str], list]] = {}
         for h, label in zip(hashes, labels):
             if not h:  # an unhashed row (None or ""): nothing to be near
                 continue
@@ -314,51 +517,32 @@ class HammingIndex:
             ls.append(label)
         for width, (hs, ls) in by_len.items():
             words = hashes_to_words(hs)
-            self._tables[width] = [words, len(hs), ls]
+            self._table(width, words.shape[1]).append(words, ls)
             self._n += len(hs)
 
-    def __len__(self) -> int:
-        return self._n
-
-    def add(self, h: str, label: str) -> None:
-        row = hashes_to_words([h])
-        table = self._tables.get(len(h))
-        if table is None:
-            self._tables[len(h)] = [row.copy(), 1, [label]]
-        else:
-            words, n, labels = table
-            if n == words.shape[0]:
-                grown = np.zeros((max(2 * n, 16), words.shape[1]), dtype=np.uint64)
-                grown[:n] = words[:n]
-                table[0] = words = grown
-            words[n] = row[0]
-            table[1] = n + 1
-            labels.append(label)
-        self._n += 1
-
-    def search(self, queries: Sequence[str], radius: int) -> list[list[tuple[str, int]]]:
+    def search(self, queries: Sequence[str], radius: int) -> list[list[tuple[object, int]]]:
         """For each query, the ``(label, distance)`` of every indexed hash within ``radius``, nearest
         first (equally near: in the order they were added)."""
         if radius < 0:
             raise ValueError(f"radius must be >= 0, got {radius}")
-        out: list[list[tuple[str, int]]] = [[] for _ in queries]
+        out: list[list[tuple[object, int]]] = [[] for _ in queries]
         by_len: dict[int, list[int]] = {}
         for qi, q in enumerate(queries):
-            by_len.setdefault(len(q), []).append(qi)
+            if q:
+                by_len.setdefault(len(q), []).append(qi)
         for width, qis in by_len.items():
             table = self._tables.get(width)
-            if table is None:
+            if table is None or not table.n:
                 continue
-            words, n, labels = table
-            found: dict[int, list[tuple[int, int]]] = {}
-            pairs = radius_search(hashes_to_words([queries[i] for i in qis]), words[:n], radius)
-            for qi, xi, d in pairs.as_tuples():
-                found.setdefault(qis[qi], []).append((d, xi))
-            for qi, hits in found.items():
-                out[qi] = [(labels[xi], d) for d, xi in sorted(hits)]
+            qi, row, d = table.search(hashes_to_words([queries[i] for i in qis]), radius)
+            for a, b, dist in zip(qi.tolist(), row.tolist(), d.tolist()):
+                out[qis[a]].append((table.label(b), dist))
         return out
 
-    def nearest(self, h: str, radius: int) -> tuple[str, int] | None:
+    def nearest_many(self, queries: Sequence[str], radius: int) -> list[tuple[object, int] | None]:
+        """For each query, the closest indexed ``(label, distance)`` within ``radius``, or None."""
+        return [hits[0] if hits else None for hits in self.search(queries, radius)]
+
+    def nearest(self, h: str, radius: int) -> tuple[object, int] | None:
         """The closest indexed hash within ``radius`` of ``h`` as ``(label, distance)``, or None."""
-        hits = self.search([h], radius)[0]
-        return hits[0] if hits else None
+        return self.nearest_many([h], radius)[0]

@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -87,3 +89,43 @@ def test_hamming_index_nearest():
     assert idx.nearest("ffffffffffffffff", 4) is None
     idx.add("ffffffffffffffff", "c")
     assert idx.search(["fffffffffffffff0"], 4) == [[("c", 4)]]
+
+
+@pytest.mark.parametrize(("words", "radius"), [(1, 6), (4, 12), (4, 24)])
+def test_hamming_index_extended_batch_by_batch_equals_brute_force(monkeypatch, words, radius):
+    """Built once from an Arrow column, then extended batch by batch past several sorted levels
+    and their merges: every search is exactly brute force over what was added before it."""
+    import pyarrow as pa
+
+    from aescot.neardup import search
+
+    monkeypatch.setattr(search, "TAIL_ROWS", 64)  # levels form (and merge) after 64 rows, not 2048
+    base, near = _planted(1500, 500, radius + 2, words=words, seed=7)
+    allw = np.concatenate([base, near])
+    hexes = ["".join(f"{int(x):016x}" for x in row) for row in allw]
+    idx = HammingIndex.from_arrow(pa.array(hexes[:200]), pa.array([f"s{i}" for i in range(200)]))
+    found = 0
+    for start in range(200, len(hexes), 90):
+        batch = hexes[start : start + 90]
+        ref = brute_force_search(hashes_to_words(batch), allw[:start], radius)
+        expected = [[] for _ in batch]
+        for q, x, d in sorted(ref.as_tuples(), key=lambda t: (t[0], t[2], t[1])):
+            expected[q].append((f"s{x}", d))
+        assert idx.search(batch, radius) == expected
+        found += len(ref)
+        idx.add_many(batch, [f"s{i}" for i in range(start, start + len(batch))])
+    levels = idx._tables[16 * words].levels[radius].levels
+    assert len(idx) == len(hexes) and len(levels) >= 2 and found > 100
+    sizes = [hi - lo for lo, hi, _ in levels]  # merged as a binary counter: each level > 2x the next
+    assert all(a > 2 * b for a, b in pairwise(sizes)) and sizes[0] > 64
+
+
+def test_arrow_column_with_nulls_and_two_widths():
+    import pyarrow as pa
+
+    col = pa.chunked_array([["0" * 16, None], ["", "0" * 63 + "1", "0" * 15 + "3"]])
+    idx = HammingIndex.from_arrow(col, pa.array(["a", "b", "c", "d", "e"]))
+    assert len(idx) == 3
+    assert idx.nearest_many(["0" * 15 + "1", "0" * 64, "f" * 16], 2) == [("a", 1), ("d", 1), None]
+    with pytest.raises(ValueError, match="hex"):
+        HammingIndex.from_arrow(pa.array(["zz" * 8]), pa.array(["x"]))
