@@ -335,16 +335,18 @@ class Demo:
             )
 
     def _print_variety(self) -> None:
-        from aescot.items import planted_answers
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
-        planted = planted_answers(self.store)
-        items = self.store.read("items", columns=["item_id", "gold"])
-        if not items:
+        from aescot.items import iter_planted_answers
+
+        n_items = self.store.count("items")
+        if not n_items:
             return
-        spread = Counter(len(a["acceptable"]) for a in planted.values())
-        gold = sum(1 for i in items if i["gold"])
+        gold = len(self.store.column("items", "gold", where=pc.field("gold") == pa.scalar(True)))
+        spread = Counter(len(a["acceptable"]) for _, a in iter_planted_answers(self.store))  # by chunk
         console.print(
-            f"[bold]Items:[/] {len(items)} ({gold} gold = {gold / len(items):.0%}, configured "
+            f"[bold]Items:[/] {n_items} ({gold} gold = {gold / n_items:.0%}, configured "
             f"{self.args.gold_share:.0%}); acceptable candidates per item: "
             + ", ".join(f"{k}: {spread[k]}" for k in range(5)),
             soft_wrap=True,
@@ -383,20 +385,25 @@ class Demo:
             console.print(gt)
 
     def _print_filter(self) -> None:
+        import pyarrow.compute as pc
+
         if not self.store.count("selections"):
             return
-        latest: dict[str, dict] = {}
-        for r in sorted(self.store.read("selections"), key=lambda r: r["decided_at"]):
-            if abs(r["min_consistency"] - MIN_CONSISTENCY) < 1e-9:
-                latest[r["item_id"]] = r
-        reasons = Counter(r["reason"] for r in latest.values())
-        kept = sum(1 for r in latest.values() if r["kept"])
+        at = pc.field("min_consistency")  # one row per item (keyed); only this run's threshold
+        sel = self.store.read_arrow(
+            "selections",
+            ["kept", "reason"],
+            where=(at > MIN_CONSISTENCY - 1e-9) & (at < MIN_CONSISTENCY + 1e-9),
+        )
+        decided, kept = sel.num_rows, int(pc.sum(sel.column("kept")).as_py() or 0)
+        counts = pc.value_counts(sel.column("reason").combine_chunks()).to_pylist()
+        reasons = {c["values"]: c["counts"] for c in counts}
         console.print(
-            f"[bold]Filter[/] --min-consistency {MIN_CONSISTENCY}: {len(latest)} decided, [green]{kept} kept[/], "
-            f"{len(latest) - kept} dropped"
+            f"[bold]Filter[/] --min-consistency {MIN_CONSISTENCY}: {decided} decided, [green]{kept} kept[/], "
+            f"{decided - kept} dropped"
             + (
                 " (" + ", ".join(f"{why} {n}" for why, n in sorted(reasons.items()) if why != "kept") + ")"
-                if len(latest) > kept
+                if decided > kept
                 else ""
             ),
             soft_wrap=True,
