@@ -6,7 +6,8 @@ for the next task of the label stream, and ``POST /api/tasks/<id>/annotations`` 
 regions built by :func:`aescot.labelstudio.mapping.answer_to_result`. The stream only hands out
 tasks this user has not labelled, so a second demo run submits nothing.
 
-Answers come from the synthetic generator's planted answers (:func:`aescot.items.planted_answers`)
+Answers come from the synthetic generator's planted answers (:func:`aescot.items.planted_answer`),
+read for each task the stream hands out (its item and four candidates, by key, :class:`PlantedLookup`),
 with the annotator's own error rate: a subtle defect is missed more often than an obvious one,
 a clean candidate is now and then flagged, a dimension forgotten or added, another acceptable
 candidate picked as best. Every answer obeys the answer rules (:func:`aescot.vocab.answer_problems`).
@@ -147,9 +148,7 @@ class SimulatedAnnotator:
         r.raise_for_status()
         return r.json()["id"]
 
-    def label_all(
-        self, project_id: int, planted: dict[str, dict], details: dict[str, dict], max_tasks: int = 10_000
-    ) -> tuple[int, int]:
+    def label_all(self, project_id: int, lookup: PlantedLookup, max_tasks: int = 10_000) -> tuple[int, int]:
         """Label every task the stream offers; returns (submitted, skipped for lack of a planted answer)."""
         done = skipped = 0
         seen: set[int] = set()
@@ -159,13 +158,12 @@ class SimulatedAnnotator:
                 break
             seen.add(task["id"])
             item_id = (task.get("data") or {}).get(ITEM_FIELD)
-            if item_id not in planted:
+            planted, details = lookup(item_id) if item_id else (None, {})
+            if planted is None:
                 skipped += 1
                 continue
             rng = random.Random(derive_id("demo-annotator", self.email, item_id))
-            answer = simulated_answer(
-                planted[item_id], details.get(item_id, {}), self.persona.error_rate, rng
-            )
+            answer = simulated_answer(planted, details, self.persona.error_rate, rng)
             self.submit(project_id, task, answer, lead_time=round(rng.uniform(20, 90), 1))
             done += 1
         return done, skipped
@@ -222,32 +220,40 @@ def _write_private(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def planted_details(store) -> dict[str, dict[str, dict]]:
-    """item id -> letter -> the candidate's planted params (kind, severity, quality)."""
-    cands = {r["candidate_id"]: r for r in store.read("candidates", columns=["candidate_id", "params"])}
-    out: dict[str, dict[str, dict]] = {}
-    for item in store.read("items"):
-        per = {}
-        for c in item["candidates"]:
-            row = cands.get(c["candidate_id"])
-            per[c["letter"]] = json.loads(row["params"]) if row else {}
-        out[item["item_id"]] = per
-    return out
+class PlantedLookup:
+    """An item's planted answer and each letter's planted params (kind, severity, quality), read
+    when a task first asks for it: the item and its four candidates, by key. The annotators of one
+    session label the same items, so each item is read once per session."""
+
+    def __init__(self, store):
+        self.store = store
+        self._seen: dict[str, tuple[dict | None, dict[str, dict]]] = {}
+
+    def __call__(self, item_id: str) -> tuple[dict | None, dict[str, dict]]:
+        if item_id not in self._seen:
+            from aescot.items import iter_item_candidates, planted_answer
+
+            got = dict(iter_item_candidates(self.store, [item_id]))
+            rows = got.get(item_id)
+            if rows is None:
+                self._seen[item_id] = (None, {})
+            else:
+                answer = planted_answer(rows) if all(rows) else None
+                details = {L: json.loads(r["params"]) if r else {} for L, r in zip(LETTERS, rows)}
+                self._seen[item_id] = (answer, details)
+        return self._seen[item_id]
 
 
 def run_annotators(
     store, url: str, admin_token: str, project_id: int, data_dir: Path, personas=DEFAULT_PERSONAS
 ) -> LabelingReport:
     """Sign the simulated annotators up (once) and let each label what the stream offers them."""
-    from aescot.items import planted_answers
-
-    planted = planted_answers(store)
-    details = planted_details(store)
+    lookup = PlantedLookup(store)
     annotators, new = ensure_annotators(url, admin_token, data_dir, personas)
     report = LabelingReport(signed_up=new)
     try:
         for ann in annotators:
-            done, skipped = ann.label_all(project_id, planted, details)
+            done, skipped = ann.label_all(project_id, lookup)
             report.submitted[ann.email] = done
             report.no_answer = max(report.no_answer, skipped)
     finally:

@@ -22,6 +22,7 @@ import random
 import threading
 
 import numpy as np
+import pyarrow.compute as pc
 from PIL import Image
 
 from aescot.demo.chat_server import ChatRequest, ChatServer, Reply
@@ -44,60 +45,70 @@ def _thumb(data: bytes) -> np.ndarray:
 
 
 class PlantedAnswers:
-    """The store's candidates with their planted truth, and a lookup from request images."""
+    """The planted truth of the candidates a request shows, looked up by item id (that item and its
+    four candidates, read by key) or by image (nearest stored candidate thumbnail)."""
 
     def __init__(self, store: DatasetStore):
         self.store = store
         self._lock = threading.Lock()
-        self._truth: dict[str, dict] = {}  # candidate id -> params (+ known_acceptable)
-        self._items: dict[str, dict[str, str]] = {}  # item id -> letter -> candidate id
+        self._by_item: dict[str, list[dict | None]] = {}  # item id -> truth A-D (items asked for)
         self._index: tuple[list[str], np.ndarray] | None = None
 
     def refresh(self) -> None:
+        """Forget what was read (the store changed)."""
         with self._lock:
-            rows = self.store.read("candidates", columns=["candidate_id", "params", "known_acceptable"])
-            self._truth = {
-                r["candidate_id"]: {
-                    **json.loads(r["params"]),
-                    "known_acceptable": r["known_acceptable"],
-                    "candidate_id": r["candidate_id"],
-                }
-                for r in rows
-            }
-            self._items = {
-                i["item_id"]: {c["letter"]: c["candidate_id"] for c in i["candidates"]}
-                for i in self.store.read("items")
-            }
+            self._by_item = {}
             self._index = None
 
+    def _truth(self, candidate_ids: list[str]) -> dict[str, dict]:
+        rows = self.store.read(
+            "candidates",
+            ["candidate_id", "params", "known_acceptable"],
+            keys=list(dict.fromkeys(candidate_ids)),
+        )
+        return {
+            r["candidate_id"]: {
+                **json.loads(r["params"]),
+                "known_acceptable": r["known_acceptable"],
+                "candidate_id": r["candidate_id"],
+            }
+            for r in rows
+        }
+
     def by_item(self, item_id: str) -> list[dict | None]:
-        if item_id not in self._items:
-            self.refresh()
-        ids = self._items.get(item_id, {})
-        return [self._truth.get(ids.get(L, "")) for L in LETTERS]
+        with self._lock:
+            if item_id not in self._by_item:
+                items = self.store.read("items", ["item_id", "candidates"], keys=[item_id])
+                if not items:  # not (yet) an item of this store: nothing planted to read, nothing kept
+                    return [None] * len(LETTERS)
+                ids = {c["letter"]: c["candidate_id"] for c in items[0]["candidates"]}
+                truth = self._truth(list(ids.values()))
+                self._by_item[item_id] = [truth.get(ids.get(L, "")) for L in LETTERS]
+            return self._by_item[item_id]
 
     def by_images(self, images: list[bytes]) -> list[dict | None]:
         """Truth of the candidates shown (the last four images of the request)."""
         with self._lock:
             if self._index is None:
-                keys = {
-                    c["candidate_id"]: c["image_key"]
-                    for i in self.store.read("items")
-                    for c in i["candidates"]
-                }
+                # matching an image needs every candidate's thumbnail: two projected columns of the
+                # items' candidates, built once per server (``aescot eval`` only)
+                flat = pc.list_flatten(self.store.column("items", "candidates").combine_chunks())
+                ids = pc.struct_field(flat, "candidate_id").to_pylist()
+                keys = dict(zip(ids, pc.struct_field(flat, "image_key").to_pylist()))
                 ids = sorted(keys)
                 thumbs = np.stack([_thumb(self.store.read_bytes(keys[c])) for c in ids]) if ids else None
                 self._index = (ids, thumbs)
             ids, thumbs = self._index
-        out: list[dict | None] = []
+        found: list[str | None] = []
         for data in images[-len(LETTERS) :]:
             if thumbs is None:
-                out.append(None)
+                found.append(None)
                 continue
             dist = np.abs(thumbs - _thumb(data)).mean(axis=1)
             k = int(dist.argmin())
-            out.append(self._truth.get(ids[k]) if dist[k] < 12.0 else None)
-        return out
+            found.append(ids[k] if dist[k] < 12.0 else None)
+        truth = self._truth([c for c in found if c])
+        return [truth.get(c) if c else None for c in found]
 
 
 def _decode(url: str) -> bytes:
