@@ -53,7 +53,7 @@ def assert_consistent(store: DatasetStore, n_sources: int) -> None:
     for item in items:
         for c in item["candidates"]:
             assert c["candidate_id"] in candidates and store.exists(c["image_key"])
-    # no table holds two rows for one key, even before de-duplication on read
+    # no table holds two rows for one key (reads return physical rows: a duplicate would show)
     for table, key in (("sources", "source_id"), ("items", "item_id")):
         raw = [r[key] for r in store.read(table)]
         assert len(raw) == len(set(raw)), f"{table} has duplicate rows"
@@ -67,7 +67,7 @@ def test_kill_during_generation_then_resume(prefect_server, tmp_path):
     proc = run_flow(prefect_server, root, manifest, wait=False)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if store.list_keys("tables/generation_groups"):
+        if store.table_state("generation_groups") is not None:  # the first batch's ledger commit
             break
         assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
         time.sleep(0.05)
@@ -109,7 +109,7 @@ def test_kill_during_push_then_resume(prefect_server, ls_store, ls_config, label
         args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not ls_store.list_keys("tables/labelstudio_tasks"):
+    while time.monotonic() < deadline and ls_store.table_state("labelstudio_tasks") is None:
         assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)

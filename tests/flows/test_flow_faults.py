@@ -18,11 +18,17 @@ def test_the_flow_refuses_a_damaged_store_before_doing_anything(prefect_api, tmp
 
     store = DatasetStore(tmp_path / "ds")
     ingest(store, [str(write_sample_sources(tmp_path / "src", n=2, size=96))])
-    part = store.local_path(store.part_keys("sources")[0])
-    part.write_bytes(part.read_bytes()[:100])
-    with pytest.raises(DamagedStore, match=r"table 'sources': file .*part-.* is damaged.*aescot repair"):
+    data = sorted((tmp_path / "ds" / "tables" / "sources.lance" / "data").glob("*.lance"))
+    assert data, "the sources table has no Lance data file"
+    data[0].write_bytes(data[0].read_bytes()[:100])  # truncated, as a torn copy leaves it
+    before = store.table_state("sources").version
+    with pytest.raises(DamagedStore) as err:
         build_screening_set(root=store.root, labelstudio=False, teacher="off")
-    assert store.part_keys("candidates") == [] and store.part_keys("items") == []
+    msg = str(err.value)
+    assert "table 'sources'" in msg and data[0].name in msg and "aescot repair" in msg, msg
+    # nothing ran: no stage table was written, the damaged one was not touched
+    assert store.table_state("candidates") is None and store.table_state("items") is None
+    assert store.table_state("sources").version == before
 
 
 def test_configuration_errors_are_not_retried(prefect_api, tmp_path, monkeypatch):

@@ -24,12 +24,12 @@ def test_flow_generates_items_and_rerun_repeats_nothing(tmp_path):
     assert first["ingest"]["added"] == 5
     assert first["generate"]["items"] == 5 and first["generate"]["candidates"] == 20
     store = DatasetStore(root)
-    parts_before = store.list_keys("tables")
+    versions_before = store.table_versions()
     second = build_screening_set(root=root, sources=[str(manifest)], batch_size=2, **OFFLINE)
     assert second["ingest"]["added"] == 0 and second["generate"] == "nothing pending"
     assert store.count("items") == 5 and store.count("candidates") == 20
-    # the re-run wrote no new table part for any stage (only rejects could, and there are none)
-    assert store.list_keys("tables") == parts_before
+    # the re-run committed nothing to any stage table (only rejects could, and there are none)
+    assert store.table_versions() == versions_before and "sources" in versions_before
 
 
 def test_summary_artifact_is_written(tmp_path):
