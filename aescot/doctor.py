@@ -1,26 +1,41 @@
-"""``aescot doctor`` and ``aescot repair``: find damaged table files and missing images, move damage aside.
+"""``aescot doctor`` and ``aescot repair``: find damaged table files and missing images, take damage out.
 
-:func:`check_store` reads every part of every table — its footer, and (``deep``) every column, fully
-validated — and checks that every image a row refers to exists. Each problem comes with the command
-that fixes it. The cheap check (``deep=False``: the file list and the footers) is what the flow runs
-before it starts. :func:`repair_store` moves damaged parts to ``<root>/quarantine/<table>/`` (so every
-read works again) and says which rows were lost and which command rebuilds them.
+:func:`check_store` checks every data file of every table: (``deep``) every page read and validated,
+or (quick) each file present, of the size its table's manifest recorded, with a readable footer;
+and (``deep``) that every image a row refers to exists. Each problem names the table and the file,
+with the command that deals with it. The quick check is what the flow and ``aescot export`` run
+before they start. A table still in the first-release layout (part files) is reported with
+``aescot migrate``.
+
+:func:`repair_store` commits, for each damaged table, a new version without its unreadable
+fragments (so every read works again; the other rows stay), keeps a copy of each damaged file under
+``<root>/quarantine/<table>/``, and says how many rows were lost, their keys when they could still be
+read, and which command rebuilds them. It never restores an older version: that would also undo
+every later write to the table, and clean-ups drop versions older than 15 minutes anyway.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aescot.errors import DamagedStore
+from aescot.errors import DamagedStore, StoreError
 from aescot.store import TABLES, TMP_PREFIX, DatasetStore
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from aescot.tables import LanceTables
 
 # modules whose import registers the tables they own (so doctor knows their keys)
 _REGISTERING_MODULES = (
     "aescot.labelstudio.push",
     "aescot.labelstudio.collect",
+    "aescot.labelstudio.invalid",
     "aescot.dedupe.report",
     "aescot.generate.groups",
     "aescot.export.splits",
@@ -38,6 +53,7 @@ REBUILD = {
     "labelstudio_tasks": "aescot push --root {root} (tasks already in Label Studio are recovered, not re-sent)",
     "labelstudio_task_state": "aescot collect --root {root}",
     "annotations": "aescot collect --root {root}",
+    "invalid_annotations": "aescot collect --root {root}",
     "labels": "aescot collect --root {root}",
     "rationales": "aescot rationales --root {root}",
     "selections": "aescot filter --root {root}",
@@ -49,7 +65,7 @@ REBUILD = {
 class Problem:
     """One thing wrong with the store, and the command that deals with it."""
 
-    kind: str  # damaged_file | missing_image | stale_temp
+    kind: str  # damaged_file | first_release_layout | missing_image | stale_temp
     table: str
     path: str
     detail: str
@@ -74,7 +90,8 @@ class DoctorReport:
         return [p for p in self.problems if p.kind == "damaged_file"]
 
 
-def _register_tables() -> None:
+def register_tables() -> None:
+    """Import the modules that register their own tables, so their keys and schemas are known."""
     for module in _REGISTERING_MODULES:
         try:
             import_module(module)
@@ -82,71 +99,112 @@ def _register_tables() -> None:
             pass
 
 
+def _tables(store: DatasetStore) -> LanceTables:
+    """The table format, without the first-release refusal (doctor reports that layout itself)."""
+    return store._open_tables(check=False)
+
+
 def table_names(store: DatasetStore) -> list[str]:
-    """Tables registered in this process plus any folder under ``tables/`` (unknown ones too)."""
-    _register_tables()
-    on_disk = set()
-    if store.exists("tables"):
-        on_disk = {k.split("/")[1] for k in store.list_keys("tables") if k.count("/") >= 2}
-    return sorted(set(TABLES) & on_disk | on_disk)
-
-
-def _image_refs(value: Any, out: set[str]) -> None:
-    """Every string in a row (nested lists and structs too) that names an image key."""
-    if isinstance(value, str):
-        if value.startswith("images/"):
-            out.add(value)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _image_refs(v, out)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _image_refs(v, out)
+    """The tables of this store (any ``<name>.lance`` locally; registered ones on object stores)."""
+    register_tables()
+    _tables(store)
+    return store.table_names()
 
 
 def _fix(table: str, root: str) -> str:
     return f"aescot repair --root {root}; then {REBUILD.get(table, 'the stage that writes it').format(root=root)}"
 
 
-def check_store(store: DatasetStore, deep: bool = True) -> DoctorReport:
-    """Check every table file (footer; with ``deep`` every column) and every referenced image."""
+def _key_leaves(array: pa.Array | pa.ChunkedArray, name: str) -> Iterator[pa.Array]:
+    """Every string leaf of a (nested) column whose field name ends in ``_key``."""
     import pyarrow as pa
 
+    chunks = array.chunks if isinstance(array, pa.ChunkedArray) else [array]
+    for chunk in chunks:
+        t = chunk.type
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            if name.endswith("_key"):
+                yield chunk
+        elif pa.types.is_list(t) or pa.types.is_large_list(t):
+            yield from _key_leaves(chunk.flatten(), name)
+        elif pa.types.is_struct(t):
+            for f, child in zip(t, chunk.flatten()):
+                yield from _key_leaves(child, f.name)
+
+
+def _has_key_leaf(t: pa.DataType, name: str) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return name.endswith("_key")
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _has_key_leaf(t.value_type, name)
+    if pa.types.is_struct(t):
+        return any(_has_key_leaf(f.type, f.name) for f in t)
+    return False
+
+
+def image_refs(store: DatasetStore, table: str) -> set[str]:
+    """The image keys rows of ``table`` refer to: only the columns that can hold one are read."""
+    import pyarrow.compute as pc
+
+    spec = TABLES.get(table)
+    if spec is None:
+        return set()
+    columns = [f.name for f in spec.arrow_schema() if _has_key_leaf(f.type, f.name)]
+    if not columns:
+        return set()
+    data = store.read_arrow(table, columns)
+    out: set[str] = set()
+    for name in columns:
+        for leaf in _key_leaves(data.column(name), name):
+            leaf = leaf.filter(pc.fill_null(pc.starts_with(leaf, "images/"), False))
+            out.update(pc.unique(leaf).to_pylist())
+    return out
+
+
+def check_store(store: DatasetStore, deep: bool = True) -> DoctorReport:
+    """Check every table's data files (with ``deep`` every page) and every referenced image."""
+    from aescot.legacy import legacy_tables
+
     report = DoctorReport(store.root, deep)
-    refs: dict[str, tuple[str, str]] = {}  # image key -> (table, a row's file) for the report
-    for table in table_names(store):
+    tables = _tables(store)
+    for name in legacy_tables(store):
         report.tables += 1
-        for key in store.part_keys(table):
-            report.files += 1
-            try:
-                if deep:
-                    data = store.verify_part(table, key)
-                    report.rows += data.num_rows
-                    found: set[str] = set()
-                    for column in data.column_names:
-                        if pa.types.is_string(data.schema.field(column).type) and not column.endswith("_key"):
-                            continue  # plain text columns hold no image keys; skip the walk
-                        _image_refs(data.column(column).to_pylist(), found)
-                    for ref in found:
-                        refs.setdefault(ref, (table, key))
-                else:
-                    report.rows += store.part_metadata(table, key).num_rows
-            except DamagedStore as exc:
-                report.problems.append(
-                    Problem("damaged_file", table, store.uri(key), exc.detail, _fix(table, store.root))
-                )
+        report.problems.append(
+            Problem(
+                "first_release_layout",
+                name,
+                store.uri(f"tables/{name}"),
+                "first-release layout (part files): no command reads it until it is converted",
+                f"run aescot migrate {store.root}",
+            )
+        )
+    refs: dict[str, str] = {}  # image key -> a table referring to it
+    for name in table_names(store):
+        state = tables.state(name)
+        if state is None:
+            continue
+        report.tables += 1
+        report.files += state.files
+        report.rows += state.rows
+        damaged = list(tables.verify(name, quick=not deep))
+        for path, detail in damaged:
+            report.problems.append(Problem("damaged_file", name, path, detail, _fix(name, store.root)))
+        if deep and not damaged:
+            for ref in image_refs(store, name):
+                refs.setdefault(ref, name)
     if deep:
         present = set(store.list_keys("images"))
         report.images = len(refs)
         for ref in sorted(set(refs) - present):
-            table, _ = refs[ref]
             report.problems.append(
                 Problem(
                     "missing_image",
-                    table,
+                    refs[ref],
                     store.uri(ref),
                     "referenced by a row but not in the store",
-                    _missing_image_fix(table, store.root),
+                    _missing_image_fix(refs[ref], store.root),
                 )
             )
     report.problems.extend(_stale_temps(store))
@@ -154,11 +212,15 @@ def check_store(store: DatasetStore, deep: bool = True) -> DoctorReport:
 
 
 def require_healthy(store: DatasetStore) -> DoctorReport:
-    """The cheap check (file list and every footer); raise :class:`DamagedStore` for a damaged file.
-
-    What the flow runs before it starts and ``aescot export`` before it reads.
-    """
+    """The quick check; raise :class:`DamagedStore` for a damaged file (or :class:`StoreError` for a
+    first-release store). What the flow runs before it starts and ``aescot export`` before it reads."""
     report = check_store(store, deep=False)
+    old = [p.table for p in report.problems if p.kind == "first_release_layout"]
+    if old:
+        raise StoreError(
+            f"{store.root} holds first-release tables ({', '.join(old)}) in the old part-file layout; "
+            f"convert them once with: aescot migrate {store.root}"
+        )
     damaged = report.damaged()
     if damaged:
         more = f" (and {len(damaged) - 1} more damaged files)" if len(damaged) > 1 else ""
@@ -204,32 +266,35 @@ def _stale_temps(store: DatasetStore) -> list[Problem]:
 
 @dataclass
 class Moved:
+    """One damaged fragment taken out of its table."""
+
     table: str
-    path: str
-    to: str
-    rows: int | None  # rows the file held (from its footer), None when the footer is unreadable
-    keys: list[Any]  # keys of the lost rows, when the key column could still be read
+    path: str  # the damaged file(s)
+    to: str | None  # where a copy was kept; None when the file was gone
+    rows: int  # rows the fragment held (from the table's manifest)
+    keys: list[Any]  # keys of the lost rows, when the key columns could still be read
     rebuild: str
 
 
 @dataclass
 class RepairReport:
     moved: list[Moved] = field(default_factory=list)
+    versions: dict[str, tuple[int, int]] = field(default_factory=dict)  # table -> (before, after)
     temps_removed: int = 0
     remaining: list[Problem] = field(default_factory=list)
 
 
 def repair_store(store: DatasetStore) -> RepairReport:
-    """Move damaged table files aside (to ``quarantine/``), remove dead temp files, say what to rebuild.
+    """Take each damaged table's unreadable fragments out of it (one new version per table), keep a
+    copy of the files under ``quarantine/``, remove dead temp files, and say what to rebuild.
 
-    Nothing is deleted: a quarantined file can be inspected or restored by hand. Rows other parts
-    also hold (the key is kept by a later part) are not lost; the report lists every key it could read.
+    Nothing is deleted by hand: the damaged files stay where they were until the table's clean-up
+    (or a tag of an export) lets them go, and a copy stays in ``quarantine/``.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     report = RepairReport()
     before = check_store(store, deep=True)
+    tables = _tables(store)
+    damaged_tables = sorted({p.table for p in before.damaged()})
     for p in before.problems:
         if p.kind == "stale_temp":
             try:
@@ -237,31 +302,31 @@ def repair_store(store: DatasetStore) -> RepairReport:
                 report.temps_removed += 1
             except OSError:
                 pass
-            continue
-        if p.kind != "damaged_file":
+        elif p.kind != "damaged_file":
             report.remaining.append(p)
-            continue
-        key = _key_of(store, p.path)
-        rows: int | None = None
-        keys: list[Any] = []
-        try:
-            rows = store.part_metadata(p.table, key).num_rows
-            spec = TABLES.get(p.table)
-            if spec is not None:
-                t = pq.read_table(store._full(key), columns=list(spec.key), filesystem=store._arrow_fs())
-                cols = [t.column(k).to_pylist() for k in spec.key]
-                keys = cols[0] if len(cols) == 1 else [list(x) for x in zip(*cols)]
-        except (DamagedStore, pa.ArrowException, OSError, ValueError):
-            pass  # the footer or the key pages are gone: the lost rows cannot be named
-        dest = f"{QUARANTINE}/{p.table}/{os.path.basename(key)}"
-        store.fs.makedirs(store._full(f"{QUARANTINE}/{p.table}"), exist_ok=True)
-        store.fs.mv(store._full(key), store._full(dest))
-        report.moved.append(
-            Moved(
-                p.table, p.path, store.uri(dest), rows, keys, REBUILD.get(p.table, "").format(root=store.root)
+    for name in damaged_tables:
+        spec = TABLES.get(name)
+        old = tables.version(name)
+        dropped = tables.drop_damaged(name, spec.key if spec else ())
+        report.versions[name] = (old or 0, tables.version(name) or 0)
+        rebuild = REBUILD.get(name, "the stage that writes it").format(root=store.root)
+        for d in dropped:
+            kept = [q for q in (_quarantine(store, name, f) for f in d.files) if q]
+            report.moved.append(
+                Moved(name, ", ".join(d.files), ", ".join(kept) or None, d.rows, d.keys, rebuild)
             )
-        )
     return report
+
+
+def _quarantine(store: DatasetStore, table: str, uri: str) -> str | None:
+    """Copy a damaged file to ``quarantine/<table>/``; None if there is nothing left to copy."""
+    src = _key_of(store, uri)
+    dest = f"{QUARANTINE}/{table}/{posixpath.basename(src)}"
+    if not store.exists(src):
+        return None
+    store.fs.makedirs(store._full(f"{QUARANTINE}/{table}"), exist_ok=True)
+    store.fs.copy(store._full(src), store._full(dest))
+    return store.uri(dest)
 
 
 def _key_of(store: DatasetStore, uri: str) -> str:

@@ -1,12 +1,16 @@
-"""Counts per stage, for ``aescot status`` and the flow's summary artifact."""
+"""Counts per stage, for ``aescot status`` and the flow's summary artifact.
+
+Counts come from each table's manifest (``store.count``); the few details (kept / dropped, requeued,
+rejects by reason) are aggregates over one or two projected columns, never rows turned into Python.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from importlib import import_module
 
 from aescot.store import TABLES, DatasetStore
+from aescot.tables import TableState
 
 # (table, stage label) in pipeline order; tables registered later by other modules are added at the end.
 _ORDER = [
@@ -32,27 +36,45 @@ def _register_tables() -> None:
 
 @dataclass
 class CountCheck:
-    """What ``status`` verified besides counting: every part's footer, and images that are missing."""
+    """What ``status`` verified besides counting: every data file (the quick check), missing images,
+    and each table's version, fragments and files."""
 
     files: int
     missing_images: int
     missing_example: str = ""
+    tables: list[TableState] | None = None
 
 
 def verify_counts(store: DatasetStore) -> CountCheck:
-    """Read every part's footer (a damaged file raises :class:`~aescot.errors.DamagedStore` naming it)
-    and look for images that sources and candidates reference but the store lacks (one listing)."""
+    """The quick check of every table's data files (a damaged one raises
+    :class:`~aescot.errors.DamagedStore` naming the table and the file), each table's state, and the
+    images sources and candidates reference but the store lacks (one listing, compared in Arrow)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from aescot.errors import DamagedStore
+
     _register_tables()
     files = 0
-    for table in sorted(TABLES):
-        for key in store.part_keys(table):
-            store.part_metadata(table, key)
-            files += 1
-    wanted = {r["image_key"] for r in store.read("candidates", columns=["image_key"])}
-    for r in store.read("sources", columns=["image_key", "mask_key"]):
-        wanted.update(v for v in (r["image_key"], r["mask_key"]) if v)
-    missing = sorted(wanted - set(store.list_keys("images"))) if wanted else []
-    return CountCheck(files, len(missing), missing[0] if missing else "")
+    states = []
+    for table in store.table_names():
+        for path, detail in store.tables.verify(table, quick=True):
+            raise DamagedStore(table, path, detail, store.root)
+        state = store.table_state(table)
+        if state is not None:
+            states.append(state)
+            files += state.files
+    wanted = [store.column("candidates", "image_key")]
+    sources = store.read_arrow("sources", ["image_key", "mask_key"])
+    wanted += [sources.column("image_key"), sources.column("mask_key")]
+    keys = pa.chunked_array([c for w in wanted for c in w.chunks], pa.string()).drop_null()
+    keys = pc.unique(keys.combine_chunks()) if len(keys) else keys.combine_chunks()
+    missing: list[str] = []
+    if len(keys):
+        present = pa.array(store.list_keys("images"), pa.string())
+        absent = keys.filter(pc.invert(pc.is_in(keys, value_set=present)))
+        missing = sorted(absent.to_pylist())
+    return CountCheck(files, len(missing), missing[0] if missing else "", states)
 
 
 @dataclass
@@ -64,22 +86,26 @@ class StageCount:
 
 def stage_counts(store: DatasetStore) -> list[StageCount]:
     """One row per stage table with its row count, plus rejects by stage and reason."""
+    import pyarrow.compute as pc
+
     _register_tables()
     ordered = {t for t, _ in _ORDER}
     extra = [(t, t.replace("_", " ")) for t in TABLES if t not in ordered | _INTERNAL]
     rows = [StageCount(label, store.count(table)) for table, label in _ORDER + extra]
-    invalid = store.read("invalid_annotations", columns=["requeued"])
-    if invalid:
-        back = sum(r["requeued"] for r in invalid)
+    requeued = store.column("invalid_annotations", "requeued")
+    if len(requeued):
+        back = int(pc.sum(requeued).as_py() or 0)
         rows[[t for t, _ in _ORDER].index("invalid_annotations")].detail = (
             f"{back} sent back to the annotators' queue"
-            + (f", {len(invalid) - back} pending" if back < len(invalid) else "")
+            + (f", {len(requeued) - back} pending" if back < len(requeued) else "")
         )
-    kept = [s["kept"] for s in store.read("selections", columns=["kept"])]
-    if kept:
-        rows[len(_ORDER) - 1].detail = f"{sum(kept)} kept, {len(kept) - sum(kept)} dropped"
-    rejects = store.read("rejects", columns=["stage", "reason"])
-    by = Counter((r["stage"], r["reason"]) for r in rejects)
-    for (stage, reason), n in sorted(by.items()):
-        rows.append(StageCount(f"rejected at {stage}", n, reason))
+    kept = store.column("selections", "kept")
+    if len(kept):
+        n = int(pc.sum(kept).as_py() or 0)
+        rows[len(_ORDER) - 1].detail = f"{n} kept, {len(kept) - n} dropped"
+    rejects = store.read_arrow("rejects", ["stage", "reason"])
+    if rejects.num_rows:
+        by = rejects.group_by(["stage", "reason"], use_threads=False).aggregate([([], "count_all")])
+        for r in sorted(by.to_pylist(), key=lambda r: (r["stage"], r["reason"])):
+            rows.append(StageCount(f"rejected at {r['stage']}", r["count_all"], r["reason"]))
     return rows

@@ -1,11 +1,10 @@
-"""``aescot doctor`` (check every table file and referenced image) and ``aescot repair`` (move damage aside)."""
+"""``aescot doctor`` (check every table file and referenced image) and ``aescot repair`` (take damage out)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from aescot.cli.common import DEFAULT_ROOT, RootOption, console, open_store
 from aescot.errors import EXIT_STORE
@@ -14,15 +13,19 @@ from aescot.errors import EXIT_STORE
 def doctor_cmd(
     root: RootOption = DEFAULT_ROOT,
     quick: Annotated[
-        bool, typer.Option("--quick", help="Only the file list and footers (what the flow checks at start).")
+        bool,
+        typer.Option(
+            "--quick",
+            help="Only check each data file is present, full size, with a readable footer (what the flow checks).",
+        ),
     ] = False,
 ) -> None:
-    """Check every table file (footers and every column) and every referenced image; exit 3 on a problem."""
+    """Read every page of every table file and check every referenced image; exit 3 on a problem."""
     from aescot.doctor import check_store
 
     store = open_store(root)
     report = check_store(store, deep=not quick)
-    what = "footers" if quick else "footers, every column, referenced images"
+    what = "sizes and footers" if quick else "every page of every file, referenced images"
     console.print(
         f"[bold]doctor[/] {store.root}: {report.tables} tables, {report.files} files, {report.rows} rows"
         + ("" if quick else f", {report.images} referenced images")
@@ -31,19 +34,17 @@ def doctor_cmd(
     if report.ok:
         console.print("[green]no problems found[/]")
         return
-    table = Table("problem", "table", "file", "detail", "what to do", title_justify="left")
-    for column in table.columns[2:]:
-        column.overflow = "fold"  # paths and commands are shown whole, never cut with an ellipsis
-    prefix = store.uri("")
-    for p in report.problems:
-        table.add_row(p.kind, p.table, p.path.removeprefix(prefix), p.detail, p.fix)
-    console.print(table)
+    for p in report.problems:  # one line each, never wrapped: paths and commands copy as they are
+        where = f"table {p.table!r}, " if p.table else ""
+        console.print(f"[red]{p.kind}[/]: {where}{p.path}: {p.detail}", soft_wrap=True, highlight=False)
+        console.print(f"  what to do: {p.fix}", soft_wrap=True, highlight=False)
     console.print(f"[red]{len(report.problems)} problems[/]")
     raise typer.Exit(EXIT_STORE)
 
 
 def repair_cmd(root: RootOption = DEFAULT_ROOT) -> None:
-    """Move damaged table files to <root>/quarantine/ (so reads work again) and say which rows to rebuild."""
+    """Take unreadable fragments out of their tables (a new version; other rows stay), keep a copy of the
+    files in <root>/quarantine/, and say which rows were lost and which command rebuilds them."""
     from aescot.doctor import repair_store
 
     store = open_store(root)
@@ -52,16 +53,19 @@ def repair_cmd(root: RootOption = DEFAULT_ROOT) -> None:
         console.print("[green]nothing to repair[/]")
         return
     for m in report.moved:
-        rows = "an unknown number of rows" if m.rows is None else f"{m.rows} rows"
         keys = f" (keys: {', '.join(str(k)[:16] for k in m.keys[:5])}{' ...' if len(m.keys) > 5 else ''})"
+        kept = f"copy kept at {m.to}" if m.to else "the file was gone, nothing to copy"
         console.print(
-            f"moved {m.path} -> {m.to}: table {m.table!r} lost {rows}{keys if m.keys else ''}; "
-            f"rebuild with: {m.rebuild}"
+            f"table {m.table!r} lost {m.rows} rows{keys if m.keys else ' (their keys could not be read)'}: "
+            f"{m.path} taken out of the table; {kept}; rebuild with: {m.rebuild}",
+            soft_wrap=True,
         )
+    for name, (old, new) in sorted(report.versions.items()):
+        console.print(f"table {name!r}: version {old} -> {new} (the damaged version stays in its history)")
     if report.temps_removed:
         console.print(f"removed {report.temps_removed} temp files of dead writers")
     for p in report.remaining:
-        console.print(f"[yellow]not repaired:[/] {p.kind} {p.path} — {p.fix}")
+        console.print(f"[yellow]not repaired:[/] {p.kind} {p.path} — {p.fix}", soft_wrap=True)
     if report.remaining:
         raise typer.Exit(EXIT_STORE)
 

@@ -16,6 +16,7 @@ app = App(
 
 sources.register(app)
 __import__("aescot.cli.doctor", fromlist=["register"]).register(app)  # doctor, repair (issue 16)
+__import__("aescot.cli.store", fromlist=["register"]).register(app)  # compact, migrate (issue 13)
 __import__("aescot.cli.export", fromlist=["register"]).register(app)  # export, eval (issue 6)
 __import__("aescot.cli.teacher", fromlist=["register"]).register(app)  # rationales, filter (issue 5)
 __import__("aescot.cli.generate", fromlist=["register"]).register(app)  # generate, dedupe (issue 3)

@@ -72,7 +72,8 @@ def ingest_cmd(
 
 
 def status_cmd(root: RootOption = DEFAULT_ROOT) -> None:
-    """Counts per stage: sources, candidates, items, tasks, annotations, labels, rationales, kept."""
+    """Counts per stage (sources, candidates, items, tasks, annotations, labels, rationales, kept) and
+    each table's version, fragments and files. A missing root is an error (exit 2): nothing is created."""
     from aescot.status import stage_counts, verify_counts
 
     store = open_store(root)
@@ -81,8 +82,14 @@ def status_cmd(root: RootOption = DEFAULT_ROOT) -> None:
     for row in stage_counts(store):
         table.add_row(row.stage, str(row.count), row.detail)
     console.print(table)
+    if check.tables:
+        tables = Table("table", "rows", "version", "fragments", "files", title="tables", title_justify="left")
+        for st in check.tables:
+            tables.add_row(st.name, str(st.rows), str(st.version), str(st.fragments), str(st.files))
+        console.print(tables)
     console.print(
-        f"verified: {check.files} table files (footers and key columns); every column and image: `aescot doctor`"
+        f"verified: {check.files} table files (present, full size, footers); "
+        "every page and image: `aescot doctor`"
     )
     if check.missing_images:
         console.print(

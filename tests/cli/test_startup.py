@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 HEAVY = ("pyarrow", "numpy", "datasets", "torch", "diffusers", "transformers", "openai", "prefect",
-         "label_studio_sdk", "fsspec", "PIL", "jsonschema", "httpx")  # fmt: skip
+         "label_studio_sdk", "fsspec", "PIL", "jsonschema", "httpx", "lance")  # fmt: skip
 
 
 def test_help_imports_none_of_the_heavy_libraries():

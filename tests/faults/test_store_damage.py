@@ -1,4 +1,5 @@
-"""Damaged stores, missing images, dead writers' temp files, mistyped roots: one line, never silence."""
+"""Damaged table files (zero bytes, truncated, deleted, garbage, garbled pages), missing images, dead
+writers' temp files, mistyped roots: one line naming the table and the file, never fewer rows in silence."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -32,52 +32,76 @@ def ingested(tmp_path) -> DatasetStore:
     return store
 
 
-def _part(store: DatasetStore, table: str) -> Path:
-    return store.local_path(store.part_keys(table)[0])
+def _data_file(store: DatasetStore, table: str) -> Path:
+    """The table's one data file (the fixture writes each table in one upsert: one fragment)."""
+    files = sorted(store.local_path(f"tables/{table}.lance/data").glob("*.lance"))
+    assert len(files) == 1, files
+    return files[0]
 
 
-@pytest.mark.parametrize("damage", ["zero_bytes", "truncated"])
-def test_a_damaged_part_is_one_line_naming_table_file_and_fix(ingested, damage):
-    part = _part(ingested, "sources")
-    data = part.read_bytes()
-    part.write_bytes(b"" if damage == "zero_bytes" else data[: len(data) // 2])
-    with pytest.raises(DamagedStore) as err:
-        ingested.read("sources")
-    assert "table 'sources'" in str(err.value) and str(part) in str(err.value)
-    for args in (["status"], ["export", str(ingested.root) + "-out"], ["doctor"]):
-        result = runner.invoke(app, [*args, "--root", ingested.root])
+def _damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "zero_bytes":
+        path.write_bytes(b"")
+    elif how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "deleted":
+        path.unlink()
+    elif how == "garbage":
+        path.write_bytes(bytes((b * 7 + 13) % 256 for b in data))
+
+
+@pytest.mark.parametrize("damage", ["zero_bytes", "truncated", "deleted", "garbage"])
+def test_a_damaged_data_file_is_one_line_naming_table_file_and_fix(ingested, damage):
+    data_file = _data_file(ingested, "sources")
+    _damage(data_file, damage)
+    for columns in (None, ["source_id"]):  # the whole table, and the key column alone
+        with pytest.raises(DamagedStore) as err:
+            DatasetStore(ingested.root).read_arrow("sources", columns)
+        message = str(err.value)
+        assert "table 'sources'" in message and str(data_file) in message, message
+        assert f"aescot doctor --root {ingested.root}`" in message, message
+    assert ingested.count("sources") == 4  # the count is the manifest's: never fewer rows, silently
+    for args in (["status"], ["export", str(ingested.root) + "-out"], ["doctor"], ["doctor", "--quick"]):
+        result = runner.invoke(app, [*args, "--root", ingested.root], env={"COLUMNS": "400"})
         assert result.exit_code == 3, (args, result.output)
-        assert "Traceback" not in result.output
-        if args == ["doctor"]:
-            assert "damaged_file" in result.output
-            assert [p.path for p in check_store(ingested).damaged()] == [str(part)]
+        assert "Traceback" not in result.output and "panicked" not in result.output
+        if args[0] == "doctor":
+            assert "damaged_file" in result.output and data_file.name in result.output, result.output
+            assert [p.path for p in check_store(ingested).damaged()] == [str(data_file)]
         else:
             line = result.output.strip()
             assert line.startswith("error: table 'sources'") and "aescot doctor" in line, line
+            assert str(data_file) in " ".join(result.output.split()), line
 
 
 def _garble_column(path: Path, column: str) -> None:
-    """Overwrite the middle of one column's data pages, leaving the footer and other columns intact."""
-    meta = pq.read_metadata(path)
-    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
-    chunk = meta.row_group(0).column(names.index(column))
-    start = chunk.data_page_offset + 40
-    length = chunk.total_compressed_size - 80
-    assert length > 64, "column chunk too small to garble"
+    """Overwrite the middle of one column's data buffer, leaving the footer and other columns intact."""
+    from lance.file import LanceFileReader  # test instrumentation: where the column's bytes are
+
+    meta = LanceFileReader(str(path)).metadata()
+    col = meta.columns[meta.schema.names.index(column)]
+    buf = max((b for page in col.pages for b in page.buffers), key=lambda b: b.size)
+    start, length = buf.position + 40, buf.size - 80
+    assert length > 64, "column buffer too small to garble"
     data = bytearray(path.read_bytes())
     data[start : start + length] = bytes((b * 7 + 13) % 256 for b in data[start : start + length])
     path.write_bytes(bytes(data))
 
 
 def test_garbled_pages_status_says_what_it_verified_doctor_finds_them(ingested):
-    part = _part(ingested, "rejects")
-    _garble_column(part, "detail")
+    data_file = _data_file(ingested, "rejects")
+    _garble_column(data_file, "detail")
     status = runner.invoke(app, ["status", "--root", ingested.root])
     assert status.exit_code == 0, status.output
     assert "verified:" in status.output and "aescot doctor" in status.output  # says what it did not read
-    doctor = runner.invoke(app, ["doctor", "--root", ingested.root])
+    quick = runner.invoke(app, ["doctor", "--quick", "--root", ingested.root])
+    assert quick.exit_code == 0, quick.output  # sizes and footers are intact
+    doctor = runner.invoke(app, ["doctor", "--root", ingested.root], env={"COLUMNS": "400"})
     assert doctor.exit_code == 3, doctor.output
-    assert "damaged_file" in doctor.output and "rejects" in doctor.output
+    assert "damaged_file" in doctor.output and "rejects" in doctor.output and data_file.name in doctor.output
+    with pytest.raises(DamagedStore, match=data_file.name):
+        ingested.read_arrow("rejects")
 
 
 def test_doctor_reports_missing_images_status_warns(ingested):
@@ -96,31 +120,56 @@ def test_doctor_reports_missing_images_status_warns(ingested):
 
 def test_healthy_store_doctor_exits_0_and_checks_every_file(ingested):
     report = check_store(ingested)
-    assert report.ok and report.files == 2 and report.rows == 304 and report.images == 8
+    files = sum(ingested.table_state(t).files for t in ingested.table_names())
+    assert report.ok and report.tables == 2 and report.files == files >= 2
+    assert report.rows == 304 and report.images == 8  # 4 sources, 300 rejects; 4 images, 4 masks
     result = runner.invoke(app, ["doctor", "--root", ingested.root])
     assert result.exit_code == 0 and "no problems found" in result.output
+    status = runner.invoke(app, ["status", "--root", ingested.root], env={"COLUMNS": "200"})
+    assert status.exit_code == 0, status.output
+    st = ingested.table_state("sources")
+    shown = " ".join(status.output.split())
+    assert f"│ sources │ 4 │ {st.version} │ {st.fragments} │ {st.files} │" in shown, status.output
 
 
-def test_repair_moves_damage_aside_and_names_rows_to_rebuild(ingested, tmp_path):
-    part = _part(ingested, "rejects")
-    _garble_column(part, "detail")
+def test_repair_takes_damage_out_and_names_rows_to_rebuild(ingested):
+    data_file = _data_file(ingested, "rejects")
+    keys = set(ingested.column("rejects").to_pylist())
+    before = ingested.table_state("rejects").version
+    _garble_column(data_file, "detail")
     report = repair_store(ingested)
     assert len(report.moved) == 1
     moved = report.moved[0]
-    assert moved.table == "rejects" and moved.rows == 300 and len(moved.keys) == 300
-    assert not part.exists() and Path(moved.to).exists() and "quarantine" in moved.to
-    assert ingested.count("rejects") == 0 and ingested.count("sources") == 4  # reads work again
-    assert check_store(ingested).ok
+    assert moved.table == "rejects" and moved.rows == 300 and set(moved.keys) == keys  # key column read
+    assert moved.path == str(data_file) and moved.to and Path(moved.to).exists() and "quarantine" in moved.to
+    assert report.versions["rejects"][0] == before and report.versions["rejects"][1] > before
+    fresh = DatasetStore(ingested.root)
+    assert fresh.count("rejects") == 0 and fresh.read_arrow("rejects").num_rows == 0  # reads work again
+    assert fresh.count("sources") == 4
+    assert check_store(fresh).ok
     result = runner.invoke(app, ["repair", "--root", ingested.root])
     assert result.exit_code == 0 and "nothing to repair" in result.output
 
 
-def test_repair_cli_says_which_rows_to_rebuild(ingested):
-    _part(ingested, "sources").write_bytes(b"")
-    result = runner.invoke(app, ["repair", "--root", ingested.root])
+def test_repair_cli_says_which_rows_to_rebuild_and_the_stage_rebuilds_them(ingested, tmp_path):
+    _data_file(ingested, "sources").write_bytes(b"")
+    result = runner.invoke(app, ["repair", "--root", ingested.root], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
-    assert "table 'sources' lost an unknown number of rows" in out and "aescot ingest" in out
+    assert "table 'sources' lost 4 rows (their keys could not be read)" in out and "aescot ingest" in out, out
+    assert "nothing to copy" not in out  # the zero-byte file is still there: a copy is kept
+    store = DatasetStore(ingested.root)
+    assert store.count("sources") == 0 and store.count("rejects") == 300
+    ingest(store, [str(tmp_path / "src")])  # the rebuild the report names
+    keys = store.column("sources").to_pylist()
+    assert len(keys) == len(set(keys)) == 4 and check_store(store).ok
+
+
+def test_repair_of_a_deleted_file_says_nothing_was_left_to_copy(ingested):
+    _data_file(ingested, "sources").unlink()
+    report = repair_store(ingested)
+    assert [(m.table, m.rows, m.to, m.keys) for m in report.moved] == [("sources", 4, None, [])]
+    assert DatasetStore(ingested.root).read_arrow("sources").num_rows == 0
 
 
 def test_temp_files_of_dead_writers_are_removed_by_the_next_write(store):
@@ -130,20 +179,23 @@ def test_temp_files_of_dead_writers_are_removed_by_the_next_write(store):
         [sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True
     )
     pid = int(dead.stdout)
-    record_rejects(store, [Reject("ingest", "a.png", "not_an_image", "d")])
-    folder = store.local_path("tables/rejects")
+    store.write_json("snapshots/a.json", {"n": 1})
+    folder = store.local_path("snapshots")
     stale = folder / f".tmp-{_HOST}-{pid}-{'0' * 32}"
-    stale.write_bytes(b"PAR1 half a file")
+    stale.write_bytes(b"{half a file")
     alive = folder / f".tmp-{_HOST}-{os.getpid()}-{'1' * 32}"  # a live writer's: must stay
-    alive.write_bytes(b"PAR1 being written")
+    alive.write_bytes(b"{being written")
     fresh = DatasetStore(store.root)  # the next writer (a new process would be the same)
-    record_rejects(fresh, [Reject("ingest", "b.png", "not_an_image", "d")])
+    fresh.write_json("snapshots/b.json", {"n": 2})
     assert not stale.exists() and alive.exists()
-    assert fresh.count("rejects") == 2
+    assert fresh.list_keys("snapshots") == ["snapshots/a.json", "snapshots/b.json"]
 
 
 READ_COMMANDS = [
     ["status"],
+    ["compact"],
+    ["migrate"],
+    ["repair"],
     ["agreement"],
     ["filter"],
     ["export", "OUT"],
