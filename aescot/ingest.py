@@ -4,6 +4,11 @@ normalised sources with product masks in the store.
 Each file is read once, hashed (its source id), normalised, perceptually hashed and masked.
 Bad files become rejects with a reason; exact and near-duplicate sources are reported and
 skipped; files already ingested are counted and skipped, so re-running adds nothing.
+
+Cost follows the new files: a window of files looks up only its own ids (the key index of
+``sources``), and near-duplicates are found with one :class:`~aescot.neardup.HammingIndex` per
+call, built from the projected ``phash`` column (the persisted form of the index) and extended
+after each batch commits, so a search costs O(log n) probes per file, not a pass over the store.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ import csv
 import glob
 import io
 import os
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +32,7 @@ from pydantic import BaseModel, Field
 from aescot.ids import sha256_bytes
 from aescot.images import ImageLimits, ImageRejected, encode_png, normalise_image
 from aescot.mask import MaskConfig, MaskError, product_mask
-from aescot.neardup import HammingIndex, get_hasher
+from aescot.neardup import HammingIndex, get_hasher, radius_search
 from aescot.rejects import Reject, count_reasons, record_rejects
 from aescot.store import DatasetStore
 from aescot.timeutil import now_iso
@@ -49,7 +55,7 @@ class IngestConfig(BaseModel):
         12, ge=-1, description="Hamming radius (bits) for near-duplicate sources; -1 turns the check off"
     )
     batch_size: int = Field(
-        128, ge=1, description="sources per atomic append (a crash loses at most one batch)"
+        128, ge=1, description="files per window, written in one commit (a crash loses at most one batch)"
     )
     workers: int = Field(2, ge=1, description="decoding threads")
 
@@ -73,6 +79,9 @@ class IngestReport:
     ignored: Counter[str] = field(default_factory=Counter)
     rejects: list[Reject] = field(default_factory=list)
     added_ids: list[str] = field(default_factory=list)
+    # where the time went: "index" (near-duplicate index: build, search, extend) and
+    # "key_lookup" (each window's ids looked up in sources)
+    seconds: Counter[str] = field(default_factory=Counter)
 
     @property
     def rejected(self) -> int:
@@ -211,24 +220,32 @@ class Known:
 
     file: SourceFile
     source_id: str
+    original_name: str
 
 
-def prepare(
-    file: SourceFile, cfg: IngestConfig, known: set[str] | frozenset[str] = frozenset()
-) -> Prepared | Known | Reject:
-    """Read, hash, normalise and mask one file; a problem becomes a :class:`Reject`.
+@dataclass
+class Loaded:
+    """A file read and hashed (its source id), not decoded yet."""
 
-    Files whose bytes hash to a ``known`` source id are returned as :class:`Known` undecoded.
-    """
+    file: SourceFile
+    source_id: str
+    data: bytes
+
+
+def load(file: SourceFile) -> Loaded | Reject:
+    """Read one file and hash its bytes (the source id); an unreadable file becomes a :class:`Reject`."""
     try:
         data = _read(file.path)
     except (OSError, ValueError) as exc:
         return Reject(STAGE, file.path, "unreadable", f"cannot read the file: {exc}")
-    source_id = sha256_bytes(data)
-    if source_id in known:
-        return Known(file, source_id)
+    return Loaded(file, sha256_bytes(data), data)
+
+
+def decode(item: Loaded, cfg: IngestConfig) -> Prepared | Reject:
+    """Normalise, mask and perceptually hash a loaded file; a problem becomes a :class:`Reject`."""
+    file = item.file
     try:
-        norm = normalise_image(data, cfg.limits)
+        norm = normalise_image(item.data, cfg.limits)
         user = None
         if file.mask:
             try:
@@ -242,7 +259,7 @@ def prepare(
     img = norm.image
     return Prepared(
         file=file,
-        source_id=source_id,
+        source_id=item.source_id,
         png=encode_png(img),
         mask_png=encode_png(mask.image),
         mask_method=mask.method,
@@ -257,18 +274,41 @@ def prepare(
     )
 
 
-# --- the stage -----------------------------------------------------------------------------------
+def _decoded_windows(
+    store: DatasetStore, files: list[SourceFile], cfg: IngestConfig, seconds: Counter[str]
+) -> Iterator[list[Prepared | Known | Reject]]:
+    """The files in windows of ``batch_size``, in order: each read and hashed, looked up by key in
+    ``sources`` (only that window's ids), and decoded unless already a source.
 
-
-def _prepared_stream(
-    files: list[SourceFile], cfg: IngestConfig, known: set[str]
-) -> Iterator[Prepared | Known | Reject]:
-    frozen = frozenset(known)  # sources in the store before this run; in-run duplicates are caught later
-    if cfg.workers <= 1:
-        yield from (prepare(f, cfg, frozen) for f in files)
-        return
-    with ThreadPoolExecutor(cfg.workers) as pool:  # Pillow and hashlib release the GIL
-        yield from pool.map(lambda f: prepare(f, cfg, frozen), files)
+    One window is decoded ahead while the caller writes the previous one.
+    """
+    pool = ThreadPoolExecutor(cfg.workers) if cfg.workers > 1 else None  # Pillow, hashlib release the GIL
+    ahead: list | None = None
+    try:
+        for start in range(0, len(files), cfg.batch_size):
+            chunk = files[start : start + cfg.batch_size]
+            loaded = list(pool.map(load, chunk)) if pool else [load(f) for f in chunk]
+            t0 = time.perf_counter()
+            ids = sorted({x.source_id for x in loaded if isinstance(x, Loaded)})
+            rows = store.read_arrow("sources", columns=["source_id", "original_name"], keys=ids)
+            names = dict(zip(rows.column("source_id").to_pylist(), rows.column("original_name").to_pylist()))
+            seconds["key_lookup"] += time.perf_counter() - t0
+            window: list = []
+            for x in loaded:
+                if not isinstance(x, Loaded):
+                    window.append(x)
+                elif x.source_id in names:
+                    window.append(Known(x.file, x.source_id, names[x.source_id]))
+                else:
+                    window.append(pool.submit(decode, x, cfg) if pool else decode(x, cfg))
+            if ahead is not None:
+                yield [x.result() if isinstance(x, Future) else x for x in ahead]
+            ahead = window
+        if ahead is not None:
+            yield [x.result() if isinstance(x, Future) else x for x in ahead]
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
 
 
 def _record(store: DatasetStore, p: Prepared) -> dict:
@@ -294,6 +334,26 @@ def _record(store: DatasetStore, p: Prepared) -> dict:
     }
 
 
+def _source_index(store: DatasetStore, cfg: IngestConfig) -> HammingIndex:
+    """The near-duplicate index of the sources in the store, from their projected hash column."""
+    if cfg.near_duplicate_distance < 0:
+        return HammingIndex()
+    cols = store.read_arrow("sources", columns=["source_id", "phash"])
+    return HammingIndex.from_arrow(cols.column("phash"), cols.column("source_id"))
+
+
+def _near(
+    index_hit: tuple[object, int] | None, inner: list[tuple[int, int]], accepted: dict[int, str]
+) -> tuple[str, int] | None:
+    """The nearest of a file's index hit and its in-window partners accepted before it, as
+    ``(source id, bits)``; equally near, the earlier source wins."""
+    best = (index_hit[1], -1, str(index_hit[0])) if index_hit else None
+    for d, i in inner:
+        if i in accepted and (best is None or (d, i) < best[:2]):
+            best = (d, i, accepted[i])
+    return (best[2], best[0]) if best else None
+
+
 def ingest(
     store: DatasetStore,
     inputs: Iterable[str],
@@ -303,87 +363,97 @@ def ingest(
 ) -> IngestReport:
     """Ingest every image in ``inputs`` into ``store``; returns what happened.
 
-    Images are written before the rows that reference them, rows are appended in batches:
-    a crash loses at most one batch of work, and a re-run completes it without duplicates.
+    Files go in windows of ``batch_size``: each window's ids are looked up by key, its new files
+    decoded, checked for near-duplicates against one index of the store's sources (built once
+    per call from the projected ``phash`` column, extended after each batch commits) and against
+    the window's earlier files, and its rows written in one commit. Images are written before the
+    rows that reference them: a crash loses at most one batch of work, and a re-run completes it
+    without duplicates.
     """
     cfg = config or IngestConfig()
     files, ignored = discover(inputs)
     report = IngestReport(ignored=ignored)
     if on_discovered:
         on_discovered(len(files))
-    existing = store.read("sources", columns=["source_id", "phash", "original_name"])
-    known = {r["source_id"] for r in existing}
-    names = {r["source_id"]: r["original_name"] for r in existing}
-    index = HammingIndex([r["phash"] for r in existing], [r["source_id"] for r in existing])
+    radius = cfg.near_duplicate_distance
+    t0 = time.perf_counter()
+    index = _source_index(store, cfg)
+    report.seconds["index"] += time.perf_counter() - t0
+    seen_now: dict[str, str] = {}  # sources added by this call: source id -> path
     batch: list[dict] = []
-    pending: list[Reject] = []  # rejects not yet written; they land with (before) the next batch
-    seen_now: dict[str, str] = {}
+    pending: list[Reject] = []  # this window's rejects: written with (before) its sources
 
     def reject(r: Reject) -> None:
         report.rejects.append(r)
         pending.append(r)
 
-    def flush() -> None:
-        # Rejects first: a kill between the two appends leaves a reject whose source the re-run
-        # adds again, never a source whose duplicates were forgotten.
-        record_rejects(store, pending)
-        pending.clear()
-        report.added += store.upsert("sources", batch)
-        batch.clear()
-
-    for item in _prepared_stream(files, cfg, known):
-        report.seen += 1
-        if isinstance(item, Reject):
-            reject(item)
-        elif isinstance(item, Known):
-            original = names.get(item.source_id)
-            if original is not None and original != os.path.basename(item.file.path):
-                # same bytes as a source made from another file: a duplicate, recorded as such
-                # (again) so that a run killed before writing this reject still accounts for it
+    for window in _decoded_windows(store, files, cfg, report.seconds):
+        preps = [(k, x) for k, x in enumerate(window) if isinstance(x, Prepared)]
+        slot = {k: j for j, (k, _) in enumerate(preps)}
+        index_hits: list = [None] * len(preps)
+        inner: list[list[tuple[int, int]]] = [[] for _ in preps]
+        if radius >= 0 and preps:
+            t0 = time.perf_counter()
+            hashes = [p.phash for _, p in preps]
+            index_hits = index.nearest_many(hashes, radius)
+            for i, j, d in radius_search(hashes, None, radius).as_tuples():
+                inner[j].append((d, i))
+            report.seconds["index"] += time.perf_counter() - t0
+        accepted: dict[int, str] = {}  # slot in preps -> source id, for this window
+        for k, item in enumerate(window):
+            report.seen += 1
+            if isinstance(item, Reject):
+                reject(item)
+            elif item.source_id in seen_now:
                 reject(
                     Reject(
                         STAGE,
                         item.file.path,
                         "exact_duplicate",
-                        f"same bytes as {original} (source {item.source_id[:12]})",
+                        f"same bytes as {seen_now[item.source_id]}",
                         item.source_id,
                     )
                 )
+            elif isinstance(item, Known):
+                if item.original_name != os.path.basename(item.file.path):
+                    # same bytes as a source made from another file: a duplicate, recorded as such
+                    # (again) so that a run killed before writing this reject still accounts for it
+                    reject(
+                        Reject(
+                            STAGE,
+                            item.file.path,
+                            "exact_duplicate",
+                            f"same bytes as {item.original_name} (source {item.source_id[:12]})",
+                            item.source_id,
+                        )
+                    )
+                else:
+                    report.already_present += 1
+            elif radius >= 0 and (near := _near(index_hits[slot[k]], inner[slot[k]], accepted)):
+                reject(
+                    Reject(
+                        STAGE,
+                        item.file.path,
+                        "near_duplicate",
+                        f"perceptual hash within {near[1]} bits of source {near[0][:12]}",
+                        near[0],
+                    )
+                )
             else:
-                report.already_present += 1
-        elif item.source_id in seen_now:
-            reject(
-                Reject(
-                    STAGE,
-                    item.file.path,
-                    "exact_duplicate",
-                    f"same bytes as {seen_now[item.source_id]}",
-                    item.source_id,
-                )
-            )
-        elif cfg.near_duplicate_distance >= 0 and (
-            near := index.nearest(item.phash, cfg.near_duplicate_distance)
-        ):
-            reject(
-                Reject(
-                    STAGE,
-                    item.file.path,
-                    "near_duplicate",
-                    f"perceptual hash within {near[1]} bits of source {near[0][:12]}",
-                    near[0],
-                )
-            )
-        else:
-            batch.append(_record(store, item))
-            seen_now[item.source_id] = item.file.path
-            index.add(item.phash, item.source_id)
-            report.added_ids.append(item.source_id)
-            if len(batch) >= cfg.batch_size:
-                flush()
-        if len(pending) >= cfg.batch_size:
-            record_rejects(store, pending)
-            pending.clear()
-        if progress:
-            progress(1)
-    flush()
+                batch.append(_record(store, item))
+                seen_now[item.source_id] = item.file.path
+                accepted[slot[k]] = item.source_id
+                report.added_ids.append(item.source_id)
+            if progress:
+                progress(1)
+        # Rejects first: a kill between the two commits leaves a reject whose source the re-run
+        # adds again, never a source whose duplicates were forgotten.
+        record_rejects(store, pending)
+        report.added += store.upsert("sources", batch)
+        if radius >= 0 and batch:
+            t0 = time.perf_counter()
+            index.add_many([r["phash"] for r in batch], [r["source_id"] for r in batch])
+            report.seconds["index"] += time.perf_counter() - t0
+        batch.clear()
+        pending.clear()
     return report

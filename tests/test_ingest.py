@@ -70,3 +70,59 @@ def test_near_duplicate_check_can_be_turned_off(store, awkward):
     folder, _expected = awkward
     report = ingest(store, [str(folder)], IngestConfig(near_duplicate_distance=-1, workers=1))
     assert "near_duplicate" not in report.reasons()
+
+
+def _png_bytes(img, fmt="PNG") -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **({"quality": 80} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def test_near_duplicates_of_an_earlier_call_an_earlier_batch_and_the_same_batch_are_all_caught(
+    store, tmp_path
+):
+    """The index is built once per call from the store and extended after each batch: a re-encoded
+    copy is caught whether its original came in an earlier call, an earlier batch of this call or
+    earlier in the same batch; bad files in between are still rejected with their reasons."""
+    from aescot.samples import render_product_shot
+
+    shots = {k: render_product_shot(seed, 128)[0] for k, seed in (("a", 31), ("b", 32), ("c", 33), ("d", 34))}
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "a.png").write_bytes(_png_bytes(shots["a"]))
+    assert ingest(store, [str(first)]).added == 1
+    (source_a,) = store.read("sources", columns=["source_id"])
+
+    new = tmp_path / "new"
+    new.mkdir()
+    files = {  # sorted order = processing order; windows of 2 (batch_size=2)
+        "1-near-a.jpg": _png_bytes(shots["a"], "JPEG"),  # window 1: near a source of an earlier call
+        "2-b.png": _png_bytes(shots["b"]),
+        "3-c.png": _png_bytes(shots["c"]),  # window 2
+        "4-near-b.jpg": _png_bytes(shots["b"], "JPEG"),  # near a source of the previous batch
+        "5-d.png": _png_bytes(shots["d"]),  # window 3
+        "6-near-d.jpg": _png_bytes(shots["d"], "JPEG"),  # near a source earlier in its own batch
+        "7-truncated.png": _png_bytes(shots["c"])[:300],  # window 4
+        "8-empty.png": b"",
+    }
+    for name, data in files.items():
+        (new / name).write_bytes(data)
+    report = ingest(store, [str(new)], IngestConfig(batch_size=2, workers=2))
+    ids = {
+        s["original_name"]: s["source_id"]
+        for s in store.read("sources", columns=["source_id", "original_name"])
+    }
+    assert sorted(ids) == ["2-b.png", "3-c.png", "5-d.png", "a.png"] and report.added == 3
+    got = {Path(r.subject).name: (r.reason, r.related_id) for r in report.rejects}
+    assert got == {
+        "1-near-a.jpg": ("near_duplicate", source_a["source_id"]),
+        "4-near-b.jpg": ("near_duplicate", ids["2-b.png"]),
+        "6-near-d.jpg": ("near_duplicate", ids["5-d.png"]),
+        "7-truncated.png": ("corrupt_image", None),
+        "8-empty.png": ("empty_file", None),
+    }
+    stored = {Path(r["subject"]).name: r["reason"] for r in store.read("rejects")}
+    assert stored == {name: reason for name, (reason, _) in got.items()}
+    assert store.count("sources") == 4 and report.seconds["index"] > 0
