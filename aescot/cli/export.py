@@ -11,8 +11,22 @@ from aescot.cli.common import DEFAULT_ROOT, RootOption, console, fail, open_stor
 from aescot.vocab import EXPORT_FORMATS as FORMATS
 from aescot.vocab import SPLITS
 
+SETTINGS = (
+    "fmt",
+    "images",
+    "seed",
+    "train",
+    "validation",
+    "test",
+    "near_duplicate_bits",
+    "resplit",
+    "license",
+    "rows_per_shard",
+)
+
 
 def export_cmd(
+    ctx: typer.Context,
     out: Annotated[str, typer.Argument(help="Output folder or fsspec URI (s3://bucket/ds-v1).")],
     root: RootOption = DEFAULT_ROOT,
     fmt: Annotated[
@@ -33,38 +47,66 @@ def export_cmd(
     license: Annotated[str, typer.Option("--license", help="Licence field of the dataset card.")] = "other",
     rows_per_shard: Annotated[int, typer.Option(help="Rows per Parquet file.")] = 10_000,
     force: Annotated[bool, typer.Option(help="Rebuild even if nothing changed.")] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Write an earlier export again, byte for byte: the export id it printed (its settings are "
+            "reused), or an ISO time (with these settings). Reads only; the store is left as it is.",
+        ),
+    ] = None,
 ) -> None:
     """Export labelled items as Parquet for SFT, RL and preference pairs, with grouped splits and a card.
 
     SFT takes the items the filter kept, with their rationale; RL and pairs take every labelled item.
-    Re-running with unchanged inputs does nothing.
+    Re-running with unchanged inputs does nothing. Each export tags the table versions it read with its
+    id (printed at the end, kept in the manifest and the card): --as-of ID writes it again.
     """
     from pydantic import ValidationError
 
     from aescot.export import ExportConfig, export_dataset
+    from aescot.export.history import recorded
 
+    store = open_store(root) if as_of else None  # an as-of export id carries its settings
+    record = recorded(store, as_of) if store is not None and as_of else None
+    if record is not None:
+        given = [n for n in SETTINGS if ctx.get_parameter_source(n).name == "COMMANDLINE"]
+        if given:
+            flags = ", ".join("--" + ("format" if n == "fmt" else n.replace("_", "-")) for n in given)
+            fail(f"--as-of {as_of} writes that export with its recorded settings; drop {flags}")
     try:
-        cfg = ExportConfig(
-            out=out,
-            formats=fmt or list(FORMATS),
-            images=images,
-            seed=seed,
-            ratios={"train": train, "validation": validation, "test": test},
-            near_duplicate_bits=near_duplicate_bits,
-            resplit=resplit,
-            license=license,
-            rows_per_shard=rows_per_shard,
-            force=force,
-        )
+        if record is not None:
+            cfg = ExportConfig(**record["config"], out=out, force=force)
+        else:
+            cfg = ExportConfig(
+                out=out,
+                formats=fmt or list(FORMATS),
+                images=images,
+                seed=seed,
+                ratios={"train": train, "validation": validation, "test": test},
+                near_duplicate_bits=near_duplicate_bits,
+                resplit=resplit,
+                license=license,
+                rows_per_shard=rows_per_shard,
+                force=force,
+            )
     except ValidationError as exc:
         fail("; ".join(f"{'/'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
     from aescot.doctor import require_healthy
 
-    store = open_store(root)
+    store = store or open_store(root)
     require_healthy(store)
-    if not store.count("labels"):
+    if as_of is None and not store.count("labels"):
         fail(f"no labelled items in {store.root}: collect labels from Label Studio first")
-    summary = export_dataset(store, cfg)
+    from aescot.errors import StoreError
+    from aescot.export.run import AsOfError
+
+    try:
+        summary = export_dataset(store, cfg, as_of=as_of)
+    except (AsOfError, StoreError) as exc:
+        if as_of is None:
+            raise
+        fail(str(exc))
     if summary.skipped:
         console.print(f"[bold]export[/] unchanged since the last export: nothing rewritten ({out})")
     table = Table("format", *SPLITS, title=f"export — {out}", title_justify="left")
@@ -76,7 +118,15 @@ def export_cmd(
         console.print(
             f"[red]{summary.rejects} rejected[/]: "
             + ", ".join(f"{r} {n}" for r, n in sorted(summary.reject_reasons.items()))
-            + " (see the rejects table)"
+            + (" (see the rejects table)" if as_of is None else " (as-of: not recorded)")
+        )
+    if summary.export_id:
+        versions = ", ".join(f"{t} v{v}" for t, v in sorted(summary.versions.items()))
+        where = f"as of {as_of}: " if as_of else ""
+        console.print(f"{where}export [bold]{summary.export_id}[/] read {versions}", soft_wrap=True)
+        console.print(
+            f"write it again: aescot export NEW_FOLDER --root {store.root} --as-of {summary.export_id}",
+            soft_wrap=True,
         )
     if not summary.leak_ok:
         raise typer.Exit(1)

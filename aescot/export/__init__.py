@@ -5,11 +5,19 @@
 """
 
 from aescot.export.features import FORMATS, features
-from aescot.export.run import ExportConfig, ExportSummary, check_export, export_dataset
+from aescot.export.run import (
+    AsOfError,
+    ExportConfig,
+    ExportSummary,
+    check_export,
+    export_as_of,
+    export_dataset,
+)
 from aescot.export.splits import LeakReport, SplitPlan, assign_splits, check_leaks, group_sources
 
 __all__ = [
     "FORMATS",
+    "AsOfError",
     "ExportConfig",
     "ExportSummary",
     "LeakReport",
@@ -17,6 +25,7 @@ __all__ = [
     "assign_splits",
     "check_export",
     "check_leaks",
+    "export_as_of",
     "export_dataset",
     "features",
     "group_sources",

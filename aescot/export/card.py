@@ -5,17 +5,17 @@ from __future__ import annotations
 import io
 import json
 import posixpath
-from collections import Counter, defaultdict
+from bisect import bisect_right
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from aescot.export.features import LETTERS
 from aescot.export.splits import DIMENSIONS, SPLITS, LeakReport, SplitPlan
 from aescot.store import DatasetStore
 
 if TYPE_CHECKING:
+    from aescot.export.batch import BatchRows
     from aescot.export.config import ExportConfig, ExportSummary
 
 FORMAT_TITLES = {
@@ -32,11 +32,69 @@ FORMAT_TITLES = {
 BINS = [i / 10 for i in range(11)]
 
 
-def _hist(values: list[float]) -> list[int]:
-    counts = [0] * 10
-    for v in values:
-        counts[min(int(v * 10), 9)] += 1
-    return counts
+def _bin(value: float) -> int:
+    """The histogram bin of a value in [0, 1] (numpy's rule: the last bin holds 1.0)."""
+    return min(max(bisect_right(BINS, value) - 1, 0), 9)
+
+
+@dataclass
+class CardStats:
+    """What the card shows, summed a batch at a time as the export reads its rows (never whole tables)."""
+
+    dim_counts: dict[str, Counter] = field(default_factory=lambda: {s: Counter() for s in SPLITS})
+    agreement_hist: list[int] = field(default_factory=lambda: [0] * 10)
+    agreement_sum: Counter = field(default_factory=Counter)  # split -> sum of agreements
+    agreement_n: Counter = field(default_factory=Counter)  # split -> labelled items
+    consistency_hist: list[int] = field(default_factory=lambda: [0] * 10)
+    reasons: Counter = field(default_factory=Counter)
+    teachers: Counter = field(default_factory=Counter)  # (model, prompt version) -> items
+    thresholds: set[float] = field(default_factory=set)
+    generators: dict[tuple[str, str], list[Any]] = field(default_factory=dict)  # -> [candidates, param names]
+
+    def add(self, store: DatasetStore, split: str, batch: list[str], rows: BatchRows) -> None:
+        """Count one batch of planned items (rejected ones too: the card describes the planned set)."""
+        cand_ids: list[str] = []
+        for item_id in batch:
+            label = rows.labels.get(item_id)
+            if label is not None:
+                for letter in LETTERS:
+                    self.dim_counts[split].update(label["dimensions"][letter])
+                self.agreement_hist[_bin(label["agreement"])] += 1
+                self.agreement_sum[split] += label["agreement"]
+                self.agreement_n[split] += 1
+            sel = rows.selections.get(item_id)
+            if sel is not None:
+                if sel["consistency"] is not None:
+                    self.consistency_hist[_bin(sel["consistency"])] += 1
+                self.reasons[sel["reason"]] += 1
+                self.teachers[(sel["teacher_model"], sel["prompt_version"])] += 1
+                self.thresholds.add(sel["min_consistency"])
+            item = rows.items.get(item_id)
+            if item is not None:
+                cand_ids += [c["candidate_id"] for c in item["candidates"]]
+        if not cand_ids:
+            return
+        cands = store.read_arrow(
+            "candidates", ["candidate_id", "generator", "model", "params"], keys=cand_ids
+        )
+        counts = cands.group_by(["generator", "model"], use_threads=False).aggregate(
+            [("candidate_id", "count"), ("params", "distinct")]
+        )
+        for c in counts.to_pylist():
+            entry = self.generators.setdefault((c["generator"], c["model"] or ""), [0, set()])
+            entry[0] += c["candidate_id_count"]
+            for text in c["params_distinct"]:
+                try:
+                    entry[1].update(json.loads(text))
+                except (ValueError, TypeError):
+                    continue
+
+    def generator_rows(self) -> list[list[Any]]:
+        """(generator, model, candidates, parameter names) of the exported items' candidates."""
+        return [
+            [gen, model or "-", n, ", ".join(sorted(keys))[:200]]
+            for (gen, model), (n, keys) in sorted(self.generators.items())
+        ]
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -89,10 +147,11 @@ def _plots(
     fs,
     out: str,
     dim_counts: dict[str, Counter],
-    consistency: list[float],
-    agreement: list[float],
+    consistency: list[int],
+    agreement: list[int],
     thresholds: list[float],
 ) -> list[str]:
+    """The card's PNGs; ``consistency`` and ``agreement`` are 10-bin histograms over [0, 1]."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -124,12 +183,12 @@ def _plots(
     ax.legend()
     save(fig, "dimensions_per_split.png")
 
-    for name, values, title in (
+    for name, counts, title in (
         ("consistency_hist.png", consistency, "Teacher consistency per item"),
         ("agreement_hist.png", agreement, "Annotator agreement per item"),
     ):
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.hist(values, bins=BINS, edgecolor="black")
+        ax.hist(BINS[:-1], bins=BINS, weights=counts, edgecolor="black")
         if name == "consistency_hist.png":
             for t in thresholds:
                 ax.axvline(t, color="red", linestyle="--", label=f"min consistency {t:g}")
@@ -142,40 +201,23 @@ def _plots(
     return written
 
 
-def _batches(table: pa.Table, columns: list[str]):
-    """Rows of ``table`` as dicts, a bounded batch at a time."""
-    for batch in table.select(columns).to_batches(max_chunksize=8192):
-        yield from batch.to_pylist()
-
-
-def _generator_settings(store: DatasetStore, item_ids: set[str], items: pa.Table) -> list[list[Any]]:
-    """(generator, model, candidates, parameter names) of the exported items' candidates, in Arrow."""
-    exported = items.filter(
-        pc.is_in(items.column("item_id"), value_set=pa.array(sorted(item_ids), pa.string()))
-    )
-    cand_ids = pc.struct_field(pc.list_flatten(exported.column("candidates")), "candidate_id")
-    cands = store.read_arrow("candidates", columns=["candidate_id", "generator", "model", "params"])
-    cands = cands.filter(pc.is_in(cands.column("candidate_id"), value_set=cand_ids))
-    cands = cands.set_column(
-        cands.schema.get_field_index("model"), "model", pc.fill_null(cands.column("model"), "")
-    )
-    counts = (
-        cands.group_by(["generator", "model"])
-        .aggregate([("candidate_id", "count"), ("params", "distinct")])
-        .to_pylist()
-    )
-    rows = []
-    for c in sorted(counts, key=lambda c: (c["generator"], c["model"])):
-        keys: set[str] = set()
-        for text in c["params_distinct"][:1000]:  # parameter names from up to 1000 distinct settings
-            try:
-                keys.update(json.loads(text))
-            except (ValueError, TypeError):
-                continue
-        rows.append(
-            [c["generator"], c["model"] or "-", c["candidate_id_count"], ", ".join(sorted(keys))[:200]]
-        )
-    return rows
+def _provenance_section(summary: ExportSummary) -> list[str]:
+    """Which table versions these files were built from, and the command that writes them again."""
+    if not summary.export_id:
+        return []
+    when = f", first written {summary.created_at}" if summary.created_at else ""
+    return [
+        "## Provenance",
+        "",
+        (
+            f"Export `{summary.export_id}`{when}, built from these versions of the store's tables (the store "
+            f"keeps them under the tag `{summary.export_id}`). `aescot export FOLDER --root STORE --as-of "
+            f"{summary.export_id}` writes these files again, byte for byte."
+        ),
+        "",
+        _table(["table", "version"], [[t, v] for t, v in sorted(summary.versions.items())]),
+        "",
+    ]
 
 
 def _scores_section(cfg: ExportConfig, summary: ExportSummary) -> list[str]:
@@ -212,55 +254,32 @@ def _scores_section(cfg: ExportConfig, summary: ExportSummary) -> list[str]:
 
 
 def write_card(
-    store: DatasetStore,
     fs,
     out: str,
     cfg: ExportConfig,
     summary: ExportSummary,
     plan: SplitPlan,
     leak: LeakReport,
-    labels: pa.Table,
-    selections: pa.Table,
-    items: pa.Table,
+    stats: CardStats,
     prompt_text: str,
 ) -> None:
     """Write README.md, the plots and LLaMA-Factory's dataset_info.json into ``out``."""
-    split_of = plan.split_of_item
-    dim_counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
+    dim_counts = stats.dim_counts
     stratum_counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
-    agreement: list[float] = []
-    agreement_by_split: dict[str, list[float]] = defaultdict(list)
-    for row in _batches(labels, ["item_id", "dimensions", "agreement"]):
-        split = split_of.get(row["item_id"])
-        if split is None:
-            continue
-        for letter in LETTERS:
-            dim_counts[split].update(row["dimensions"][letter])
-        agreement.append(row["agreement"])
-        agreement_by_split[split].append(row["agreement"])
-    consistency: list[float] = []
-    reasons: Counter = Counter()
-    teachers: Counter = Counter()
-    threshold_set: set[float] = set()
-    for s in _batches(
-        selections, ["item_id", "reason", "consistency", "min_consistency", "teacher_model", "prompt_version"]
-    ):
-        if s["item_id"] not in split_of:
-            continue
-        if s["consistency"] is not None:
-            consistency.append(s["consistency"])
-        reasons[s["reason"]] += 1
-        teachers[(s["teacher_model"], s["prompt_version"])] += 1
-        threshold_set.add(s["min_consistency"])
-    thresholds = sorted(threshold_set)
-    generators = _generator_settings(store, set(split_of), items)
+    thresholds = sorted(stats.thresholds)
+    reasons, teachers = stats.reasons, stats.teachers
+    generators = stats.generator_rows()
     split_of_group = {
         g: plan.split_of_source[s] for s, g in plan.group_of_source.items() if s in plan.split_of_source
     }
     for group, st in plan.stratum_of_group.items():
         stratum_counts[split_of_group[group]][st] += 1
 
-    plots = _plots(fs, out, dim_counts, consistency, agreement, thresholds) if cfg.plots else []
+    plots = (
+        _plots(fs, out, dim_counts, stats.consistency_hist, stats.agreement_hist, thresholds)
+        if cfg.plots
+        else []
+    )
     bytes_per_format: Counter = Counter()
     for rel in summary.files:
         bytes_per_format[rel.split("/")[0]] += fs.size(posixpath.join(out, rel))
@@ -325,7 +344,11 @@ def write_card(
         "",
         _table(
             ["split", "items", "mean agreement"],
-            [[s, len(v), f"{sum(v) / len(v):.3f}"] for s, v in agreement_by_split.items() if v],
+            [
+                [s, stats.agreement_n[s], f"{stats.agreement_sum[s] / stats.agreement_n[s]:.3f}"]
+                for s in SPLITS
+                if stats.agreement_n[s]
+            ],
         ),
         "",
         "Agreement: share of annotators whose best choice equals the consensus label.",
@@ -338,7 +361,7 @@ def write_card(
             ["consistency bin", "items"],
             [
                 [f"[{BINS[i]:.1f}, {BINS[i + 1]:.1f}{']' if i == 9 else ')'}", n]
-                for i, n in enumerate(_hist(consistency))
+                for i, n in enumerate(stats.consistency_hist)
             ],
         ),
         "",
@@ -373,6 +396,7 @@ def write_card(
         f"Leak check on the written files: **{leak.summary()}**.",
         "",
         *_scores_section(cfg, summary),
+        *_provenance_section(summary),
         "## Loading",
         "",
         "```python",

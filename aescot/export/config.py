@@ -43,10 +43,15 @@ class ExportConfig(BaseModel):
         unknown = set(v) - set(SPLITS)
         if unknown or any(x < 0 for x in v.values()) or sum(v.values()) <= 0:
             raise ValueError(f"ratios need keys among {SPLITS}, non-negative with a positive sum; got {v}")
-        return v
+        return {s: v[s] for s in SPLITS if s in v}  # one order, however given (it is printed in the card)
 
     def fingerprint_part(self) -> dict[str, Any]:
         return self.model_dump(exclude={"out", "force", "plots"})
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings that shape the files (not where they go, nor ``force``): what the manifest and the
+        store's ``exports`` table keep, and what ``--as-of`` exports with again."""
+        return self.model_dump(exclude={"out", "force"})
 
 
 @dataclass
@@ -65,3 +70,7 @@ class ExportSummary:
     leak_summary: str = ""
     fingerprint: str = ""
     files: list[str] = field(default_factory=list)
+    export_id: str = ""  # the store tag naming the table versions read: cite it, or pass it to --as-of
+    versions: dict[str, int] = field(default_factory=dict)  # table -> version read
+    created_at: str | None = None  # when this export id was first written (from the store, not the clock)
+    as_of: str | None = None  # the --as-of reference this run read at (None: the live store)

@@ -8,9 +8,20 @@ Output layout (``out`` is a local folder or any fsspec URI)::
     <out>/manifest.json                 input fingerprint, config, counts, leak check (written last)
     <out>/<format>/<split>/<split>-00000-of-00001.parquet
 
-The export is a snapshot. Running it again with unchanged inputs and config does nothing
-(fingerprint in the manifest); with changed inputs it rebuilds in a staging folder and swaps
-each format folder in only when every file is written, so a crash never leaves a mix.
+The export is a snapshot, and says of what: before reading, it tags the current version of every
+table it reads with its id (:mod:`aescot.export.history`) and reads only through that pinned
+view, so concurrent writers cannot mix into it; the id and the versions go into the manifest and
+the card. ``export_dataset(store, cfg, as_of=TAG)`` reads the tagged versions again and writes the
+same files byte for byte (nothing in the output comes from the clock or a random source), and
+writes nothing to the store.
+
+Reads follow the work: the split plan needs the key, source and defect columns of every labelled
+item; everything else (labels, items, selections, the chosen rationales, annotations, candidates
+for the card) is read by key a batch at a time with only the columns used.
+
+Running it again with unchanged inputs and config does nothing (fingerprint in the manifest);
+with changed inputs it rebuilds in a staging folder and swaps each format folder in only when
+every file is written, so a crash never leaves a mix.
 """
 
 from __future__ import annotations
@@ -28,6 +39,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from aescot.errors import ConfigError
+from aescot.export import history
+from aescot.export.batch import BatchRows, read_batch
 from aescot.export.config import ExportConfig, ExportSummary
 from aescot.export.features import FORMATS, LETTERS, features
 from aescot.export.prompt import student_prompt_text
@@ -42,7 +56,11 @@ from aescot.teacher.parse import AnswerFormatError, parse_answer
 from aescot.timeutil import now_iso
 
 STAGE = "export"
-SCORE_FORMATS = frozenset({"scores", "scores_sft"})
+SCORE_FORMATS = history.SCORE_FORMATS
+
+
+class AsOfError(ConfigError, ValueError):
+    """An ``--as-of`` export cannot reproduce what was asked (settings differ from the tagged export's)."""
 
 
 # --- reading inputs -----------------------------------------------------------------------------------
@@ -50,84 +68,55 @@ SCORE_FORMATS = frozenset({"scores", "scores_sft"})
 
 @dataclass
 class _Inputs:
-    labels: pa.Table
-    items: pa.Table
-    selections: pa.Table
-    rationales: pa.Table
+    """What the split plan needs of every labelled item, and nothing else (rows are read per batch)."""
+
+    item_dims: dict[str, tuple[str, list[str]]]  # item -> (source, defect dimensions of its candidates)
     phash: dict[str, str]
     previous: dict[str, str]
-    label_index: dict[str, int]
-    item_index: dict[str, int]
-    selection_index: dict[str, int]
-    rationale_index: dict[str, int]
-    annotations: pa.Table | None = None  # per-annotator rows, read only for the score formats
-    annotation_index: dict[str, int] | None = None
-
-
-def _index(table: pa.Table, key: str) -> dict[str, int]:
-    return {k: i for i, k in enumerate(table.column(key).to_pylist())}
+    missing_items: list[str]  # labelled items without an item record
 
 
 def _read_inputs(store: DatasetStore, cfg: ExportConfig) -> _Inputs:
-    labels = store.read_arrow("labels")
-    items = store.read_arrow("items")
-    selections = store.read_arrow("selections")
-    chosen = (
-        pc.drop_null(selections.column("rationale_id")) if selections.num_rows else pa.array([], pa.string())
-    )
-    rationales = store.read_arrow("rationales", columns=["rationale_id", "item_id", "text"])
-    rationales = rationales.filter(pc.is_in(rationales.column("rationale_id"), value_set=chosen))
+    labels = store.read_arrow("labels", columns=["item_id", "dimensions"])
+    items = store.read_arrow("items", columns=["item_id", "source_id"])
+    keys = labels.select(["item_id"]).append_column("__row", pa.array(range(labels.num_rows), pa.int64()))
+    joined = keys.join(items, "item_id", join_type="left outer", use_threads=False).sort_by("item_id")
+    has_item = pc.is_valid(joined.column("source_id"))
+    missing = joined.filter(pc.invert(has_item)).column("item_id").to_pylist()
+    joined = joined.filter(has_item)
+    dims = labels.column("dimensions").take(joined.column("__row")).combine_chunks()
+    per_letter = [dims.field(k).to_pylist() for k in LETTERS]
+    item_dims: dict[str, tuple[str, list[str]]] = {}
+    for i, (item_id, source_id) in enumerate(
+        zip(joined.column("item_id").to_pylist(), joined.column("source_id").to_pylist(), strict=True)
+    ):
+        item_dims[item_id] = (source_id, [d for lists in per_letter for d in (lists[i] or [])])
     src = store.read_arrow("sources", columns=["source_id", "phash"])
     phash = dict(zip(src.column("source_id").to_pylist(), src.column("phash").to_pylist()))
     previous: dict[str, str] = {}
     if not cfg.resplit:
-        prev = store.read_arrow(SPLITS_TABLE.name)
+        prev = store.read_arrow(SPLITS_TABLE.name, columns=["source_id", "split"])
         previous = dict(zip(prev.column("source_id").to_pylist(), prev.column("split").to_pylist()))
-    annotations = annotation_index = None
+    return _Inputs(item_dims, phash, previous, missing)
+
+
+def _fingerprint(versions: dict[str, int], cfg: ExportConfig, prompt_text: str, plan: SplitPlan) -> str:
+    """SHA-256 over the config, the prompt, the versions of the tables read and the split of every item.
+
+    The remembered splits enter through the plan, not their table's version: the export's own write of
+    new assignments must not make the next run with unchanged inputs rebuild."""
+    head = {
+        "config": cfg.fingerprint_part(),
+        "prompt": prompt_text,
+        "versions": {t: v for t, v in versions.items() if t != SPLITS_TABLE.name},
+    }
     if SCORE_FORMATS & set(cfg.formats):
-        annotations = store.read_arrow(
-            "annotations", columns=["annotation_id", "status", "scores", "updated_at"]
-        )
-        annotation_index = _index(annotations, "annotation_id")
-    return _Inputs(
-        labels,
-        items,
-        selections,
-        rationales,
-        phash,
-        previous,
-        _index(labels, "item_id"),
-        _index(items, "item_id"),
-        _index(selections, "item_id"),
-        _index(rationales, "rationale_id"),
-        annotations,
-        annotation_index,
-    )
-
-
-def _fingerprint(inp: _Inputs, cfg: ExportConfig, prompt_text: str, plan: SplitPlan) -> str:
-    """SHA-256 over the config, the prompt and every input row's identity and version, streamed in sorted
-    Arrow batches (no Python copy of whole tables)."""
-    head = {"config": cfg.fingerprint_part(), "prompt": prompt_text}
-    if inp.annotations is not None:
         head["score_prompt"] = SCORE_PROMPT
     h = hashlib.sha256(canonical_json(head).encode())
-
-    def feed(name: str, t: pa.Table) -> None:
-        h.update(f"\n[{name}]".encode())
-        if t.num_rows:
-            for batch in t.sort_by([(c, "ascending") for c in t.column_names]).to_batches(max_chunksize=8192):
-                h.update(canonical_json(batch.to_pydict()).encode())
-
-    feed("labels", inp.labels.select(["item_id", "updated_at"]))
-    feed("items", inp.items.select(["item_id"]))
-    feed("selections", inp.selections.select(["item_id", "decided_at"]))
-    if inp.annotations is not None:
-        feed("annotations", inp.annotations.select(["annotation_id", "updated_at"]))
-    feed("sources", pa.table({"source_id": list(inp.phash), "phash": list(inp.phash.values())}))
-    feed(
-        "splits", pa.table({"item_id": list(plan.split_of_item), "split": list(plan.split_of_item.values())})
-    )
+    ids = sorted(plan.split_of_item)
+    for start in range(0, len(ids), 8192):
+        part = ids[start : start + 8192]
+        h.update(canonical_json([[i, plan.split_of_item[i]] for i in part]).encode())
     return h.hexdigest()
 
 
@@ -144,34 +133,76 @@ def _image_value(store: DatasetStore, key: str, mode: str) -> dict[str, Any]:
     return {"bytes": None, "path": store.uri(key)}
 
 
-def _plan(store: DatasetStore, inp: _Inputs, cfg: ExportConfig, rejects: list[Reject]) -> SplitPlan:
-    item_dims: dict[str, tuple[str, list[str]]] = {}
-    for item_id, i in inp.label_index.items():
-        j = inp.item_index.get(item_id)
-        if j is None:
-            rejects.append(
-                Reject(STAGE, item_id, "item_missing", "a label exists but its screening item does not")
-            )
-            continue
-        dims = inp.labels.column("dimensions")[i].as_py()
-        item_dims[item_id] = (inp.items.column("source_id")[j].as_py(), [d for k in LETTERS for d in dims[k]])
-    return assign_splits(item_dims, inp.phash, cfg.ratios, cfg.seed, cfg.near_duplicate_bits, inp.previous)
+def _plan(inp: _Inputs, cfg: ExportConfig, rejects: list[Reject]) -> SplitPlan:
+    for item_id in inp.missing_items:
+        rejects.append(
+            Reject(STAGE, item_id, "item_missing", "a label exists but its screening item does not")
+        )
+    return assign_splits(
+        inp.item_dims, inp.phash, cfg.ratios, cfg.seed, cfg.near_duplicate_bits, inp.previous
+    )
 
 
-def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
+def _pin(
+    store: DatasetStore, cfg: ExportConfig, as_of: str | None
+) -> tuple[DatasetStore, str, dict[str, int]]:
+    """The read-only view this export reads through, its id and the versions it pins.
+
+    A normal export tags the current versions of its input tables with its id first. ``as_of`` (a tag
+    an export printed, or an ISO time) reads that snapshot; with a tag the settings must be that
+    export's (the id is recomputed from them and the tagged versions, and must be the tag)."""
+    if as_of is None:
+        versions = history.pinned_versions(store, cfg)
+        eid = history.export_id(versions, cfg)
+        store.tag_versions(eid, versions)
+        return store.at(eid), eid, versions
+    view = store.at(as_of)
+    versions = history.pinned_versions(view, cfg)
+    eid = history.export_id(versions, cfg)
+    if history.EXPORT_ID.match(as_of) and eid != as_of:
+        raise AsOfError(
+            f"the settings given are not those of export {as_of} (they make {eid}): "
+            "export with its recorded settings (aescot export OUT --as-of TAG, without other options)"
+        )
+    return view, eid, versions
+
+
+def _created_at(store: DatasetStore, eid: str, as_of: str | None) -> str | None:
+    """When this export id was first written (recorded in the store), else now for a normal export, or
+    the ``as_of`` time itself for an as-of export of a time no export recorded."""
+    rec = history.recorded(store, eid)
+    if rec is not None:
+        return rec["created_at"]
+    if as_of is None:
+        return now_iso()
+    return history.iso_ref(as_of)
+
+
+def export_as_of(store: DatasetStore, ref: str, out: str, force: bool = False) -> ExportSummary:
+    """Write the export recorded under ``ref`` (an export id) again into ``out``, byte for byte."""
+    rec = history.recorded(store, ref)
+    if rec is None:
+        raise AsOfError(f"no export {ref!r} is recorded in {store.root}: pass its settings with an ISO time")
+    cfg = ExportConfig(**rec["config"], out=out, force=force)
+    return export_dataset(store, cfg, as_of=ref)
+
+
+def export_dataset(store: DatasetStore, config: ExportConfig, as_of: str | None = None) -> ExportSummary:
     """Export every labelled item: SFT (kept items with their rationale), RL and pairs (all labelled items).
 
     Bad items (missing item record, missing image, kept without a rationale) are recorded in the
-    ``rejects`` table with their reason and left out; the run goes on.
+    ``rejects`` table with their reason and left out; the run goes on. ``as_of`` (an export id or an
+    ISO time) reads the store as it was then and writes nothing to it.
     """
     cfg = config
     fs, out = fsspec.core.url_to_fs(cfg.out)
     out = out.rstrip("/")
     prompt_text = student_prompt_text()
-    inp = _read_inputs(store, cfg)
+    view, eid, versions = _pin(store, cfg, as_of)
+    inp = _read_inputs(view, cfg)
     rejects: list[Reject] = []
-    plan = _plan(store, inp, cfg, rejects)
-    fingerprint = _fingerprint(inp, cfg, prompt_text, plan)
+    plan = _plan(inp, cfg, rejects)
+    fingerprint = _fingerprint(versions, cfg, prompt_text, plan)
     manifest_path = posixpath.join(out, "manifest.json")
     if not cfg.force and fs.exists(manifest_path):
         old = json.loads(fs.cat_file(manifest_path))
@@ -185,7 +216,15 @@ def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
                 leak_summary=old["leak"]["summary"],
                 fingerprint=fingerprint,
                 files=old["files"],
+                export_id=old.get("export_id", ""),
+                versions=old.get("versions", {}),
+                created_at=old.get("created_at"),
+                as_of=as_of,
             )
+    created_at = _created_at(store, eid, as_of)
+    from aescot.export.card import CardStats  # matplotlib import only when writing
+
+    stats = CardStats()
 
     for g in plan.conflicts:
         rejects.append(
@@ -227,7 +266,11 @@ def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
             }
             for start in range(0, len(ids), cfg.batch_size):
                 batch = ids[start : start + cfg.batch_size]
-                n = _export_batch(store, inp, cfg, batch, split, prompt_text, writers, rejects, score_counts)
+                rows_of = read_batch(view, batch, want_scores=bool(SCORE_FORMATS & set(cfg.formats)))
+                stats.add(view, split, batch, rows_of)
+                n = _export_batch(
+                    view, rows_of, cfg, batch, split, prompt_text, writers, rejects, score_counts
+                )
                 items_per_split[split] += n
             for f, w in writers.items():
                 if w.rows:
@@ -246,12 +289,13 @@ def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
         if fs.exists(staging):
             fs.rm(staging, recursive=True)
 
-    if plan.new_sources or cfg.resplit:
-        _remember_splits(store, plan, cfg, only_new=not cfg.resplit)
-    if rejects:
-        record_rejects(store, rejects)
+    if as_of is None:  # an as-of export reads a snapshot and leaves the store as it is
+        if plan.new_sources or cfg.resplit:
+            _remember_splits(store, plan, cfg, now_iso(), only_new=not cfg.resplit)
+        if rejects:
+            record_rejects(store, rejects)
 
-    from aescot.export.card import write_card  # matplotlib import only when writing
+    from aescot.export.card import write_card
 
     summary = ExportSummary(
         out=cfg.out,
@@ -266,12 +310,20 @@ def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
         leak_summary=leak.summary(),
         fingerprint=fingerprint,
         files=sorted(final_files),
+        export_id=eid,
+        versions=versions,
+        created_at=created_at,
+        as_of=as_of,
     )
-    write_card(store, fs, out, cfg, summary, plan, leak, inp.labels, inp.selections, inp.items, prompt_text)
+    write_card(fs, out, cfg, summary, plan, leak, stats, prompt_text)
+    if as_of is None:
+        history.record(store, eid, created_at or now_iso(), fingerprint, versions, cfg)
     manifest = {
+        "export_id": eid,
+        "versions": versions,
+        "created_at": created_at,
         "fingerprint": fingerprint,
-        "created_at": now_iso(),
-        "config": cfg.model_dump(),
+        "config": cfg.recorded(),
         "rows": rows,
         "items": summary.items,
         "files": summary.files,
@@ -284,17 +336,9 @@ def export_dataset(store: DatasetStore, config: ExportConfig) -> ExportSummary:
     return summary
 
 
-def _take(table: pa.Table, index: dict[str, int], keys: list[str]) -> dict[str, dict]:
-    present = [k for k in keys if k in index]
-    if not present:
-        return {}
-    rows = table.take(pa.array([index[k] for k in present], pa.int64())).to_pylist()
-    return dict(zip(present, rows))
-
-
 def _export_batch(
     store: DatasetStore,
-    inp: _Inputs,
+    rows_of: BatchRows,
     cfg: ExportConfig,
     batch: list[str],
     split: str,
@@ -303,15 +347,8 @@ def _export_batch(
     rejects: list[Reject],
     score_counts: Counter | None = None,
 ) -> int:
-    labels = _take(inp.labels, inp.label_index, batch)
-    items = _take(inp.items, inp.item_index, batch)
-    selections = _take(inp.selections, inp.selection_index, batch)
-    wanted_r = [s["rationale_id"] for s in selections.values() if s["kept"] and s["rationale_id"]]
-    rationales = _take(inp.rationales, inp.rationale_index, wanted_r)
-    annotations: dict[str, dict] = {}
-    if inp.annotations is not None and SCORE_FORMATS & set(writers):  # only the rows of this batch's labels
-        wanted_a = [a for label in labels.values() for a in label["annotation_ids"]]
-        annotations = _take(inp.annotations, inp.annotation_index or {}, wanted_a)
+    labels, items, selections = rows_of.labels, rows_of.items, rows_of.selections
+    rationales, annotations = rows_of.rationales, rows_of.annotations
     done = 0
     for item_id in batch:
         item, label = items[item_id], labels[item_id]
@@ -476,8 +513,9 @@ def check_export(out: str, store: DatasetStore, near_duplicate_bits: int = 8) ->
     return _check_written(fs, root.rstrip("/"), files, phash, near_duplicate_bits)
 
 
-def _remember_splits(store: DatasetStore, plan: SplitPlan, cfg: ExportConfig, only_new: bool) -> None:
-    at = now_iso()
+def _remember_splits(
+    store: DatasetStore, plan: SplitPlan, cfg: ExportConfig, at: str, only_new: bool
+) -> None:
     sources = plan.new_sources if only_new else sorted(plan.split_of_source)
     store.upsert(
         SPLITS_TABLE.name,
