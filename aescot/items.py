@@ -94,12 +94,12 @@ def known_answer(candidates: list[dict]) -> dict | None:
     return {k: answer[k] for k in ("acceptable", "best", "dimensions")}
 
 
-def iter_planted_answers(
+def iter_item_candidates(
     store: DatasetStore, item_ids: Iterable[str] | None = None, chunk: int = READ_CHUNK
-) -> Iterator[tuple[str, dict]]:
-    """``(item id, planted answer)`` (:func:`planted_answer`) for items whose generator knows it: of
-    ``item_ids``, or of every item. Reads :data:`READ_CHUNK` items and their candidates at a time,
-    by key, with only the columns an answer needs."""
+) -> Iterator[tuple[str, list[dict | None]]]:
+    """``(item id, its candidate rows in letter order A-D)`` (None for a row not found) for
+    ``item_ids``, or every item. Reads ``chunk`` items and their candidates at a time, by key, with
+    only the columns a planted answer needs (:data:`ANSWER_COLUMNS`)."""
     if item_ids is None:
         ids = store.column("items", "item_id").combine_chunks()
     else:
@@ -109,12 +109,19 @@ def iter_planted_answers(
         cids = [c["candidate_id"] for it in items for c in it["candidates"]]
         cand = {r["candidate_id"]: r for r in store.read("candidates", ANSWER_COLUMNS, keys=cids)}
         for item in items:
-            rows = [
-                cand.get(c["candidate_id"]) for c in sorted(item["candidates"], key=lambda c: c["letter"])
-            ]
-            answer = planted_answer(rows) if all(rows) else None
-            if answer is not None:
-                yield item["item_id"], answer
+            letters = sorted(item["candidates"], key=lambda c: c["letter"])
+            yield item["item_id"], [cand.get(c["candidate_id"]) for c in letters]
+
+
+def iter_planted_answers(
+    store: DatasetStore, item_ids: Iterable[str] | None = None, chunk: int = READ_CHUNK
+) -> Iterator[tuple[str, dict]]:
+    """``(item id, planted answer)`` (:func:`planted_answer`) for items whose generator knows it: of
+    ``item_ids``, or of every item, ``chunk`` items at a time (:func:`iter_item_candidates`)."""
+    for iid, rows in iter_item_candidates(store, item_ids, chunk):
+        answer = planted_answer(rows) if all(rows) else None
+        if answer is not None:
+            yield iid, answer
 
 
 def planted_answers(store: DatasetStore, item_ids: Iterable[str] | None = None) -> dict[str, dict]:
@@ -272,6 +279,6 @@ def _build_chunk(store: DatasetStore, group_ids: pa.Array, gold_share: float, re
     for iid in sorted(answers, key=_gold_rank)[: max(0, target - gold_before)]:
         by_id[iid].update(gold=True, known_answer=answers[iid])
         report.gold += 1
-    store.upsert("items", [validate("screening_item", r) for r in rows])
+    store.upsert("items", [validate("screening_item", r) for r in rows], validate=False)  # validated here
     record_rejects(store, rejects)
     report.rejects.extend(rejects)

@@ -279,7 +279,8 @@ def generate_candidates(
     pending_rejects: list[Reject] = []
 
     def flush() -> None:
-        store.upsert("candidates", cand_rows)  # candidates before the ledger row that marks them final
+        # candidates before the ledger row that marks them final (each was validated as it was made)
+        store.upsert("candidates", cand_rows, validate=False)
         store.upsert(GROUPS.name, group_rows, validate=False)
         record_rejects(store, pending_rejects)
         report.rejects.extend(pending_rejects)
