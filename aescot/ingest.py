@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,8 +80,8 @@ class IngestReport:
     ignored: Counter[str] = field(default_factory=Counter)
     rejects: list[Reject] = field(default_factory=list)
     added_ids: list[str] = field(default_factory=list)
-    # where the time went: "index" (near-duplicate index: build, search, extend) and
-    # "key_lookup" (each window's ids looked up in sources)
+    # where the time went: "index" (near-duplicate index: build, search, extend) and "key_lookup"
+    # (each window's ids looked up in sources), wall seconds; "<name>_cpu": that code's CPU seconds
     seconds: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -274,6 +275,21 @@ def decode(item: Loaded, cfg: IngestConfig) -> Prepared | Reject:
     )
 
 
+# --- the stage -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _timed(seconds: Counter[str], name: str) -> Iterator[None]:
+    """Add the wall time of the block to ``seconds[name]`` and this thread's CPU time to
+    ``seconds[name + "_cpu"]`` (the wall time includes waiting for the GIL the decoders hold)."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    try:
+        yield
+    finally:
+        seconds[name] += time.perf_counter() - wall
+        seconds[name + "_cpu"] += time.thread_time() - cpu
+
+
 def _decoded_windows(
     store: DatasetStore, files: list[SourceFile], cfg: IngestConfig, seconds: Counter[str]
 ) -> Iterator[list[Prepared | Known | Reject]]:
@@ -288,11 +304,12 @@ def _decoded_windows(
         for start in range(0, len(files), cfg.batch_size):
             chunk = files[start : start + cfg.batch_size]
             loaded = list(pool.map(load, chunk)) if pool else [load(f) for f in chunk]
-            t0 = time.perf_counter()
-            ids = sorted({x.source_id for x in loaded if isinstance(x, Loaded)})
-            rows = store.read_arrow("sources", columns=["source_id", "original_name"], keys=ids)
-            names = dict(zip(rows.column("source_id").to_pylist(), rows.column("original_name").to_pylist()))
-            seconds["key_lookup"] += time.perf_counter() - t0
+            with _timed(seconds, "key_lookup"):
+                ids = sorted({x.source_id for x in loaded if isinstance(x, Loaded)})
+                rows = store.read_arrow("sources", columns=["source_id", "original_name"], keys=ids)
+                names = dict(
+                    zip(rows.column("source_id").to_pylist(), rows.column("original_name").to_pylist())
+                )
             window: list = []
             for x in loaded:
                 if not isinstance(x, Loaded):
@@ -376,9 +393,8 @@ def ingest(
     if on_discovered:
         on_discovered(len(files))
     radius = cfg.near_duplicate_distance
-    t0 = time.perf_counter()
-    index = _source_index(store, cfg)
-    report.seconds["index"] += time.perf_counter() - t0
+    with _timed(report.seconds, "index"):
+        index = _source_index(store, cfg)
     seen_now: dict[str, str] = {}  # sources added by this call: source id -> path
     batch: list[dict] = []
     pending: list[Reject] = []  # this window's rejects: written with (before) its sources
@@ -393,12 +409,11 @@ def ingest(
         index_hits: list = [None] * len(preps)
         inner: list[list[tuple[int, int]]] = [[] for _ in preps]
         if radius >= 0 and preps:
-            t0 = time.perf_counter()
-            hashes = [p.phash for _, p in preps]
-            index_hits = index.nearest_many(hashes, radius)
-            for i, j, d in radius_search(hashes, None, radius).as_tuples():
-                inner[j].append((d, i))
-            report.seconds["index"] += time.perf_counter() - t0
+            with _timed(report.seconds, "index"):
+                hashes = [p.phash for _, p in preps]
+                index_hits = index.nearest_many(hashes, radius)
+                for i, j, d in radius_search(hashes, None, radius).as_tuples():
+                    inner[j].append((d, i))
         accepted: dict[int, str] = {}  # slot in preps -> source id, for this window
         for k, item in enumerate(window):
             report.seen += 1
@@ -451,9 +466,8 @@ def ingest(
         record_rejects(store, pending)
         report.added += store.upsert("sources", batch)
         if radius >= 0 and batch:
-            t0 = time.perf_counter()
-            index.add_many([r["phash"] for r in batch], [r["source_id"] for r in batch])
-            report.seconds["index"] += time.perf_counter() - t0
+            with _timed(report.seconds, "index"):
+                index.add_many([r["phash"] for r in batch], [r["source_id"] for r in batch])
         batch.clear()
         pending.clear()
     return report

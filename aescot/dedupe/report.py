@@ -105,11 +105,11 @@ def _hash_key(store: DatasetStore, key: str, cfg: DedupeConfig) -> str:
 
 
 def _backlog(store: DatasetStore, table: str, id_col: str, kind: str, done: pa.Table) -> pa.Array:
-    """Ids of ``table`` not yet checked with these settings (a key anti-join, sorted)."""
-    left = store.read_arrow(table, [id_col]).rename_columns(["item_id"])
-    right = done.filter(pc.equal(done.column("kind"), kind)).select(["item_id"])
-    todo = left.join(right, keys="item_id", join_type="left anti", use_threads=False).column("item_id")
-    todo = todo.combine_chunks()
+    """Ids of ``table`` not yet checked with these settings (a key anti-join on projected id
+    columns, sorted)."""
+    ids = store.column(table, id_col).combine_chunks()
+    checked = done.filter(pc.equal(done.column("kind"), kind)).column("item_id").combine_chunks()
+    todo = ids.filter(pc.invert(pc.is_in(ids, value_set=checked))) if len(checked) else ids
     return pc.take(todo, pc.sort_indices(todo))
 
 

@@ -487,7 +487,12 @@ class HammingIndex:
             labels = labels.combine_chunks()
         index = cls()
         for width, (pos, words) in arrow_hashes_to_words(hashes).items():
-            picked = labels.take(pa.array(pos)) if isinstance(labels, pa.Array) else [labels[i] for i in pos]
+            if isinstance(labels, pa.Array):
+                picked = labels.take(pa.array(pos))
+            elif isinstance(labels, np.ndarray):
+                picked = labels[pos]
+            else:
+                picked = [labels[i] for i in pos]
             index._table(width, words.shape[1]).append(words, picked)
             index._n += words.shape[0]
         return index
