@@ -3,7 +3,7 @@
     python bench/ingest_throughput.py [--n 200] [--size 512]
 
 Prints files/s and ms per image for: PIL open+load, PIL + convert + phash, full ingest
-(normalise, mask, phash, PNG encode, content-addressed store, Parquet append), and the ratio.
+(normalise, mask, phash, PNG encode, content-addressed store, Lance upsert), and the ratio.
 """
 
 from __future__ import annotations
