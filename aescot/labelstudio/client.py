@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 import httpx
@@ -158,21 +160,43 @@ def http_client(config: LabelStudioConfig) -> httpx.Client:
     )
 
 
-def get_json(
+def get_response(
     config: LabelStudioConfig, http: httpx.Client, path: str, params: object = None, what: str = ""
-) -> object:
+) -> httpx.Response:
     """GET with retries; HTTP errors other than transient ones raise with the server's message."""
 
-    def once() -> object:
+    def once() -> httpx.Response:
         r = http.get(path, params=params)
         if r.status_code in (429, 502, 503, 504):
             raise ApiError(status_code=r.status_code, body=r.text[:500])
         if r.status_code == 401:
             raise ApiError(status_code=401, body="unauthorized")
         r.raise_for_status()
-        return r.json()
+        return r
 
     return call(config, once, what or f"GET {path}")
+
+
+def get_json(
+    config: LabelStudioConfig, http: httpx.Client, path: str, params: object = None, what: str = ""
+) -> object:
+    return get_response(config, http, path, params, what).json()
+
+
+def server_time(response: httpx.Response) -> datetime | None:
+    """When the server began answering ``response``, by its own clock (the ``Date`` header, whole
+    seconds, less the time the exchange took): a lower bound, as the update stamps it writes use that
+    clock. None without a readable ``Date``."""
+    date = response.headers.get("date")
+    if not date:
+        return None
+    try:
+        stamp = parsedate_to_datetime(date)
+    except (TypeError, ValueError):
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp - response.elapsed
 
 
 def list_tasks(

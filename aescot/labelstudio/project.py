@@ -2,6 +2,13 @@
 its instructions (with their example pictures, served by Label Studio) and its image storage.
 Re-running changes nothing.
 
+Push and collect do not repeat that setup on every run (it costs five round trips, more than a bulk
+import of a thousand tasks): :func:`project_for` returns the project recorded by the last setup when
+the settings aescot wants now hash the same (``labelstudio_projects``), and runs
+:func:`ensure_project` otherwise, or when the server no longer has the recorded project
+(:class:`ProjectGone`). ``aescot labelstudio setup`` always checks the server, and puts back
+settings changed in Label Studio's UI.
+
 Upgrading a project pushed by the first release: its tasks carry the source image under the data
 key ``source`` (which Label Studio 1.23 never loads). Before the new page is set, every task
 lacking :data:`~aescot.labelstudio.labeling.SOURCE_KEY` gets it (a copy of ``source``; nothing is
@@ -12,21 +19,48 @@ says so in ``Project.config_kept``); collect still reads those annotations.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from label_studio_sdk import LabelStudio
 
 from aescot.labelstudio.assets import data_uri, guideline_pictures, guidelines_html, label_config
 from aescot.labelstudio.client import call, http_client, list_tasks, make_client
 from aescot.labelstudio.config import LabelStudioConfig
 from aescot.labelstudio.labeling import LEGACY_SOURCE_KEY, SOURCE_KEY
-from aescot.store import DatasetStore
+from aescot.store import DatasetStore, TableSpec, register_table
+from aescot.timeutil import now_iso
 
 log = logging.getLogger(__name__)
+
+PROJECTS_TABLE = register_table(
+    TableSpec(
+        "labelstudio_projects",
+        ("project_key",),
+        schema=pa.schema(
+            [
+                pa.field("project_key", pa.string()),  # server URL + title
+                pa.field("project_id", pa.int64()),
+                pa.field("project_uid", pa.string()),
+                pa.field("title", pa.string()),
+                pa.field("storage", pa.string()),
+                pa.field("settings_sha", pa.string()),  # of the settings and storage last set up
+                pa.field("checked_at", pa.string()),
+            ]
+        ),
+    )
+)
+
+
+class ProjectGone(RuntimeError):
+    """The recorded project is not on the server any more (deleted): set it up again."""
 
 
 @dataclass
@@ -108,9 +142,11 @@ def _same(current: Any, wanted: Any) -> bool:
 
 
 def _find(client: LabelStudio, config: LabelStudioConfig, title: str) -> Any | None:
-    matches = [
-        p for p in call(config, lambda: list(client.projects.list()), "list projects") if p.title == title
-    ]
+    # filtered by title on the server (it matches substrings) and without the per-project task counts
+    listed = call(
+        config, lambda: list(client.projects.list(title=title, include="id,title")), "list projects"
+    )
+    matches = [p for p in listed if p.title == title]
     if len(matches) > 1:
         raise RuntimeError(
             f"{len(matches)} Label Studio projects are titled {title!r} (ids "
@@ -129,6 +165,15 @@ def _s3_options(config: LabelStudioConfig) -> dict[str, Any]:
         opts["aws_access_key_id"] = config.s3_access_key_id.get_secret_value()
         opts["aws_secret_access_key"] = config.s3_secret_access_key.get_secret_value()
     return opts
+
+
+def storage_ref(store: DatasetStore, config: LabelStudioConfig) -> str:
+    """Where the project's tasks point for images: ``local:<folder>`` or ``s3:``/``gcs:<bucket>/<prefix>``."""
+    kind = storage_kind(store, config)
+    if kind == "local":
+        return f"local:{local_images_dir(store, config)}"
+    bucket, _, prefix = store.root.split("://", 1)[1].partition("/")
+    return f"{kind}:{bucket}/" + f"{prefix.strip('/')}/images".lstrip("/")
 
 
 def _ensure_storage(
@@ -179,7 +224,7 @@ def ensure_project(
     """Create the project (by title) or bring its config/instructions/overlap up to date; attach image storage.
 
     Idempotent: a second call finds everything as wanted and changes nothing (``created`` False,
-    ``changed`` empty).
+    ``changed`` empty). Records the project for :func:`project_for`.
     """
     if storage_kind(store, config) == "local":
         local_images_dir(store, config)  # refuse before creating anything
@@ -187,6 +232,7 @@ def ensure_project(
     wanted = _project_settings(config, store)
     found = _find(client, config, config.project_title)
     created, changed, migrated, kept = False, [], 0, None
+    current = None
     if found is None:
         found = call(
             config, lambda: client.projects.create(title=config.project_title, **wanted), "create project"
@@ -199,12 +245,14 @@ def ensure_project(
             migrated = migrate_task_data(config, found.id)
         if changed:
             kept = _update(client, config, found.id, {k: wanted[k] for k in changed})
-    full = call(config, lambda: client.projects.get(found.id), "get project")
+    full = current if current is not None and not changed else None
+    if full is None:
+        full = call(config, lambda: client.projects.get(found.id), "get project")
     storage = _ensure_storage(client, config, store, full.id)
     created_at = (
         full.created_at.isoformat() if hasattr(full.created_at, "isoformat") else str(full.created_at)
     )
-    return Project(
+    project = Project(
         id=full.id,
         uid=f"{full.id}@{created_at}",
         title=full.title,
@@ -214,6 +262,69 @@ def ensure_project(
         migrated_tasks=migrated,
         config_kept=kept,
     )
+    if kept is None:  # a page Label Studio refused is tried again by the next push, as before
+        _record(store, config, project, settings_sha(wanted, storage))
+    return project
+
+
+def settings_sha(wanted: dict[str, Any], storage: str) -> str:
+    """What setup made true on the server, as one hash: the project settings and the image storage."""
+    text = json.dumps({"settings": wanted, "storage": storage}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _project_key(config: LabelStudioConfig) -> str:
+    return f"{config.url} {config.project_title}"
+
+
+def _record(store: DatasetStore, config: LabelStudioConfig, project: Project, sha: str) -> None:
+    row = {
+        "project_key": _project_key(config),
+        "project_id": project.id,
+        "project_uid": project.uid,
+        "title": project.title,
+        "storage": project.storage,
+        "settings_sha": sha,
+        "checked_at": now_iso(),
+    }
+    store.upsert(PROJECTS_TABLE.name, [row])
+
+
+def forget_project(store: DatasetStore, config: LabelStudioConfig) -> None:
+    """Drop the recorded project (the server no longer has it): the next :func:`project_for` sets up."""
+    store.upsert(
+        PROJECTS_TABLE.name,
+        [
+            {
+                "project_key": _project_key(config),
+                "project_id": None,
+                "project_uid": None,
+                "title": None,
+                "storage": None,
+                "settings_sha": None,
+                "checked_at": now_iso(),
+            }
+        ],
+    )
+
+
+def project_for(store: DatasetStore, config: LabelStudioConfig, client: LabelStudio | None = None) -> Project:
+    """The project as the last setup left it, without a round trip, when the settings aescot wants now
+    are the ones it set then; else :func:`ensure_project`. Callers that get a 404 for the project raise
+    :class:`ProjectGone` and call :func:`forget_project`, then this again."""
+    rows = store.read(
+        PROJECTS_TABLE.name,
+        ["project_id", "project_uid", "title", "storage", "settings_sha"],
+        where=pc.field("project_key") == _project_key(config),
+    )
+    if rows and rows[0]["project_id"] is not None:
+        row = rows[0]
+        storage = storage_ref(store, config)
+        if row["storage"] == storage and row["settings_sha"] == settings_sha(
+            _project_settings(config, store), storage
+        ):
+            return Project(id=row["project_id"], uid=row["project_uid"], title=row["title"], storage=storage)
+    return ensure_project(store, config, client)
 
 
 def _update(
