@@ -7,6 +7,8 @@ from typing import Any
 
 import krippendorff
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from aescot.labelstudio.collect import live_annotations
 from aescot.labelstudio.mapping import DIMENSIONS, LETTERS
@@ -94,10 +96,14 @@ def agreement_report(store: DatasetStore) -> AgreementReport:
         level = "ordinal" if name == "score" else "nominal"
         fields.append(FieldAgreement(name, *_alpha(m, level), level))
 
-    labels = {r["item_id"]: r for r in store.read("labels")}
+    labels = {r["item_id"]: r for r in store.read("labels", ["item_id", "best", "n_annotations"])}
+    per_annotator: dict[str, list[dict[str, Any]]] = {}
+    for anns in by_item.values():
+        for a in anns:
+            per_annotator.setdefault(a["annotator"], []).append(a)
     stats = []
     for name in annotators:
-        mine = [a for anns in by_item.values() for a in anns if a["annotator"] == name]
+        mine = per_annotator[name]
         sub = [a for a in mine if a["status"] == "submitted"]
         leads = [a["lead_time_s"] for a in sub if a["lead_time_s"] is not None]
         judged = [a for a in sub if a["item_id"] in labels and labels[a["item_id"]]["n_annotations"] > 1]
@@ -146,12 +152,13 @@ def gold_report(store: DatasetStore) -> GoldReport:
 
     Gold items that were shown with their known answer pre-filled are excluded (they cannot test anyone).
     """
-    pushed = [r for r in store.read(TASKS_TABLE.name) if r["gold"]]
+    gold = pc.field("gold") == pa.scalar(True)
+    pushed = store.read(TASKS_TABLE.name, ["item_id", "preannotated"], where=gold)
     excluded = {r["item_id"] for r in pushed if r["preannotated"]}
     known = {
         i["item_id"]: i["known_answer"]
-        for i in store.read("items")
-        if i["gold"] and i.get("known_answer") and i["item_id"] not in excluded
+        for i in store.read("items", ["item_id", "known_answer"], where=gold)
+        if i["known_answer"] and i["item_id"] not in excluded
     }
     by_item = live_annotations(store, set(known))
     per: dict[str, list[tuple[dict, dict]]] = {}

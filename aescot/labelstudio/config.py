@@ -60,8 +60,11 @@ class LabelStudioConfig(BaseSettings):
     )
     check_images: bool = Field(True, description="check every image exists in the store before pushing")
     export_chunk: int = Field(500, ge=1, description="task ids per incremental export call")
+    list_page_size: int = Field(1000, ge=1, description="tasks per page when listing what changed")
     cursor_overlap_s: float = Field(
-        2.0, ge=0.0, description="re-read tasks updated this long before the cursor"
+        2.0,
+        ge=0.0,
+        description="re-list tasks stamped this long before the last pull began (writes still in flight then)",
     )
     timeout_s: float = Field(120.0, gt=0)
     deadline_s: float = Field(

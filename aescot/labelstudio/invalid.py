@@ -16,6 +16,8 @@ import logging
 from typing import Any
 
 import httpx
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from aescot.store import DatasetStore, TableSpec, register_table
 from aescot.timeutil import now_iso
@@ -54,8 +56,9 @@ def invalid_record(
 
 
 def pending(store: DatasetStore, project_uid: str) -> list[dict[str, Any]]:
-    """Recorded invalid annotations of this project not yet sent back."""
-    return [r for r in store.read(TABLE.name) if r["project_uid"] == project_uid and not r["requeued"]]
+    """Recorded invalid annotations of this project not yet sent back (only those rows are read)."""
+    where = (pc.field("project_uid") == project_uid) & (pc.field("requeued") == pa.scalar(False))
+    return store.read(TABLE.name, where=where)
 
 
 def send_back(store: DatasetStore, http: httpx.Client, rows: list[dict[str, Any]]) -> int:
@@ -78,6 +81,6 @@ def send_back(store: DatasetStore, http: httpx.Client, rows: list[dict[str, Any]
 
 
 def counts(store: DatasetStore) -> tuple[int, int]:
-    """(invalid annotations recorded, of which sent back to the queue)."""
-    rows = store.read(TABLE.name, columns=["requeued"])
-    return len(rows), sum(1 for r in rows if r["requeued"])
+    """(invalid annotations recorded, of which sent back to the queue): one projected column."""
+    requeued = store.column(TABLE.name, "requeued")
+    return len(requeued), int(pc.sum(requeued).as_py() or 0)

@@ -5,13 +5,21 @@ annotations are handled; consensus labels, Krippendorff's alpha and gold scores 
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
 
 from aescot.contracts import validate
-from aescot.labelstudio import agreement_report, collect_annotations, gold_report, invalid, push_items
-from aescot.labelstudio.mapping import answer_to_result
+from aescot.labelstudio import (
+    agreement_report,
+    collect,
+    collect_annotations,
+    gold_report,
+    invalid,
+    push_items,
+)
+from aescot.labelstudio.mapping import answer_to_result, result_to_answer
 from aescot.labelstudio.push import TASKS_TABLE
 from aescot.status import stage_counts
 from tests.labelstudio.helpers import GOLD_ANSWER, admin, answer, make_items, sign_up
@@ -90,10 +98,11 @@ def test_incremental_collect_snapshots_revisions_and_consensus(ls_store, project
     ann3.annotate(t[2], GOOD)
     second = collect_annotations(ls_store, cfg)
     assert (second.tasks_changed, second.annotations_new, second.annotations_updated) == (2, 1, 1)
-    history = [
-        r for r in ls_store.read("annotations") if r["annotation_id"] == f"labelstudio:{a_edit}"
-    ]
-    assert [(r["revision"], r["best"]) for r in history] == [(0, "A"), (1, "C")]
+    # latest wins in the table (one row per annotation); the first revision stays in its raw snapshot
+    edited = [r for r in ls_store.read("annotations") if r["annotation_id"] == f"labelstudio:{a_edit}"]
+    assert [(r["revision"], r["best"]) for r in edited] == [(1, "C")]
+    before = {a["id"]: a for t in raw for a in t["annotations"]}[a_edit]
+    assert result_to_answer(before["result"])["best"] == "A"
     labels = {r["item_id"]: r for r in ls_store.read("labels")}
     assert labels[regular[0]["item_id"]]["agreement"] == pytest.approx(2 / 3)
     assert labels[regular[2]["item_id"]]["best"] == "A" and second.needs_adjudication == []
@@ -151,17 +160,17 @@ def test_crash_before_the_cursor_moves_repeats_nothing(ls_store, project, monkey
     cfg, regular, _, tasks, (ann1, ann2, _) = project
     ann1.annotate(tasks[regular[0]["item_id"]], GOOD)
     ann2.annotate(tasks[regular[1]["item_id"]], OTHER)
-    real_append = type(ls_store).append
+    real_upsert = type(ls_store).upsert
 
-    def dying_append(self, table, records, validate=True):
+    def dying_upsert(self, table, records, validate=True):
         if table == "labelstudio_task_state":
             raise OSError("disk gone")
-        return real_append(self, table, records, validate)
+        return real_upsert(self, table, records, validate)
 
-    monkeypatch.setattr(type(ls_store), "append", dying_append)
+    monkeypatch.setattr(type(ls_store), "upsert", dying_upsert)
     with pytest.raises(OSError):
         collect_annotations(ls_store, cfg)
-    monkeypatch.setattr(type(ls_store), "append", real_append)
+    monkeypatch.setattr(type(ls_store), "upsert", real_upsert)
     assert len(ls_store.read("labels")) == 2  # labels were written before the crash
     again = collect_annotations(ls_store, cfg)
     assert (again.annotations_new, again.annotations_updated, again.annotations_unchanged) == (0, 0, 2)
@@ -240,3 +249,60 @@ def test_an_invalid_answer_not_sent_back_by_a_dying_pull_is_sent_back_by_the_nex
     assert (report.invalid, report.requeued) == (0, 1)
     assert [r["requeued"] for r in ls_store.read("invalid_annotations")] == [True]
     assert admin(ls_config).tasks.get(task_id).total_annotations == 0
+
+
+def test_a_quiet_recollect_lists_once_exports_nothing_and_later_changes_are_pulled(
+    ls_store, project, monkeypatch
+):
+    """The cursor at work, seen on the wire: with nothing changed a pull is one task-list request
+    (filtered on ``updated_at``) that returns the tied task only, and no export; an edit, a deletion
+    and a new annotation on an already pulled task, all made after the cursor, are exported (those two
+    tasks only) and collected."""
+    cfg, regular, _, tasks, (ann1, ann2, _) = project
+    cfg = cfg.model_copy(update={"cursor_overlap_s": 0.0})  # list from the newest stamp: ties only
+    t0, t1 = (tasks[regular[k]["item_id"]] for k in (0, 1))
+    edited = ann1.annotate(t0, GOOD)
+    deleted = ann2.annotate(t0, GOOD)
+    ann1.annotate(t1, GOOD)
+    time.sleep(1.2)  # the pull's start is read from the Date header, whole seconds: let it pass t1's stamp
+    assert collect_annotations(ls_store, cfg).annotations_new == 3
+
+    wire: list[tuple[str, httpx.QueryParams, int | None]] = []  # (path, query, tasks listed) per request
+
+    def spy(response: httpx.Response) -> None:
+        response.read()
+        listed = len(response.json()["tasks"]) if response.url.path.rstrip("/") == "/api/tasks" else None
+        wire.append((response.url.path, response.url.params, listed))
+
+    real_client = collect.http_client
+
+    def spying_client(config):
+        client = real_client(config)
+        client.event_hooks["response"].append(spy)
+        return client
+
+    monkeypatch.setattr(collect, "http_client", spying_client)
+    quiet = collect_annotations(ls_store, cfg)
+    assert (quiet.tasks_changed, quiet.snapshots, quiet.requests) == (0, [], 1)
+    assert not [w for w in wire if w[0].endswith("/export")]
+    ((path, query, listed),) = [w for w in wire if w[2] is not None]
+    assert path.rstrip("/") == "/api/tasks" and listed == 1  # t1, the newest stamp, listed again
+    assert json.loads(query["query"])["filters"]["items"][0]["filter"] == "filter:tasks:updated_at"
+
+    wire.clear()
+    ann1.edit(edited, OTHER)  # an edit
+    admin(cfg).annotations.delete(deleted)  # a deletion
+    ann2.annotate(t1, GOOD)  # a new annotation on a task pulled before
+    changed = collect_annotations(ls_store, cfg)
+    assert (changed.tasks_changed, changed.annotations_new, changed.annotations_updated) == (2, 1, 1)
+    (export,) = [w for w in wire if w[0].endswith("/export")]
+    assert sorted(int(i) for i in export[1].get_list("ids[]")) == sorted([t0, t1])
+    labels = {r["item_id"]: r for r in ls_store.read("labels")}
+    l0, l1 = labels[regular[0]["item_id"]], labels[regular[1]["item_id"]]
+    assert (l0["method"], l0["n_annotations"], l0["best"]) == ("single", 1, "C")
+    assert l0["annotation_ids"] == [f"labelstudio:{edited}"]
+    assert (l1["method"], l1["n_annotations"]) == ("majority", 2)
+
+    wire.clear()
+    assert collect_annotations(ls_store, cfg).snapshots == []
+    assert not [w for w in wire if w[0].endswith("/export")]
