@@ -1,21 +1,32 @@
 """Push screening items to Label Studio as tasks: bulk, chunked, idempotent by item id.
 
-The internal table ``labelstudio_tasks`` maps (project uid, item id) to the task id. It is
-written right after each chunk's import. If a run dies between the server's commit and that
-write (or the answer is lost), the next run notices that the project holds more tasks than
-the map knows and *reconciles*: it lists the project's tasks (each carries its item id) and
-records them, so nothing is imported twice.
+The internal table ``labelstudio_tasks`` maps (project uid, item id) to the task id; it is written
+right after each chunk's import, from the task ids the import answers with. What to push is one key
+anti-join per run (the items' ids and gold flags against this project's mapped ids); each chunk
+reads its own items' rows only. A steady-state push makes no request but the imports: the project
+comes from :func:`~aescot.labelstudio.project.project_for`.
+
+Nothing is imported twice. Before the first import a run writes the ids it is about to import to
+an *import journal* (``snapshots/labelstudio/imports/``). If a run dies between the server's commit
+and the map's write (or the answer is lost), the next run finds journal ids the map lacks and
+*reconciles*: it lists the project's tasks (each carries its item id) and records them. Within a
+run, a failed import is reconciled before it is retried. The first push to a project the map knows
+nothing of asks the server how many tasks it holds (one request), and ``reconcile=True`` forces the
+listing (a store restored from a backup older than its last push).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
 
 from aescot.ids import derive_id
 from aescot.labelstudio.client import (
@@ -28,13 +39,22 @@ from aescot.labelstudio.client import (
 )
 from aescot.labelstudio.config import LabelStudioConfig
 from aescot.labelstudio.mapping import ITEM_FIELD, answer_to_result, task_data
-from aescot.labelstudio.project import Project, document_root, ensure_project
+from aescot.labelstudio.project import (
+    Project,
+    ProjectGone,
+    document_root,
+    ensure_project,
+    forget_project,
+    project_for,
+)
 from aescot.rejects import Reject, record_rejects
 from aescot.store import DatasetStore, TableSpec, register_table
 from aescot.timeutil import now_iso
 
 log = logging.getLogger(__name__)
 STAGE = "labelstudio.push"
+JOURNAL_PREFIX = "snapshots/labelstudio/imports"
+ITEM_COLUMNS = ["item_id", "source_id", "source_image_key", "candidates", "gold", "known_answer", "generator"]
 
 TASKS_TABLE = register_table(
     TableSpec(
@@ -79,21 +99,38 @@ class PushReport:
     chunks: int = 0
 
 
-def task_map(store: DatasetStore, project: Project) -> dict[str, dict[str, Any]]:
-    """item id -> row of ``labelstudio_tasks`` for this project."""
-    rows = store.read_arrow(TASKS_TABLE.name)
-    if rows.num_rows == 0:
-        return {}
-    return {r["item_id"]: r for r in rows.to_pylist() if r["project_uid"] == project.uid}
+def _mapped(
+    store: DatasetStore, project: Project, columns: list[str], item_ids: Iterable[str] | None = None
+) -> pa.Table:
+    """This project's rows of ``labelstudio_tasks`` (only ``columns``; only ``item_ids`` when given)."""
+    where = pc.field("project_uid") == project.uid
+    if item_ids is not None:
+        where = where & pc.field("item_id").isin(pa.array(list(item_ids), pa.string()))
+    return store.read_arrow(TASKS_TABLE.name, columns, where)
 
 
-def reconcile(
-    store: DatasetStore,
-    config: LabelStudioConfig,
-    project: Project,
-    items_by_id: Mapping[str, dict[str, Any]],
-    known: dict[str, dict[str, Any]],
-) -> tuple[int, list[int]]:
+def _journal_key(project: Project) -> str:
+    return f"{JOURNAL_PREFIX}/{derive_id('labelstudio-import-journal', project.uid)[:24]}.json"
+
+
+def _write_journal(store: DatasetStore, project: Project, item_ids: list[str]) -> None:
+    store.write_json(
+        _journal_key(project), {"project_uid": project.uid, "written_at": now_iso(), "item_ids": item_ids}
+    )
+
+
+def _unrecorded(store: DatasetStore, project: Project) -> int:
+    """How many items of the last run's journal the map still lacks (imported or not: unknown)."""
+    key = _journal_key(project)
+    if not store.exists(key):
+        return 0
+    ids = store.read_json(key).get("item_ids") or []
+    if not ids:
+        return 0
+    return len(set(ids)) - _mapped(store, project, ["item_id"], ids).num_rows
+
+
+def reconcile(store: DatasetStore, config: LabelStudioConfig, project: Project) -> tuple[int, list[int]]:
     """Record tasks the project holds but the map lacks; returns (recovered, duplicate task ids)."""
     with http_client(config) as http:
         tasks = list_tasks(config, http, project.id)
@@ -107,26 +144,26 @@ def reconcile(
             duplicates.append(t["id"])
         else:
             first[iid] = t["id"]
+    known = _mapped(store, project, ["item_id", "task_id"])
+    known_ids = dict(zip(known.column("item_id").to_pylist(), known.column("task_id").to_pylist()))
+    missing = [iid for iid, tid in first.items() if known_ids.get(iid) != tid]
+    gold = store.read_arrow("items", ["item_id", "gold"], keys=missing)
+    gold_of = dict(zip(gold.column("item_id").to_pylist(), gold.column("gold").to_pylist()))
     now = now_iso()
-    rows = []
-    for iid, tid in first.items():
-        if iid not in known or known[iid]["task_id"] != tid:
-            item = items_by_id.get(iid, {})
-            rows.append(
-                {
-                    "project_uid": project.uid,
-                    "item_id": iid,
-                    "project_id": project.id,
-                    "task_id": tid,
-                    "gold": bool(item.get("gold")),
-                    "preannotated": False,
-                    "pushed_at": now,
-                    "recovered": True,
-                }
-            )
+    rows = [
+        {
+            "project_uid": project.uid,
+            "item_id": iid,
+            "project_id": project.id,
+            "task_id": first[iid],
+            "gold": bool(gold_of.get(iid)),
+            "preannotated": False,
+            "pushed_at": now,
+            "recovered": True,
+        }
+        for iid in missing
+    ]
     store.upsert(TASKS_TABLE.name, rows)
-    for r in rows:
-        known[r["item_id"]] = r
     if duplicates:
         log.warning(
             "project %s holds %d duplicate tasks for already-mapped items: %s",
@@ -143,24 +180,26 @@ def _order_key(item_id: str) -> str:
 
 
 def _select(
-    items: list[dict],
-    known: Mapping[str, Any],
-    config: LabelStudioConfig,
-    explicit: bool,
-    all_items_gold: bool,
-) -> tuple[list[dict], int]:
-    todo = [i for i in items if i["item_id"] not in known]
+    todo: pa.Table, mapped: pa.Table, config: LabelStudioConfig, explicit: bool, all_items_gold: bool
+) -> tuple[list[str], int]:
+    """Which of the unpushed items (ids + gold flags) to push now, in task order; and gold held back."""
+    ids = todo.column("item_id").to_pylist()
     if explicit or all_items_gold:
-        return sorted(todo, key=lambda i: _order_key(i["item_id"])), 0
-    regular = [i for i in todo if not i["gold"]]
-    gold = sorted((i for i in todo if i["gold"]), key=lambda i: i["item_id"])
-    mapped_regular = sum(1 for r in known.values() if not r["gold"])
-    mapped_gold = len(known) - mapped_regular
+        return sorted(ids, key=_order_key), 0
+    is_gold = todo.column("gold").to_pylist()
+    regular = [i for i, g in zip(ids, is_gold) if not g]
+    gold = sorted(i for i, g in zip(ids, is_gold) if g)
+    mapped_gold = int(pc.sum(mapped.column("gold")).as_py() or 0)
+    mapped_regular = mapped.num_rows - mapped_gold
     share = config.gold_share
     target = int(share / (1.0 - share) * (mapped_regular + len(regular)) + 0.5)
     n_gold = max(0, min(len(gold), target - mapped_gold))
-    chosen = regular + gold[:n_gold]
-    return sorted(chosen, key=lambda i: _order_key(i["item_id"])), len(gold) - n_gold
+    return sorted(regular + gold[:n_gold], key=_order_key), len(gold) - n_gold
+
+
+def _exists(store: DatasetStore, key: str) -> bool:
+    local = store.local_path(key)
+    return os.path.exists(local) if local is not None else store.exists(key)
 
 
 def _image_problems(store: DatasetStore, item: dict[str, Any], check: bool, seen: set[str]) -> str | None:
@@ -169,7 +208,7 @@ def _image_problems(store: DatasetStore, item: dict[str, Any], check: bool, seen
     if outside:
         return f"image keys outside the store's images/ folder cannot be served: {outside}"
     if check:
-        missing = [k for k in keys if k not in seen and not store.exists(k)]
+        missing = [k for k in keys if k not in seen and not _exists(store, k)]
         seen.update(k for k in keys if k not in missing)
         if missing:
             return f"images missing from the store: {missing}"
@@ -177,13 +216,8 @@ def _image_problems(store: DatasetStore, item: dict[str, Any], check: bool, seen
 
 
 def _payload(
-    item: dict[str, Any],
-    store: DatasetStore,
-    project: Project,
-    config: LabelStudioConfig,
-    prediction: Prediction | None,
+    item: dict[str, Any], store: DatasetStore, project: Project, root, prediction: Prediction | None
 ) -> dict[str, Any]:
-    root = document_root(store, config) if project.storage.startswith("local:") else None
     task: dict[str, Any] = {"data": task_data(item, store, project.storage, root)}
     if prediction is not None:
         pred: dict[str, Any] = {
@@ -207,6 +241,7 @@ def push_items(
     item_ids: Iterable[str] | None = None,
     predictions: Mapping[str, Prediction] | None = None,
     client: LabelStudio | None = None,
+    reconcile_first: bool = False,
 ) -> PushReport:
     """Push items not yet in the project as tasks, in bulk chunks; idempotent by item id.
 
@@ -214,44 +249,89 @@ def push_items(
     gold items are mixed in at ``config.gold_share`` of the pushed tasks (the rest are held back
     for later pushes). ``predictions`` (item id -> :class:`Prediction`) become pre-annotations;
     with ``config.prefill_known_answers`` the known answers of gold items do (those are then not
-    scored as gold). Raises :class:`LabelStudioUnavailable` when the server stays unreachable;
-    every chunk imported before that is recorded, so a re-run resumes.
+    scored as gold). ``reconcile_first`` lists the project's tasks before anything is pushed.
+    Raises :class:`LabelStudioUnavailable` when the server stays unreachable; every chunk imported
+    before that is recorded, so a re-run resumes.
     """
     client = client or make_client(config)
-    project = ensure_project(store, config, client)
+    wanted = None if item_ids is None else list(dict.fromkeys(item_ids))
+    try:
+        project = project_for(store, config, client)
+        return _push(store, config, client, project, wanted, predictions or {}, reconcile_first)
+    except ProjectGone:
+        forget_project(store, config)
+        project = ensure_project(store, config, client)
+        return _push(store, config, client, project, wanted, predictions or {}, reconcile_first)
+
+
+def _push(
+    store: DatasetStore,
+    config: LabelStudioConfig,
+    client: LabelStudio,
+    project: Project,
+    wanted: list[str] | None,
+    preds: Mapping[str, Prediction],
+    reconcile_first: bool,
+) -> PushReport:
     report = PushReport(project_id=project.id)
-    all_items = store.read("items")
-    by_id = {i["item_id"]: i for i in all_items}
-    explicit = item_ids is not None
-    wanted = [by_id[i] for i in dict.fromkeys(item_ids) if i in by_id] if explicit else all_items
-    if explicit:
-        unknown = [i for i in dict.fromkeys(item_ids) if i not in by_id]
-        rejects = [Reject(STAGE, i, "unknown_item", "no such item in the items table") for i in unknown]
+    mapped = _mapped(store, project, ["item_id", "gold"])
+    check = reconcile_first or _unrecorded(store, project) > 0
+    if not check and mapped.num_rows == 0 and not project.created:
+        # a project the map knows nothing of: adopt what it already holds (one request)
+        try:
+            got = call(config, lambda: client.projects.get(project.id), "get project")
+        except ApiError as exc:
+            if exc.status_code == 404:
+                raise ProjectGone(f"Label Studio has no project {project.id}") from None
+            raise
+        check = (got.task_number or 0) > 0
+    if check:
+        report.recovered, report.duplicates_in_project = reconcile(store, config, project)
+        mapped = _mapped(store, project, ["item_id", "gold"])
+
+    # the backlog: one anti-join of the items' ids and gold flags against this project's mapped ids
+    rejects: list[Reject] = []
+    if wanted is not None:
+        candidates = store.read_arrow("items", ["item_id", "gold"], keys=wanted)
+        present = set(candidates.column("item_id").to_pylist())
+        rejects += [
+            Reject(STAGE, i, "unknown_item", "no such item in the items table")
+            for i in wanted
+            if i not in present
+        ]
     else:
-        rejects = []
-    report.considered = len(wanted)
+        candidates = store.read_arrow("items", ["item_id", "gold"])
+    report.considered = candidates.num_rows
+    todo = candidates.join(
+        mapped.select(["item_id"]), keys="item_id", join_type="left anti", use_threads=False
+    )
+    report.already_pushed = report.considered - todo.num_rows
+    all_gold = wanted is None and candidates.num_rows > 0 and bool(pc.all(candidates.column("gold")).as_py())
+    selected, report.gold_held_back = _select(todo, mapped, config, wanted is not None, all_gold)
+    if rejects:
+        record_rejects(store, rejects)
+        report.rejected += len(rejects)
+    if not selected:
+        return report
 
-    known = task_map(store, project)
-    task_number = call(config, lambda: client.projects.get(project.id), "get project").task_number or 0
-    if task_number != len(known):
-        report.recovered, report.duplicates_in_project = reconcile(store, config, project, by_id, known)
-    report.already_pushed = sum(1 for i in wanted if i["item_id"] in known)
-
-    all_gold = bool(all_items) and all(i["gold"] for i in all_items)
-    selected, report.gold_held_back = _select(wanted, known, config, explicit, all_gold)
-    ready, seen = [], set()
-    for item in selected:
-        problem = _image_problems(store, item, config.check_images, seen)
-        if problem:
-            rejects.append(Reject(STAGE, item["item_id"], "image_unavailable", problem, item["source_id"]))
-        else:
-            ready.append(item)
-    report.rejected = len(rejects)
-    record_rejects(store, rejects)
-
-    preds = dict(predictions or {})
-    for chunk in _chunks(ready, config.chunk_size):
-        _import_chunk(store, config, client, project, chunk, preds, known, by_id, report)
+    _write_journal(store, project, selected)  # before the first import: see the module docs
+    root = document_root(store, config) if project.storage.startswith("local:") else None
+    seen: set[str] = set()
+    for chunk_ids in _chunks(selected, config.chunk_size):
+        rows = {r["item_id"]: r for r in store.read("items", ITEM_COLUMNS, keys=chunk_ids)}
+        ready, bad = [], []
+        for iid in chunk_ids:
+            item = rows[iid]
+            problem = _image_problems(store, item, config.check_images, seen)
+            if problem:
+                bad.append(Reject(STAGE, iid, "image_unavailable", problem, item["source_id"]))
+            else:
+                ready.append(item)
+        if bad:
+            record_rejects(store, bad)
+            report.rejected += len(bad)
+        if ready:
+            _import_chunk(store, config, client, project, root, ready, preds, report)
     return report
 
 
@@ -274,25 +354,31 @@ def _import_chunk(
     config: LabelStudioConfig,
     client: LabelStudio,
     project: Project,
+    root,
     chunk: list[dict],
     preds: Mapping[str, Prediction],
-    known: dict[str, dict[str, Any]],
-    by_id: Mapping[str, dict[str, Any]],
     report: PushReport,
 ) -> None:
     """Import one chunk. A transient failure is never blindly retried: first reconcile with what the
     server actually committed, then import only the rest."""
+    todo = chunk
     for attempt in range(config.retry_attempts):
-        todo = [i for i in chunk if i["item_id"] not in known]
+        if attempt:  # after a reconcile: only what the server does not hold yet
+            done = set(
+                _mapped(store, project, ["item_id"], [i["item_id"] for i in chunk]).column(0).to_pylist()
+            )
+            todo = [i for i in chunk if i["item_id"] not in done]
         if not todo:
             return
         pending = [(i, _prediction_for(i, preds, config)) for i in todo]
-        payload = [_payload(i, store, project, config, p) for i, p in pending]
+        payload = [_payload(i, store, project, root, p) for i, p in pending]
         try:
             resp = client.projects.import_tasks(
                 project.id, request=payload, return_task_ids=True, request_options={"max_retries": 0}
             )
         except Exception as exc:
+            if isinstance(exc, ApiError) and exc.status_code == 404:
+                raise ProjectGone(f"Label Studio has no project {project.id}") from None
             if not is_transient(exc):
                 raise
             log.warning(
@@ -302,7 +388,7 @@ def _import_chunk(
                 attempt + 1,
             )
             try:
-                recovered, dups = reconcile(store, config, project, by_id, known)
+                recovered, dups = reconcile(store, config, project)
             except LabelStudioUnavailable:
                 if attempt == config.retry_attempts - 1:
                     raise
@@ -313,7 +399,7 @@ def _import_chunk(
         ids = list(resp.task_ids or [])
         if len(ids) != len(todo):
             # cannot pair ids with items safely: ask the server which task holds which item
-            recovered, _ = reconcile(store, config, project, by_id, known)
+            recovered, _ = reconcile(store, config, project)
             report.pushed += recovered
             continue
         now = now_iso()
@@ -331,8 +417,6 @@ def _import_chunk(
             for (i, p), tid in zip(pending, ids)
         ]
         store.upsert(TASKS_TABLE.name, rows)
-        for r in rows:
-            known[r["item_id"]] = r
         report.pushed += len(rows)
         report.gold_pushed += sum(1 for r in rows if r["gold"])
         report.chunks += 1
