@@ -31,7 +31,9 @@ class ExportConfig(BaseModel):
     rows_per_shard: int = Field(10_000, ge=1)
     row_group_rows: int = Field(256, ge=1)
     row_group_bytes: int = Field(64 * 1024 * 1024, ge=1)
-    batch_size: int = Field(256, ge=1, description="items joined and converted per batch")
+    batch_size: int = Field(
+        1024, ge=1, description="items whose rows are read by key and converted per batch (not in the output)"
+    )
     license: str = Field("other", description="licence field of the dataset card (an SPDX id or 'other')")
     pretty_name: str = "aescot image screening"
     plots: bool = True
@@ -46,12 +48,13 @@ class ExportConfig(BaseModel):
         return {s: v[s] for s in SPLITS if s in v}  # one order, however given (it is printed in the card)
 
     def fingerprint_part(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"out", "force", "plots"})
+        return self.model_dump(exclude={"out", "force", "plots", "batch_size"})
 
     def recorded(self) -> dict[str, Any]:
-        """The settings that shape the files (not where they go, nor ``force``): what the manifest and the
-        store's ``exports`` table keep, and what ``--as-of`` exports with again."""
-        return self.model_dump(exclude={"out", "force"})
+        """The settings that shape the files (not where they go, ``force``, nor the read batch size, which
+        changes no byte): what the manifest and the store's ``exports`` table keep, and what ``--as-of``
+        exports with again."""
+        return self.model_dump(exclude={"out", "force", "batch_size"})
 
 
 @dataclass

@@ -87,6 +87,9 @@ def test_the_second_export_sees_the_new_items_and_its_own_tag_reproduces_it(hist
     assert sum(m2["items"].values()) == 45 > sum(m1["items"].values()) == 30
     summary = export_as_of(store, second, str(tmp_path / "again2"))
     assert summary.export_id == second and _digests(tmp_path / "again2") == _digests(tmp / "second")
+    cfg = ExportConfig(**m2["config"], out=str(tmp_path / "small_batches"), batch_size=7)
+    assert export_dataset(store, cfg, as_of=second).export_id == second  # batches change no byte
+    assert _digests(tmp_path / "small_batches") == _digests(tmp / "second")
 
 
 def test_as_of_keeps_the_splits_the_export_had(history, tmp_path):
