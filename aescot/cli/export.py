@@ -124,9 +124,13 @@ def export_cmd(
         versions = ", ".join(f"{t} v{v}" for t, v in sorted(summary.versions.items()))
         where = f"as of {as_of}: " if as_of else ""
         console.print(f"{where}export [bold]{summary.export_id}[/] read {versions}", soft_wrap=True)
+        again = (
+            summary.export_id
+            if as_of is None or as_of == summary.export_id
+            else f"{as_of} (and these options)"
+        )
         console.print(
-            f"write it again: aescot export NEW_FOLDER --root {store.root} --as-of {summary.export_id}",
-            soft_wrap=True,
+            f"write it again: aescot export NEW_FOLDER --root {store.root} --as-of {again}", soft_wrap=True
         )
     if not summary.leak_ok:
         raise typer.Exit(1)

@@ -162,6 +162,8 @@ def _pin(
         return store.at(eid), eid, versions
     view = store.at(as_of)
     versions = history.pinned_versions(view, cfg)
+    if "labels" not in versions:
+        raise AsOfError(f"{store.root} had no labels as of {as_of}: nothing to export")
     eid = history.export_id(versions, cfg)
     if history.EXPORT_ID.match(as_of) and eid != as_of:
         raise AsOfError(

@@ -118,3 +118,11 @@ def test_as_of_an_unknown_reference_says_so(history, tmp_path):
         app, ["export", str(tmp_path / "x"), "--root", store.root, "--as-of", "export-0000000000000000"]
     )
     assert result.exit_code == 2 and "export-0000000000000000" in result.output
+
+
+def test_as_of_a_time_before_any_label_says_so(history, tmp_path):
+    store, *_ = history
+    result = CliRunner().invoke(
+        app, ["export", str(tmp_path / "x"), "--root", store.root, "--as-of", "2001-01-01T00:00:00"]
+    )
+    assert result.exit_code == 2 and "no labels as of 2001-01-01" in result.output
