@@ -113,13 +113,21 @@ def push_cmd(
     ] = None,
     gold_share: Annotated[float | None, typer.Option(help="Share of pushed tasks that are gold.")] = None,
     chunk_size: Annotated[int | None, typer.Option(help="Tasks per bulk import call.")] = None,
+    reconcile: Annotated[
+        bool,
+        typer.Option(
+            "--reconcile",
+            help="List the project's tasks and record any the dataset does not know of first "
+            "(after restoring the dataset from a backup).",
+        ),
+    ] = False,
 ) -> None:
     """Push screening items not yet in Label Studio as tasks (bulk; re-running pushes nothing twice)."""
     from aescot.labelstudio import push_items
 
     store = open_store(root)
     cfg = _config(store, project, gold_share=gold_share, chunk_size=chunk_size)
-    r = _run(lambda: push_items(store, cfg, item_ids=item))
+    r = _run(lambda: push_items(store, cfg, item_ids=item, reconcile_first=reconcile))
     console.print(
         f"project {r.project_id}: pushed {r.pushed} ({r.gold_pushed} gold, {r.gold_held_back} gold held "
         f"back), already there {r.already_pushed}, recovered {r.recovered}, rejected {r.rejected}"

@@ -9,7 +9,9 @@ whatever the retry loops above it would do. A successful answer resets the clock
 
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -46,11 +48,18 @@ _SILENCE: dict[str, _Silence] = {}
 _LOCK = threading.Lock()
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context per process: making one loads the CA bundle (~20 ms), and a command makes
+    several clients (SDK, plain HTTP)."""
+    return httpx.create_ssl_context()
+
+
 class DeadlineTransport(httpx.HTTPTransport):
     """An HTTP transport that gives up on a server silent for ``deadline_s`` (see the module docs)."""
 
     def __init__(self, config: LabelStudioConfig):
-        super().__init__()
+        super().__init__(verify=_tls())
         self.url = config.url
         self.deadline_s = config.deadline_s
         self.cool_off_s = min(30.0, config.deadline_s)

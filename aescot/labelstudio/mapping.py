@@ -8,6 +8,7 @@ and ``score_<L>``; the first release's ``acceptable`` set is still read.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -32,24 +33,39 @@ def _relative_root(store_root: str, document_root: Path) -> str:
     return "" if rel == "." else rel
 
 
-def image_ref(store: DatasetStore, key: str, storage: str, document_root: Path | None) -> str:
-    """How a task points at an image: Label Studio's local-files URL, or an s3://, gs:// URI it presigns."""
+def image_refs(store: DatasetStore, storage: str, document_root: Path | None) -> Callable[[str], str]:
+    """:func:`image_ref` for many keys of one store and storage: the part common to every key is
+    worked out once (a push refers to five images per task)."""
     if storage.startswith("local:"):
-        return "/data/local-files/?d=" + quote(posixpath.join(_relative_root(store.root, document_root), key))
+        rel = _relative_root(store.root, document_root)
+        head = "/data/local-files/?d=" + (quote(rel) + "/" if rel else "")
+        return lambda key: head + quote(key)
     scheme, _, rest = storage.partition(":")
     bucket, _, prefix = rest.partition("/")
-    assert key.startswith("images/")
-    return f"{'s3' if scheme == 's3' else 'gs'}://{bucket}/{posixpath.join(prefix, key[len('images/') :])}"
+    base = f"{'s3' if scheme == 's3' else 'gs'}://{bucket}/"
+
+    def remote(key: str) -> str:
+        assert key.startswith("images/")
+        return base + posixpath.join(prefix, key[len("images/") :])
+
+    return remote
+
+
+def image_ref(store: DatasetStore, key: str, storage: str, document_root: Path | None) -> str:
+    """How a task points at an image: Label Studio's local-files URL, or an s3://, gs:// URI it presigns."""
+    return image_refs(store, storage, document_root)(key)
 
 
 def task_data(item: dict[str, Any], store: DatasetStore, storage: str, document_root: Path | None) -> dict:
     """Task data: the item id and image references only (never gold flags or known answers)."""
-    data = {
-        ITEM_FIELD: item["item_id"],
-        SOURCE_KEY: image_ref(store, item["source_image_key"], storage, document_root),
-    }
+    return item_data(item, image_refs(store, storage, document_root))
+
+
+def item_data(item: dict[str, Any], refs: Callable[[str], str]) -> dict:
+    """:func:`task_data` with the :func:`image_refs` of the store and storage already made."""
+    data = {ITEM_FIELD: item["item_id"], SOURCE_KEY: refs(item["source_image_key"])}
     for cand in item["candidates"]:
-        data[cand["letter"]] = image_ref(store, cand["image_key"], storage, document_root)
+        data[cand["letter"]] = refs(cand["image_key"])
     return data
 
 

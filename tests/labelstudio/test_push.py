@@ -169,3 +169,52 @@ def test_known_answers_can_prefill_gold_items(ls_store, ls_config):
     assert {r["value"]["choices"][0] for r in preds[0].result if r["from_name"] == "best"} == {
         GOLD_ANSWER["best"]
     }
+
+
+def test_a_push_to_a_set_up_project_makes_no_request_but_its_imports(ls_store, ls_config, monkeypatch):
+    """Once the project is set up and known to the map, a push is its bulk imports and nothing else:
+    no project check, no task count, no listing."""
+    from aescot.labelstudio import project as project_module
+    from aescot.labelstudio import push as push_module
+
+    cfg = ls_config.model_copy(update={"chunk_size": 40})
+    old = make_items(ls_store, 3)
+    push_items(ls_store, cfg)  # the first push: sets up, asks once how many tasks the project holds
+    new = make_items(ls_store, 100)
+    wire: list[tuple[str, str]] = []
+    real_client = push_module.http_client
+
+    def spying_client(config):
+        client = real_client(config)
+        client.event_hooks["request"].append(lambda r: wire.append((r.method, r.url.path)))
+        return client
+
+    def no_setup(config):
+        raise AssertionError("push set the project up again")
+
+    monkeypatch.setattr(push_module, "http_client", spying_client)
+    monkeypatch.setattr(project_module, "make_client", no_setup)
+    report = push_items(ls_store, cfg)
+    assert (report.pushed, report.chunks, report.already_pushed) == (100, 3, 3)
+    assert wire == [("POST", f"/api/projects/{report.project_id}/import")] * 3
+    monkeypatch.undo()
+    _assert_one_task_per_item(ls_store, cfg, report.project_id, {i["item_id"] for i in old + new})
+
+
+def test_a_store_restored_from_an_older_backup_is_reconciled_on_request(ls_store, ls_config, tmp_path):
+    """The map lost the rows of a later push (its tables came back from a backup): ``reconcile_first``
+    (``aescot push --reconcile``) records the tasks the project holds instead of importing them again."""
+    import shutil
+
+    items = make_items(ls_store, 10)
+    push_items(ls_store, ls_config, item_ids=[i["item_id"] for i in items[:4]])
+    backup = tmp_path / "tables-backup"
+    shutil.copytree(ls_store.local_path("tables"), backup)
+    later = push_items(ls_store, ls_config)
+    assert later.pushed == 6
+    shutil.rmtree(ls_store.local_path("tables"))
+    shutil.copytree(backup, ls_store.local_path("tables"))
+    assert len(ls_store.read(TASKS_TABLE.name)) == 4
+    report = push_items(ls_store, ls_config, reconcile_first=True)
+    assert (report.recovered, report.pushed, report.duplicates_in_project) == (6, 0, [])
+    _assert_one_task_per_item(ls_store, ls_config, later.project_id, {i["item_id"] for i in items})
