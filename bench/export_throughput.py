@@ -76,7 +76,11 @@ def run_export(root: str) -> dict:
 
     store = DatasetStore(Path(root) / "ds")
     cfg = ExportConfig(out=str(Path(root) / "out"), formats=["rl"], plots=False)
-    import aescot.export.card  # noqa: F401 - imports are not the export's work (matplotlib is not loaded)
+    # Imports are not the export's work (a trainer process pays them once): the card module (matplotlib
+    # itself is not loaded without plots) and Lance, which the store imports at its first table access.
+    import lance  # noqa: F401
+
+    import aescot.export.card  # noqa: F401
 
     with PeakRSS() as mem:
         t0 = time.perf_counter()
