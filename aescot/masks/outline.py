@@ -1,8 +1,9 @@
 """Drawing a mask so a person can see what "the product" was taken to be.
 
-:func:`outline_image` is a transparent RGBA layer with only the mask's edge drawn (the labeling page
-lays it over the source); :func:`overlay` is the source with the background dimmed and the edge
-drawn (test artefacts, the photo bench).
+:func:`outlined` is the source with a thin outline of the mask drawn on it and nothing else changed
+(for the labeling page's source photo); :func:`outline_image` is that outline alone on a transparent
+RGBA layer (to lay over the source, e.g. on hover); :func:`overlay` is the source with the background
+dimmed and the outline drawn (test artefacts, the photo bench).
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ def outline_image(mask: Image.Image, width: int | None = None, rgb=OUTLINE_RGB) 
     out = np.zeros((*e.shape, 4), np.uint8)
     out[e] = (*rgb, 255)
     return Image.fromarray(out, mode="RGBA")
+
+
+def outlined(img: Image.Image, mask: Image.Image, width: int | None = None, rgb=OUTLINE_RGB) -> Image.Image:
+    """``img`` (RGB) with the mask's edge drawn in ``rgb``; every other pixel is the source's own."""
+    arr = np.asarray(img.convert("RGB")).copy()
+    mask = mask if mask.size == img.size else mask.resize(img.size, Image.Resampling.NEAREST)
+    arr[edge(mask, width)] = rgb
+    return Image.fromarray(arr)
 
 
 def overlay(img: Image.Image, mask: Image.Image | None, dim: float = 0.45) -> Image.Image:

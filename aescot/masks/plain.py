@@ -35,25 +35,29 @@ def fitted_background(rgb: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np
     band's outliers): the plane, every pixel's colour distance from it, the 95th percentile of that
     distance on the band's inliers, and the share of the band that are inliers."""
     h, w, _ = rgb.shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    design = np.stack([np.ones(h * w), xx.ravel() / w, yy.ravel() / h], axis=1)
-    pix = rgb.reshape(-1, 3).astype(np.float64)
-    use = band.ravel().copy()
+    ys, xs = np.nonzero(band)
+    design = np.stack([np.ones(len(ys)), xs / w, ys / h], axis=1)
+    pix = rgb[ys, xs].astype(np.float64)
+    use = np.ones(len(ys), bool)
     for _ in range(2):
         coef, *_ = np.linalg.lstsq(design[use], pix[use], rcond=None)
         resid = np.sqrt(((pix - design @ coef) ** 2).sum(axis=1))
-        r = resid[band.ravel()]
-        use = band.ravel() & (resid <= max(3.0, 3.0 * float(np.median(r))))
+        use = resid <= max(3.0, 3.0 * float(np.median(resid)))
     spread = float(np.percentile(resid[use], 95)) if use.any() else float("inf")
-    share = float(use.sum() / band.sum())
-    return (design @ coef).reshape(h, w, 3), resid.reshape(h, w), spread, share
+    yy = (np.arange(h, dtype=np.float32) / h)[:, None, None]
+    xx = (np.arange(w, dtype=np.float32) / w)[None, :, None]
+    c = coef.astype(np.float32)
+    plane = c[0] + xx * c[1] + yy * c[2]
+    dist = np.sqrt(((rgb - plane) ** 2).sum(axis=2))
+    return plane, dist, spread, float(use.mean())
 
 
 def shadow_like(rgb: np.ndarray, plane: np.ndarray, tolerance: float) -> np.ndarray:
-    """Pixels that are a darker copy of the background there (the same colour scaled down): a cast shadow."""
-    p = rgb.astype(np.float64)
-    k = (p * plane).sum(axis=2) / np.maximum((plane * plane).sum(axis=2), 1e-6)
-    off = np.sqrt(((p - k[..., None] * plane) ** 2).sum(axis=2))
+    """For pixels ``rgb`` (n, 3) over background colours ``plane`` (n, 3): a darker copy of the background
+    there (the same colour scaled down), as a cast shadow is."""
+    p = rgb.astype(np.float32)
+    k = (p * plane).sum(axis=1) / np.maximum((plane * plane).sum(axis=1), 1e-6)
+    off = np.sqrt(((p - k[:, None] * plane) ** 2).sum(axis=1))
     return (k < 0.99) & (k > 0.3) & (off <= tolerance)
 
 
@@ -66,11 +70,13 @@ def plain_foreground(rgb: np.ndarray, cfg: MaskConfig) -> tuple[np.ndarray, int,
     fg = strong
     if weak_threshold < cfg.min_distance and strong.any():
         # grow into weakly different pixels connected to clear ones, but not into a cast shadow's tail
-        weak = (dist > weak_threshold) & ~shadow_like(rgb, plane, max(3.0, 2.5 * spread))
-        labels, _ = ndimage.label(weak)
+        weak = (dist > weak_threshold) & ~strong
+        ys, xs = np.nonzero(weak)
+        weak[ys, xs] = ~shadow_like(rgb[ys, xs], plane[ys, xs], max(3.0, 2.5 * spread))
+        labels, _ = ndimage.label(weak | strong)
         fg = strong | np.isin(labels, np.unique(labels[strong & (labels > 0)]))
     fg = ndimage.binary_opening(fg, iterations=1)
-    return (*keep_main_parts(ndimage.binary_fill_holes(fg)), spread)
+    return (*keep_main_parts(fg), spread)
 
 
 def segment_plain_background(img: Image.Image, cfg: MaskConfig) -> Mask:
