@@ -49,7 +49,8 @@ def make_operator_corpus(folder: Path, products: int = 20, size: int = 96) -> di
 def accounted(store: DatasetStore, expected: dict[str, str | None]) -> dict[str, str | None]:
     """How the store accounts for each input: 'source', a reject reason, or None (lost)."""
     sources = {s["original_name"] for s in store.read("sources", columns=["original_name"])}
-    rejects = {Path(r["subject"]).name: r["reason"] for r in store.read("rejects") if r["stage"] == "ingest"}
+    rows = store.read("rejects", columns=["stage", "subject", "reason"])
+    rejects = {Path(r["subject"]).name: r["reason"] for r in rows if r["stage"] == "ingest"}
     return {name: "source" if name in sources else rejects.get(name) for name in expected}
 
 

@@ -2,10 +2,12 @@
 
 ``python -m tests.faults.stages STAGE ROOT CONTEXT_JSON KILL_AT`` runs in a subprocess; the same
 :func:`run_stage` runs in-process for the reference run and the re-run. ``KILL_AT`` is ``N`` (kill
-right after the N-th write completed) or ``N-`` (kill during the N-th write: its temp file is on disk,
-not yet renamed into place). Writes are counted where they become visible: the store's rename of a
-``.tmp-*`` file, and the export writer's move of a ``*.tmp`` shard to its final name. All of this is
-test instrumentation: the product has no fault hooks.
+right after the N-th write completed) or ``N-`` (kill during the N-th write). Writes are counted
+where they become visible: a table upsert (one Lance commit), the store's rename of a ``.tmp-*``
+file (images, snapshots), and the export writer's move of a ``*.tmp`` shard to its final name.
+Killed during a write, a blob or shard leaves its temp file on disk; an upsert leaves its data
+files written but not committed (what a kill inside lance's merge_insert leaves: files no version
+references). All of this is test instrumentation: the product has no fault hooks.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from typing import Any
 STAGES = ("ingest", "generate", "items", "push", "collect", "rationales", "filter", "export")
 
 
+_pending: dict[str, Callable[[], None]] = {}  # the data files the upsert in progress would leave
+
+
 def _is_write(src: Any) -> bool:
     name = os.path.basename(str(src))
     return name.startswith(".tmp-") or name.endswith(".parquet.tmp")
@@ -31,7 +36,9 @@ def watch_writes(on_write: Callable[[str, str, str], None]) -> Iterator[None]:
     """Call ``on_write(phase, src, dst)`` around every visible write (``phase``: before / after)."""
     from fsspec.implementations.local import LocalFileSystem
 
-    real_replace, real_mv = os.replace, LocalFileSystem.mv
+    from aescot.tables import LanceTables
+
+    real_replace, real_mv, real_upsert = os.replace, LocalFileSystem.mv, LanceTables.upsert
 
     def replace(src, dst, *args, **kwargs):
         if not _is_write(src):
@@ -49,11 +56,31 @@ def watch_writes(on_write: Callable[[str, str, str], None]) -> Iterator[None]:
         on_write("after", str(path1), str(path2))
         return out
 
-    os.replace, LocalFileSystem.mv = replace, mv
+    def upsert(self, table, data, key):
+        if not data.num_rows:
+            return real_upsert(self, table, data, key)
+        uri = self.uri(table)
+        _pending["partial"] = lambda: _uncommitted(uri, data)
+        try:
+            on_write("before", f"table:{table}", uri)
+        finally:
+            _pending.pop("partial", None)
+        out = real_upsert(self, table, data, key)
+        on_write("after", f"table:{table}", uri)
+        return out
+
+    os.replace, LocalFileSystem.mv, LanceTables.upsert = replace, mv, upsert
     try:
         yield
     finally:
-        os.replace, LocalFileSystem.mv = real_replace, real_mv
+        os.replace, LocalFileSystem.mv, LanceTables.upsert = real_replace, real_mv, real_upsert
+
+
+def _uncommitted(uri: str, data: Any) -> None:
+    """Write a batch's data files into a table's folder without committing them."""
+    import lance.fragment
+
+    lance.fragment.write_fragments(data, uri)
 
 
 def kill_at(spec: str) -> Callable[[str, str, str], None]:
@@ -65,6 +92,7 @@ def kill_at(spec: str) -> Callable[[str, str, str], None]:
         if phase == "before":
             count["n"] += 1
             if during and count["n"] == n:
+                _pending.get("partial", lambda: None)()  # an upsert: its data files, uncommitted
                 os.kill(os.getpid(), signal.SIGKILL)
         elif not during and count["n"] == n:
             os.kill(os.getpid(), signal.SIGKILL)

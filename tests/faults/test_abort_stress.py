@@ -1,5 +1,7 @@
-"""Exit codes mean what happened: ``aescot status`` and a column-list store read, run in many processes,
-never abort at exit (pyarrow 26 did, now and then, when Parquet was read through an fsspec handle)."""
+"""Exit codes mean what happened: ``aescot status`` and Lance table reads (a projected scan, a key
+lookup through the index, a backlog anti-join), run in many processes, never abort at exit (pyarrow 26
+did, now and then, when Parquet was read through an fsspec handle; lance, pyarrow and fsspec are all
+loaded in each process here)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from aescot.cli.main import app
 from aescot.doctor import check_store, repair_store
-from aescot.errors import DamagedStore, NoDataset
+from aescot.errors import DamagedStore, NoDataset, StoreError
 from aescot.ingest import ingest
 from aescot.rejects import Reject, record_rejects
 from aescot.samples import write_sample_sources
@@ -73,6 +73,16 @@ def test_a_damaged_data_file_is_one_line_naming_table_file_and_fix(ingested, dam
             line = result.output.strip()
             assert line.startswith("error: table 'sources'") and "aescot doctor" in line, line
             assert str(data_file) in " ".join(result.output.split()), line
+
+
+def test_a_bad_query_on_readable_files_is_not_reported_as_damage(ingested):
+    import pyarrow.compute as pc
+
+    for args in ((["source_id", "source_id"],), (["no_such_column"],), (None, pc.field("nope") == "x")):
+        with pytest.raises(StoreError) as err:
+            ingested.read_arrow("sources", *args)
+        assert not isinstance(err.value, DamagedStore), err.value
+        assert str(err.value).startswith("table sources: read failed:"), err.value
 
 
 def _garble_column(path: Path, column: str) -> None:
