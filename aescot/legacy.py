@@ -8,50 +8,24 @@ and it refuses to run on a store that has nothing left to convert.
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aescot.errors import DamagedStore, StoreError
+from aescot.store import TABLES, DatasetStore
 
-if TYPE_CHECKING:
-    from aescot.store import DatasetStore
-
-__all__ = ["MigrationReport", "legacy_tables", "migrate"]
+__all__ = ["MigrationReport", "legacy_tables", "migrate", "read_legacy"]
 
 BACKUP = "tables/.first-release"
 MARKER = f"{BACKUP}/MIGRATED.json"
 
 
-def _entries(store: DatasetStore, prefix: str) -> list[str]:
-    full = store._full(prefix)
-    try:
-        if not store.fs.isdir(full):
-            return []
-        return sorted(posixpath.basename(p.rstrip("/")) for p in store.fs.ls(full, detail=False))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-def legacy_parts(store: DatasetStore, table: str) -> list[str]:
-    """The part files of a first-release table (keys relative to the root), in write order."""
-    return [
-        f"tables/{table}/{n}"
-        for n in _entries(store, f"tables/{table}")
-        if n.startswith("part-") and n.endswith(".parquet")
-    ]
-
-
 def legacy_tables(store: DatasetStore) -> list[str]:
-    """Names of the tables still in the first-release layout."""
-    names = [
-        n for n in _entries(store, "tables") if not n.startswith((".", "_")) and not n.endswith(".lance")
-    ]
-    return [n for n in names if legacy_parts(store, n)]
+    """Names of the tables of ``store`` still in the first-release layout."""
+    return store.legacy_tables()
 
 
 def read_legacy(store: DatasetStore, table: str, schema: pa.Schema, key: tuple[str, ...]) -> pa.Table:
@@ -59,7 +33,7 @@ def read_legacy(store: DatasetStore, table: str, schema: pa.Schema, key: tuple[s
     from aescot.tables import keep_last
 
     parts = []
-    for k in legacy_parts(store, table):
+    for k in store.legacy_parts(table):
         try:
             t = pq.read_table(store._full(k), filesystem=_arrow_fs(store))
         except (pa.ArrowException, OSError, ValueError) as exc:
@@ -93,9 +67,7 @@ class MigrationReport:
 
 def migrate(store: DatasetStore) -> MigrationReport:
     """Convert every first-release table; raises :class:`StoreError` if there is nothing to do."""
-    from aescot.store import TABLES
-
-    old = legacy_tables(store)
+    old = store.legacy_tables()
     if not old:
         if store.exists(MARKER):
             when = store.read_json(MARKER).get("finished_at", "earlier")
@@ -130,8 +102,6 @@ def migrate(store: DatasetStore) -> MigrationReport:
 
 
 def _verify(store: DatasetStore, tables, name: str, data: pa.Table, key: tuple[str, ...]) -> None:
-    from aescot.store import TABLES
-
     got = tables.read(name, TABLES[name].arrow_schema(), list(key))
     want = data.select(list(key))
     missing = want.join(got, keys=list(key), join_type="left anti").num_rows

@@ -41,7 +41,6 @@ from fsspec.implementations.local import LocalFileSystem
 from aescot.contracts import arrow_schema, validate_many
 from aescot.errors import DamagedStore, NoDataset, StoreError
 from aescot.ids import sha256_bytes
-from aescot.legacy import legacy_tables
 from aescot.tables import LanceTables, TableState, lance_storage_options
 
 __all__ = ["TABLES", "DamagedStore", "DatasetStore", "NoDataset", "StoreError", "TableSpec", "open_store"]
@@ -249,12 +248,33 @@ class DatasetStore:
 
     def _check_layout(self) -> None:
         """Refuse a first-release store (part files) until ``aescot migrate`` has converted it."""
-        old = legacy_tables(self)
+        old = self.legacy_tables()
         if old:
             raise StoreError(
                 f"{self.root} holds first-release tables ({', '.join(old)}) in the old part-file layout; "
                 f"convert them once with: aescot migrate {self.root}"
             )
+
+    def _entries(self, prefix: str) -> list[str]:
+        full = self._full(prefix)
+        try:
+            if not self.fs.isdir(full):
+                return []
+            return sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(full, detail=False))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def legacy_parts(self, table: str) -> list[str]:
+        """The part files of a first-release table (keys relative to the root), in write order."""
+        names = self._entries(f"tables/{table}")
+        return [f"tables/{table}/{n}" for n in names if n.startswith("part-") and n.endswith(".parquet")]
+
+    def legacy_tables(self) -> list[str]:
+        """Tables still in the first-release layout (folders of part files; :mod:`aescot.legacy`)."""
+        names = [
+            n for n in self._entries("tables") if not n.startswith((".", "_")) and not n.endswith(".lance")
+        ]
+        return [n for n in names if self.legacy_parts(n)]
 
     def upsert(self, table: str, records: Iterable[dict[str, Any]] | pa.Table, validate: bool = True) -> int:
         """Insert or replace rows by the table's key, atomically (one commit).
