@@ -39,6 +39,7 @@ from aescot.contracts import validate
 from aescot.dedupe.hashing import DedupeConfig
 from aescot.dedupe.report import near_duplicate_report
 from aescot.ingest import IngestConfig, ingest
+from aescot.neardup import HammingIndex
 from aescot.neardup.search import hashes_to_words, radius_search
 from aescot.samples import render_product_shot
 from aescot.store import TABLES, DatasetStore
@@ -151,7 +152,7 @@ def dedupe_section(tmp: Path, n_store: int, n_new: int, reps: int) -> None:
     print(
         f"   first release's way, per pass: self-search of all {len(hashes)} hashes alone {time.perf_counter() - t0:.2f} s"
     )
-    empty_s, big_s = [], []
+    empty_s, big_s, empty_cpu, big_cpu = [], [], [], []
     start = n_store
     for rep in range(reps):
         new = synthetic_candidates(start, n_new, rng)
@@ -159,16 +160,22 @@ def dedupe_section(tmp: Path, n_store: int, n_new: int, reps: int) -> None:
         runs = [("empty", DatasetStore(tmp / f"dedupe-empty-{rep}")), ("big", big)]
         for name, store in runs if rep % 2 == 0 else runs[::-1]:
             store.upsert("candidates", new)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             report = near_duplicate_report(store, cfg)
-            secs = time.perf_counter() - t0
+            secs, cpu = time.perf_counter() - t0, time.process_time() - c0
             (empty_s if name == "empty" else big_s).append(secs)
+            (empty_cpu if name == "empty" else big_cpu).append(cpu)
             print(
-                f"   rep {rep} {name:>5}: {report.candidates:>7} candidates, {report.checked} checked in {secs:.3f} s",
+                f"   rep {rep} {name:>5}: {report.candidates:>7} candidates, {report.checked} checked in "
+                f"{secs:.3f} s, {cpu:.3f} s CPU",
                 flush=True,
             )
     e, b = statistics.median(empty_s), statistics.median(big_s)
-    print(f"   median: none checked {e:.3f} s, {n_store} checked {b:.3f} s -> {b / e:.2f}x")
+    ec, bc = statistics.median(empty_cpu), statistics.median(big_cpu)
+    print(
+        f"   median wall: none checked {e:.3f} s, {n_store} checked {b:.3f} s -> {b / e:.2f}x; "
+        f"CPU {ec:.3f} s vs {bc:.3f} s -> {bc / ec:.2f}x (the per-pass scans of the id and hash columns)"
+    )
 
 
 def timed_ingest(store: DatasetStore, folder: Path, cfg: IngestConfig):
@@ -199,7 +206,8 @@ def main() -> None:
 
     print("\n1+2. one ingest call into an empty store: index share; first-release index on the same hashes")
     print(
-        f"{'files':>7} {'added':>7} {'ingest s':>9} {'index s':>8} {'share':>7} {'lookup s':>9} {'first-rel s':>12}"
+        f"{'files':>7} {'added':>7} {'wall s':>9} {'index s':>8} {'share':>7} {'cpu s':>7} {'index cpu':>9} "
+        f"{'share':>7} {'lookup s':>9} {'first-release index s':>22}"
     )
     seed = 0
     for n in args.sizes:
@@ -233,7 +241,19 @@ def main() -> None:
         f"   built the big store: {big.count('sources')} rows in {time.perf_counter() - t0:.1f} s, "
         f"compacted to {big.table_state('sources').fragments} fragment(s)"
     )
-    empty_s, big_s, empty_idx, big_idx = [], [], [], []
+    # Option A's cost, alone: the persisted form of the index is the phash column itself
+    t0 = time.perf_counter()
+    cols = big.read_arrow("sources", columns=["source_id", "phash"])
+    t1 = time.perf_counter()
+    index = HammingIndex.from_arrow(cols.column("phash"), cols.column("source_id"))
+    t2 = time.perf_counter()
+    index.nearest_many(cols.column("phash").slice(0, cfg.batch_size).to_pylist(), cfg.near_duplicate_distance)
+    t3 = time.perf_counter()
+    print(
+        f"   index of {len(index)} hashes rebuilt per call: column read {t1 - t0:.3f} s, parse {t2 - t1:.3f} s, "
+        f"first window's search (sorts the levels) {t3 - t2:.3f} s"
+    )
+    empty_s, big_s, empty_idx, big_idx, empty_cpu, big_cpu = [], [], [], [], [], []
     for rep in range(args.reps):
         folder = write_images(tmp / f"new-{rep}", range(seed, seed + args.new), args.image_size)
         seed += args.new
@@ -242,6 +262,7 @@ def main() -> None:
             before = store.count("sources")
             secs, cpu, report = timed_ingest(store, folder, cfg)
             (empty_s if name == "empty" else big_s).append(secs)
+            (empty_cpu if name == "empty" else big_cpu).append(cpu)
             (empty_idx if name == "empty" else big_idx).append(report.seconds["index_cpu"])
             print(
                 f"   rep {rep} {name:>5}: {before:>7} sources before, {report.added} added in {secs:.2f} s, "
@@ -250,9 +271,11 @@ def main() -> None:
                 flush=True,
             )
     e, b = statistics.median(empty_s), statistics.median(big_s)
+    ec, bc = statistics.median(empty_cpu), statistics.median(big_cpu)
     print(
-        f"   median: empty {e:.2f} s, big {b:.2f} s -> {b / e:.2f}x (goal <= 1.2x); "
-        f"index CPU median {statistics.median(empty_idx):.3f} s vs {statistics.median(big_idx):.3f} s"
+        f"   median wall: empty {e:.2f} s, big {b:.2f} s -> {b / e:.2f}x; median CPU: {ec:.2f} s vs {bc:.2f} s "
+        f"-> {bc / ec:.2f}x (goal <= 1.2x); index CPU median {statistics.median(empty_idx):.3f} s vs "
+        f"{statistics.median(big_idx):.3f} s"
     )
     if args.dedupe:
         dedupe_section(tmp, args.store, args.new, args.reps)
