@@ -7,8 +7,8 @@ reads its own items' rows only. A steady-state push makes no request but the imp
 comes from :func:`~aescot.labelstudio.project.project_for`.
 
 Nothing is imported twice. Before each import a run writes the ids it is about to import to the
-project's *import journal* (``snapshots/labelstudio/imports/``), and empties it once every import is
-recorded. If a run dies between the server's commit and the map's write (or the answer is lost), the
+project's *import journal* (``snapshots/labelstudio/imports/``, one file per project, replaced by the
+next chunk). If a run dies between the server's commit and the map's write (or the answer is lost), the
 next run finds journal ids the map lacks and *reconciles*: it lists the project's tasks (each
 carries its item id) and records them. Within a run, a failed import is reconciled before it is
 retried. The first push to a project the map knows nothing of asks the server how many tasks it
@@ -339,7 +339,6 @@ def _push(
         if ready:
             _write_journal(store, project, [i["item_id"] for i in ready])  # before the import: module docs
             _import_chunk(store, config, http, project, refs, ready, preds, report)
-    _write_journal(store, project, [])  # every import recorded
     return report
 
 
