@@ -8,6 +8,7 @@ and ``score_<L>``; the first release's ``acceptable`` set is still read.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +20,7 @@ from aescot.labelstudio.labeling import ACCEPTABLE, FLAWED, SOURCE_KEY
 from aescot.store import DatasetStore
 from aescot.vocab import DIMENSIONS, LETTERS, NONE_ACCEPTABLE, answer_problems, verdict_problems
 
+_URL_SAFE = re.compile(r"[A-Za-z0-9/_.~-]*")  # what quote() leaves as it is
 ITEM_FIELD = "aescot_item"  # the task data key carrying the item id (nothing else about the item is sent)
 
 
@@ -39,7 +41,8 @@ def image_refs(store: DatasetStore, storage: str, document_root: Path | None) ->
     if storage.startswith("local:"):
         rel = _relative_root(store.root, document_root)
         head = "/data/local-files/?d=" + (quote(rel) + "/" if rel else "")
-        return lambda key: head + quote(key)
+        # content-addressed keys (images/ab/<sha256>.png) need no quoting: skip quote() for those
+        return lambda key: head + (key if _URL_SAFE.fullmatch(key) else quote(key))
     scheme, _, rest = storage.partition(":")
     bucket, _, prefix = rest.partition("/")
     base = f"{'s3' if scheme == 's3' else 'gs'}://{bucket}/"

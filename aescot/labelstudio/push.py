@@ -121,15 +121,14 @@ def _write_journal(store: DatasetStore, project: Project, item_ids: list[str]) -
     )
 
 
-def _unrecorded(store: DatasetStore, project: Project) -> int:
-    """How many items of the last run's journal the map still lacks (imported or not: unknown)."""
+def _unrecorded(store: DatasetStore, project: Project, mapped: pa.Table) -> int:
+    """How many items of the journal (the last import of the last run) this project's mapped ids
+    lack: imported or not, the server knows."""
     key = _journal_key(project)
     if not store.exists(key):
         return 0
-    ids = store.read_json(key).get("item_ids") or []
-    if not ids:
-        return 0
-    return len(set(ids)) - _mapped(store, project, ["item_id"], ids).num_rows
+    ids = pa.array(sorted(set(store.read_json(key).get("item_ids") or [])), pa.string())
+    return int(pc.sum(pc.invert(pc.is_in(ids, value_set=mapped.column("item_id")))).as_py() or 0)
 
 
 def reconcile(
@@ -281,7 +280,7 @@ def _push(
 ) -> PushReport:
     report = PushReport(project_id=project.id)
     mapped = _mapped(store, project, ["item_id", "gold"])
-    check = reconcile_first or _unrecorded(store, project) > 0
+    check = reconcile_first or _unrecorded(store, project, mapped) > 0
     if not check and mapped.num_rows == 0 and not project.created:
         # a project the map knows nothing of: adopt what it already holds (one request)
         try:
