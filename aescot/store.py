@@ -360,7 +360,8 @@ class DatasetStore:
     def compact(self, table: str | None = None) -> list[TableState]:
         """Compact one table (or every table): merge fragments, update indexes, drop old versions."""
         names = [table] if table else self.table_names()
-        return [st for name in names if (st := self.tables.compact(name)) is not None]
+        keys = {name: TABLES[name].key if name in TABLES else () for name in names}
+        return [st for name in names if (st := self.tables.compact(name, keys[name])) is not None]
 
     def table_names(self) -> list[str]:
         """The tables that exist in this store (registered ones plus any written by other modules)."""

@@ -44,6 +44,9 @@ if TYPE_CHECKING:  # lance is imported only when a table is touched (CLI start s
 __all__ = ["KEEP_VERSIONS_FOR", "MAX_FRAGMENTS", "Dropped", "LanceTables", "TableState", "keep_last"]
 
 MAX_FRAGMENTS = 32
+# Larger merges into an indexed table exceed lance's default memory pool ("Resources exhausted ...
+# HashJoinInput" at ~100k rows, measured); bigger upserts are committed in chunks of this many rows.
+MAX_UPSERT_ROWS = 50_000
 KEEP_VERSIONS_FOR = timedelta(minutes=5)  # longer than any one scan; exports tag theirs
 SUFFIX = ".lance"
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -135,7 +138,11 @@ class LanceTables:
     # --- writing -----------------------------------------------------------------------------------
 
     def upsert(self, table: str, data: pa.Table, key: Sequence[str]) -> int:
-        """Insert or replace ``data``'s rows by ``key``; returns the rows written."""
+        """Insert or replace ``data``'s rows by ``key``; returns the rows written.
+
+        One commit per call, except above :data:`MAX_UPSERT_ROWS` (a migration, a bulk load): then one
+        commit per chunk, each keyed, so a re-run after a kill finishes the rest without duplicates.
+        """
         if self.pinned is not None:
             raise StoreError("this store is opened at a fixed version (as of an export); it is read-only")
         if not data.num_rows:
@@ -146,17 +153,21 @@ class LanceTables:
             self._create(table, data.schema, key)
             ds = self._open(table)  # ours, or the one another writer created at the same moment
         ds = self._evolve(table, ds, data.schema)
-        try:
-            (
-                ds.merge_insert(list(key))
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .conflict_retries(20)
-                .execute(data)
-            )
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"table {table}: upsert failed: {_short(exc)}") from None
-        self._maintain_if_due(table)
+        for start in range(0, data.num_rows, MAX_UPSERT_ROWS):
+            chunk = data.slice(start, MAX_UPSERT_ROWS)
+            try:
+                (
+                    ds.merge_insert(list(key))
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .conflict_retries(20)
+                    .execute(chunk)
+                )
+            except (OSError, ValueError) as exc:
+                raise StoreError(f"table {table}: upsert failed: {_short(exc)}") from None
+            if start + MAX_UPSERT_ROWS < data.num_rows:
+                ds = self._open(table)
+        self._maintain_if_due(table, key)
         return data.num_rows
 
     def _evolve(self, table: str, ds: lance.LanceDataset, schema: pa.Schema) -> lance.LanceDataset:
@@ -206,16 +217,22 @@ class LanceTables:
             with contextlib.suppress(OSError, ValueError, RuntimeError):  # a concurrent writer won
                 ds.create_scalar_index(key[0], index_type="BTREE")
 
-    def _maintain_if_due(self, table: str) -> None:
+    def _maintain_if_due(self, table: str, key: Sequence[str]) -> None:
         ds = self._open(table)
         if ds is not None and len(ds.get_fragments()) > MAX_FRAGMENTS:
-            self.compact(table)
+            self.compact(table, key)
 
-    def compact(self, table: str, keep_for: timedelta = KEEP_VERSIONS_FOR) -> TableState | None:
-        """Merge small fragments, update the key index, drop old untagged versions."""
+    def compact(
+        self, table: str, key: Sequence[str] = (), keep_for: timedelta = KEEP_VERSIONS_FOR
+    ) -> TableState | None:
+        """Merge small fragments, update the key index (building it if a killed writer never did),
+        drop old untagged versions."""
         ds = self._open(table)
         if ds is None:
             return None
+        if key:
+            self._index(ds, key)
+            ds = self._open(table)
         with contextlib.suppress(OSError, ValueError, RuntimeError):  # a concurrent compaction won
             ds.optimize.compact_files()
         ds = self._open(table)

@@ -291,12 +291,6 @@ def test_a_migration_killed_mid_way_loses_and_duplicates_nothing(tmp_path):
     assert mid_way >= KILLS // 2, "the kills did not land before the migration finished"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lance's merge_insert of ~100k+ rows into a table whose key index covers its rows (any table "
-    "after a compaction) exceeds lance's default memory pool (LANCE_MEM_POOL_SIZE): 'Resources exhausted: "
-    "Additional allocation failed for HashJoinInput'; migrate upserts each table whole",
-)
 def test_a_killed_migration_of_a_large_compacted_table_can_be_re_run(tmp_path):
     """The state a kill leaves after a 150k-row table was converted but before its part files moved
     aside, and a compaction since (``aescot compact``, or 32 upserts): the re-run upserts it whole."""
@@ -313,11 +307,6 @@ def test_a_killed_migration_of_a_large_compacted_table_can_be_re_run(tmp_path):
     assert_exact(DatasetStore(store.root), state(0, 150_000, detail))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a kill between a table's first commit and its key index leaves it without the index for good: "
-    "later upserts and compactions never create it (aescot.tables._create is the only caller of _index)",
-)
 def test_a_table_killed_before_its_key_index_was_built_gets_it_back(tmp_path, monkeypatch):
     import lance  # test instrumentation: the index list
 
