@@ -9,8 +9,9 @@ vs after (aescot.masks' auto backend: plain, then GrabCut), and the cost of the 
    bounding box with the labelled box (>= 0.5 counts as covering the object). Overlays of the "after"
    masks go to ``--out`` (default: a temp dir) with ``table.tsv``.
 2. Cost: both masking N rendered product shots (aescot.samples, plain backdrops: where both use the
-   plain model) and the photos (where "after" adds GrabCut); the ratio after/before, measured in the
-   same run. These machines are noisy: read the ratios, not the seconds.
+   plain model; each shot masked by both in turn, so they share the machine's noise) and the photos
+   (where "after" adds GrabCut); the ratio after/before, measured in the same run. These machines
+   are noisy: read the ratios, not the seconds.
 
 "Before" is ``aescot/mask.py`` as of commit BASELINE (the release before aescot/masks), loaded from git.
 """
@@ -127,9 +128,11 @@ def main() -> None:
     ta = timed(product_mask, photos, rejected)
     print(f"  {len(photos)} photos: before {tb:.2f} s, after {ta:.2f} s, ratio {ta / tb:.2f}")
     for n in args.sizes:
-        shots = [render_product_shot(s, args.render_side)[0] for s in range(n)]
-        tb = timed(lambda i: before.product_mask(i, old_cfg), shots, rejected)
-        ta = timed(product_mask, shots, rejected)
+        tb = ta = 0.0
+        for seed in range(n):  # rendered one at a time (16k shots held at once are ~1.8 GB), timed in turn
+            shot = [render_product_shot(seed, args.render_side)[0]]
+            tb += timed(lambda i: before.product_mask(i, old_cfg), shot, rejected)
+            ta += timed(product_mask, shot, rejected)
         print(
             f"  {n} renders at {args.render_side}px: before {tb:.2f} s, after {ta:.2f} s, ratio {ta / tb:.2f}"
         )
