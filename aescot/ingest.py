@@ -5,8 +5,9 @@ Each file is read once, hashed (its source id), normalised, perceptually hashed 
 Bad files become rejects with a reason; exact and near-duplicate sources are reported and
 skipped; files already ingested are counted and skipped, so re-running adds nothing.
 
-Cost follows the new files: a window of files looks up only its own ids (the key index of
-``sources``), and near-duplicates are found with one :class:`~aescot.neardup.HammingIndex` per
+Cost follows the new files: one scan of the projected ``source_id`` and ``phash`` columns per
+call; a window finds its ids among the store's by binary search and reads by key only those
+present, and near-duplicates are found with one :class:`~aescot.neardup.HammingIndex` per
 call, built from the projected ``phash`` column (the persisted form of the index) and extended
 after each batch commits, so a search costs O(log n) probes per file, not a pass over the store.
 """
@@ -26,6 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 from pydantic import BaseModel, Field
@@ -291,10 +295,15 @@ def _timed(seconds: Counter[str], name: str) -> Iterator[None]:
 
 
 def _decoded_windows(
-    store: DatasetStore, files: list[SourceFile], cfg: IngestConfig, seconds: Counter[str]
+    store: DatasetStore,
+    files: list[SourceFile],
+    cfg: IngestConfig,
+    store_ids: _StoreIds,
+    seconds: Counter[str],
 ) -> Iterator[list[Prepared | Known | Reject]]:
-    """The files in windows of ``batch_size``, in order: each read and hashed, looked up by key in
-    ``sources`` (only that window's ids), and decoded unless already a source.
+    """The files in windows of ``batch_size``, in order: each read and hashed, its id found (or
+    not) among the store's, the ones found read by key for their names, and decoded unless
+    already a source.
 
     One window is decoded ahead while the caller writes the previous one.
     """
@@ -305,11 +314,13 @@ def _decoded_windows(
             chunk = files[start : start + cfg.batch_size]
             loaded = list(pool.map(load, chunk)) if pool else [load(f) for f in chunk]
             with _timed(seconds, "key_lookup"):
-                ids = sorted({x.source_id for x in loaded if isinstance(x, Loaded)})
-                rows = store.read_arrow("sources", columns=["source_id", "original_name"], keys=ids)
-                names = dict(
-                    zip(rows.column("source_id").to_pylist(), rows.column("original_name").to_pylist())
-                )
+                ids = store_ids.present(sorted({x.source_id for x in loaded if isinstance(x, Loaded)}))
+                names: dict[str, str] = {}
+                if ids:
+                    rows = store.read_arrow("sources", columns=["source_id", "original_name"], keys=ids)
+                    names = dict(
+                        zip(rows.column("source_id").to_pylist(), rows.column("original_name").to_pylist())
+                    )
             window: list = []
             for x in loaded:
                 if not isinstance(x, Loaded):
@@ -351,12 +362,44 @@ def _record(store: DatasetStore, p: Prepared) -> dict:
     }
 
 
-def _source_index(store: DatasetStore, cfg: IngestConfig) -> HammingIndex:
-    """The near-duplicate index of the sources in the store, from their projected hash column."""
-    if cfg.near_duplicate_distance < 0:
-        return HammingIndex()
-    cols = store.read_arrow("sources", columns=["source_id", "phash"])
-    return HammingIndex.from_arrow(cols.column("phash"), cols.column("source_id"))
+class _StoreIds:
+    """The source ids in the store when the call began, sorted as fixed-width bytes (one projected
+    key column per call): a window asks which of its ids are there with a binary search, and only
+    those few are read by key (for their original names). Ids added by the call are its own."""
+
+    def __init__(self, column: pa.ChunkedArray | pa.Array):
+        arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        arr = arr.cast(pa.large_string())
+        self.sorted: np.ndarray | None = np.zeros(0, dtype="S64")
+        if len(arr):
+            lengths = pc.utf8_length(arr)
+            if arr.null_count or pc.min(lengths).as_py() != 64 or pc.max(lengths).as_py() != 64:
+                self.sorted = None  # not all SHA-256 hex: every window is looked up by key instead
+            else:
+                start = int(np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset])
+                raw = arr.buffers()[2].to_pybytes()[start : start + 64 * len(arr)]
+                self.sorted = np.sort(np.frombuffer(raw, dtype="S64"))
+
+    def present(self, ids: list[str]) -> list[str]:
+        """The ``ids`` that may be in the store (exactly those, when the ids are SHA-256 hex)."""
+        if self.sorted is None:
+            return ids
+        if not ids or not len(self.sorted):
+            return []
+        q = np.array(ids, dtype="S64")
+        pos = np.minimum(np.searchsorted(self.sorted, q), len(self.sorted) - 1)
+        return [i for i, hit in zip(ids, self.sorted[pos] == q) if hit]
+
+
+def _store_columns(store: DatasetStore, cfg: IngestConfig) -> tuple[_StoreIds, HammingIndex]:
+    """One scan of the projected id (and hash) columns of ``sources``: the ids present when the
+    call began and the near-duplicate index of their hashes."""
+    check = cfg.near_duplicate_distance >= 0
+    cols = store.read_arrow("sources", columns=["source_id", "phash"] if check else ["source_id"])
+    index = (
+        HammingIndex.from_arrow(cols.column("phash"), cols.column("source_id")) if check else HammingIndex()
+    )
+    return _StoreIds(cols.column("source_id")), index
 
 
 def _near(
@@ -393,8 +436,8 @@ def ingest(
     if on_discovered:
         on_discovered(len(files))
     radius = cfg.near_duplicate_distance
-    with _timed(report.seconds, "index"):
-        index = _source_index(store, cfg)
+    with _timed(report.seconds, "index"):  # the id column comes with the hashes, in the same scan
+        store_ids, index = _store_columns(store, cfg)
     seen_now: dict[str, str] = {}  # sources added by this call: source id -> path
     batch: list[dict] = []
     pending: list[Reject] = []  # this window's rejects: written with (before) its sources
@@ -403,7 +446,7 @@ def ingest(
         report.rejects.append(r)
         pending.append(r)
 
-    for window in _decoded_windows(store, files, cfg, report.seconds):
+    for window in _decoded_windows(store, files, cfg, store_ids, report.seconds):
         preps = [(k, x) for k, x in enumerate(window) if isinstance(x, Prepared)]
         slot = {k: j for j, (k, _) in enumerate(preps)}
         index_hits: list = [None] * len(preps)

@@ -126,3 +126,19 @@ def test_near_duplicates_of_an_earlier_call_an_earlier_batch_and_the_same_batch_
     stored = {Path(r["subject"]).name: r["reason"] for r in store.read("rejects")}
     assert stored == {name: reason for name, (reason, _) in got.items()}
     assert store.count("sources") == 4 and report.seconds["index"] > 0
+
+
+def test_store_ids_found_by_binary_search_and_other_ids_looked_up_by_key():
+    import hashlib
+
+    import pyarrow as pa
+
+    from aescot.ingest import _StoreIds
+
+    ids = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(1000)]
+    known = _StoreIds(pa.chunked_array([ids[:600], ids[600:900]]))
+    asked = [ids[0], ids[899], ids[900], ids[999], "f" * 64, "0" * 64]
+    assert known.present(asked) == [ids[0], ids[899]]
+    assert _StoreIds(pa.array([], pa.string())).present(asked) == []
+    odd = _StoreIds(pa.array(["short-id", ids[0]]))  # not all SHA-256 hex: ask the key index for all
+    assert odd.present(asked) == asked
