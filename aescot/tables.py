@@ -45,8 +45,8 @@ __all__ = ["KEEP_VERSIONS_FOR", "MAX_FRAGMENTS", "Dropped", "LanceTables", "Tabl
 
 MAX_FRAGMENTS = 32
 # Larger merges into an indexed table exceed lance's default memory pool ("Resources exhausted ...
-# HashJoinInput" at ~100k rows, measured); bigger upserts are committed in chunks of this many rows.
-MAX_UPSERT_ROWS = 50_000
+# HashJoinInput" at ~100k rows, measured); bigger upserts (migrations) commit in chunks of this many.
+MAX_UPSERT_ROWS = 50_000  # far above any stage batch (tens to thousands), which stay one commit
 KEEP_VERSIONS_FOR = timedelta(minutes=5)  # longer than any one scan; exports tag theirs
 SUFFIX = ".lance"
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

@@ -150,7 +150,7 @@ def test_an_upsert_killed_mid_way_loses_and_duplicates_nothing(tmp_path, existin
         before = state(0, 40_000, "a")
     else:
         DatasetStore(base)
-    lo, hi = (20_000, 80_000) if existing else (0, 60_000)
+    lo, hi = (20_000, 65_000) if existing else (0, 45_000)
     after = state(lo, hi, "b", before)
     reference = tmp_path / "reference"
     shutil.copytree(base, reference)
