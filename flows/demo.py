@@ -81,7 +81,7 @@ class Demo:
         self.steps: dict[str, list[Any]] = {}
         self.login: tuple[str, str, str] | None = None
         self.stand_in = None
-        self.first_run = not (self.root / "tables" / "items").exists()
+        self.first_run = not (self.root / "tables" / "items.lance").exists()
 
     def _timed(self, name: str, fn, *a, **kw):
         t = time.monotonic()
