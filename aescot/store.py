@@ -242,7 +242,7 @@ class DatasetStore:
     def _open_tables(self, check: bool = True) -> LanceTables:
         if check:
             self._check_layout()
-        opts = lance_storage_options(self.fs, self.storage_options) if not self.is_local else None
+        opts = lance_storage_options(self.storage_options) if not self.is_local else None
         self._tables = LanceTables(self.uri("tables"), opts, self.is_local)
         return self._tables
 
@@ -406,11 +406,6 @@ class DatasetStore:
         view._tables.pinned = dict(versions)
         view.as_of = ref
         return view
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _pid_alive(pid: int) -> bool:

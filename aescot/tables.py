@@ -101,18 +101,12 @@ class LanceTables:
         self.storage_options = storage_options or None
         self.is_local = is_local
         self.pinned: dict[str, int | str] | None = None
-        self._session = None
         self.root = self.base.rsplit("/", 1)[0]  # the dataset root (``tables/`` sits in it), for messages
 
     # --- locating ----------------------------------------------------------------------------------
 
     def uri(self, table: str) -> str:
         return f"{self.base}/{table}{SUFFIX}"
-
-    def _exists(self, table: str) -> bool:
-        if self.is_local:
-            return os.path.isdir(os.path.join(self.uri(table), "_versions"))
-        return self._open(table) is not None
 
     def _open(self, table: str, version: int | str | None = None) -> lance.LanceDataset | None:
         """The dataset at its latest (or given) version; None if the table was never written."""
@@ -495,7 +489,7 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def lance_storage_options(fs: Any, storage_options: dict[str, Any] | None) -> dict[str, str] | None:
+def lance_storage_options(storage_options: dict[str, Any] | None) -> dict[str, str] | None:
     """Translate fsspec/s3fs options (and the AWS_* environment) into Lance's object-store options."""
     opts: dict[str, str] = {}
     so = storage_options or {}
