@@ -4,7 +4,8 @@
 
 Grows one store the way the flow does (ingest, synthetic generation, items) to 1k and 16k
 sources (and 128k with ``--full``). The base store is built with the same library calls in
-larger batches (1,024 sources per call, 256 per commit) to save time; then, at each size, one
+larger batches (1,024 sources per call, 256 per commit) to save time, then compacted as the
+flow's own upserts keep it; then, at each size, one
 more normal batch of 32 new sources goes through ingest + generate + items exactly as the flow's
 ``generate`` task runs it, in a fresh child process (as a Prefect worker would), ``--repeats``
 times, each with a fresh batch. The child reports its seconds per stage and its peak RSS
@@ -109,6 +110,11 @@ def build_to(root: Path, work: Path, target: int, size: int, seed: int) -> int:
         gen = generate_candidates(store, GenerateConfig(flush_every=BUILD_FLUSH), added.added_ids)
         build_items(store, gold_share=0.1, group_ids=gen.finished_group_ids)
         shutil.rmtree(folder)  # the store holds its own copies now
+    # A flow's store is compacted by its own upserts every 32 small fragments, so at any time it is
+    # an indexed base plus at most 32 small fragments. The bulk build's fragments are 1,024 rows and
+    # would stay unindexed until then; compact once (``aescot compact``) so the probes see the
+    # flow's state, not the bulk build's.
+    store.compact()
     return seed
 
 
