@@ -20,26 +20,16 @@ import os
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from aescot.errors import DamagedStore, StoreError
-from aescot.store import TABLES, TMP_PREFIX, DatasetStore
+from aescot.store import TABLES, TMP_PREFIX, DatasetStore, register_all_tables
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from aescot.tables import LanceTables
 
-# modules whose import registers the tables they own (so doctor knows their keys)
-_REGISTERING_MODULES = (
-    "aescot.labelstudio.push",
-    "aescot.labelstudio.collect",
-    "aescot.labelstudio.invalid",
-    "aescot.dedupe.report",
-    "aescot.generate.groups",
-    "aescot.export.splits",
-)
 QUARANTINE = "quarantine"
 
 # which command rebuilds a table's rows, for the problems table and the repair report
@@ -50,14 +40,19 @@ REBUILD = {
     "generation_groups": "aescot generate --root {root}",
     "items": "aescot generate --root {root}",
     "near_duplicates": "aescot dedupe --root {root}",
+    "dedupe_hashes": "aescot dedupe --root {root}",
     "labelstudio_tasks": "aescot push --root {root} (tasks already in Label Studio are recovered, not re-sent)",
     "labelstudio_task_state": "aescot collect --root {root}",
+    "labelstudio_cursor": "aescot collect --root {root} (the next collect reads every task once)",
+    "labelstudio_projects": "aescot push --root {root} (the project is found again by its title)",
+    "source_outlines": "aescot push --root {root} (outlines are drawn again for the items pushed next)",
     "annotations": "aescot collect --root {root}",
     "invalid_annotations": "aescot collect --root {root}",
     "labels": "aescot collect --root {root}",
     "rationales": "aescot rationales --root {root}",
     "selections": "aescot filter --root {root}",
     "export_splits": "aescot export <out> --root {root}",
+    "exports": "nothing to rebuild: it lists past exports (their tags are kept; a new export adds a row)",
 }
 
 
@@ -92,11 +87,7 @@ class DoctorReport:
 
 def register_tables() -> None:
     """Import the modules that register their own tables, so their keys and schemas are known."""
-    for module in _REGISTERING_MODULES:
-        try:
-            import_module(module)
-        except ImportError:  # an optional extra not installed: its table is checked by name only
-            pass
+    register_all_tables()
 
 
 def _tables(store: DatasetStore) -> LanceTables:

@@ -7,9 +7,8 @@ rejects by reason) are aggregates over one or two projected columns, never rows 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import import_module
 
-from aescot.store import TABLES, DatasetStore
+from aescot.store import TABLES, DatasetStore, register_all_tables
 from aescot.tables import TableState
 
 # (table, stage label) in pipeline order; tables registered later by other modules are added at the end.
@@ -24,14 +23,21 @@ _ORDER = [
     ("rationales", "rationales"),
     ("selections", "filter decisions"),
 ]
-_REGISTERING_MODULES = ("aescot.labelstudio.push", "aescot.labelstudio.invalid", "aescot.dedupe.report")
-# bookkeeping tables (ledgers, cursors) that say nothing a user counts
-_INTERNAL = {"rejects", "generation_groups", "labelstudio_task_state", "export_splits"}
+# bookkeeping tables (ledgers, cursors, indexes) that say nothing a user counts
+_INTERNAL = {
+    "rejects",
+    "generation_groups",
+    "labelstudio_task_state",
+    "labelstudio_cursor",
+    "labelstudio_projects",
+    "source_outlines",
+    "dedupe_hashes",
+    "export_splits",
+}
 
 
 def _register_tables() -> None:
-    for module in _REGISTERING_MODULES:  # their tables exist only once imported
-        import_module(module)
+    register_all_tables()  # tables owned by other modules exist only once those are imported
 
 
 @dataclass

@@ -129,3 +129,20 @@ def test_a_column_added_to_a_contract_later_reads_as_null_then_fills(store, monk
     row = fresh.read("rejects")[0] | {"note": "added"}
     fresh.upsert("rejects", [row])
     assert sorted(r["note"] or "" for r in fresh.read("rejects")) == ["", "added"]
+
+
+def test_every_registered_table_has_a_rebuild_command_and_a_status_place():
+    """doctor and repair name the command that rebuilds each table's rows; status counts each table
+    or lists it as bookkeeping. A module that registers a table must be in TABLE_MODULES."""
+    from aescot.doctor import REBUILD
+    from aescot.status import _INTERNAL, _ORDER
+    from aescot.store import TABLE_MODULES, register_all_tables
+
+    known = register_all_tables()
+    assert len(known) > 8 and not set(known) - set(REBUILD), set(known) - set(REBUILD)
+    assert not set(REBUILD) - set(known), "a rebuild command for a table nobody registers"
+    assert {t for t, _ in _ORDER} | _INTERNAL <= set(known)
+    import importlib
+
+    for module in TABLE_MODULES:
+        importlib.import_module(module)  # each listed module exists

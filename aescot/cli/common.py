@@ -10,18 +10,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from aescot.errors import EXIT_USAGE, AescotError, exit_code, one_line
 
 if TYPE_CHECKING:  # the store imports pyarrow and fsspec: only commands that open one pay for them
+    from rich.progress import Progress
+
     from aescot.store import DatasetStore
 
 console = Console(stderr=False)
@@ -97,6 +91,15 @@ class App(typer.Typer):
 @contextmanager
 def progress_bar(description: str, total: int | None = None) -> Iterator[Progress]:
     """A rich progress bar (quiet when stdout is not a terminal); ``advance`` via ``bar.advance(task, n)``."""
+    from rich.progress import (  # here, not at start: --help and read commands never draw one
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     columns = [
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -119,6 +119,15 @@ def test_demo_first_run_end_to_end_then_second_run_repeats_nothing(demo_env):
     items = store.read("items", columns=["item_id", "gold"])
     gold = sum(i["gold"] for i in items)
     assert abs(gold / len(items) - GOLD_SHARE) <= 0.05 and 0 < gold < len(items)
+    # every table a whole run writes is known to doctor and repair (its key, schema and rebuild
+    # command): a table its module forgot to list would be checked by name only
+    from aescot.doctor import REBUILD
+    from aescot.store import register_all_tables
+
+    written = {p.name.removesuffix(".lance") for p in (root / "tables").glob("*.lance")}
+    known = register_all_tables()
+    assert written and written <= set(known), written - set(known)
+    assert set(known) <= set(REBUILD), set(known) - set(REBUILD)
 
     tasks_before = store.count("labelstudio_tasks")
     rationales_before = store.count("rationales")
