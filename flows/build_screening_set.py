@@ -29,11 +29,17 @@ def build_screening_set(
         str, Field(min_length=1, description="dataset root: a folder or an fsspec URI")
     ] = "aescot-data",
     sources: Annotated[list[str] | None, Field(description="folders, globs or manifests to ingest")] = None,
-    generator: Literal["synthetic", "diffusers"] = "synthetic",
+    generator: Annotated[
+        Literal["synthetic", "diffusers", "latency"],
+        Field(description="latency: a benchmark stand-in that waits seconds_per_call like a GPU call"),
+    ] = "synthetic",
     model: Annotated[
         str | None, Field(description="diffusers model id or folder (generator=diffusers)")
     ] = None,
     steps: Annotated[int, Field(ge=1, le=200)] = 30,
+    seconds_per_call: Annotated[
+        float, Field(ge=0, le=600, description="generator=latency: seconds one generator call waits")
+    ] = 0.5,
     batch_size: Annotated[int, Field(ge=1, le=1000, description="sources per generation task")] = 32,
     gpu_slots: Annotated[int, Field(ge=1, le=64, description="generation tasks at once across all runs")] = 1,
     labelstudio: Annotated[bool, Field(description="push items to Label Studio and collect labels")] = True,
@@ -60,7 +66,7 @@ def build_screening_set(
 
     pending = tasks.sources_without_items(store.root)
     batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
-    gen_config = tasks.generation_config(generator, model, steps)
+    gen_config = tasks.generation_config(generator, model, steps, seconds_per_call)
     made = []
     for wave in range(0, len(batches), gpu_slots):  # no more batches in flight than GPU slots: none idles
         futures = tasks.generate_batch.map(

@@ -15,3 +15,9 @@ def ensure_limit(name: str, limit: int) -> None:
     """Create or resize a global concurrency limit (shared by every run on the same Prefect API)."""
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name(name=name, limit=limit)
+
+
+def active_slots(name: str) -> int:
+    """Slots of a global concurrency limit held now (a killed holder's slot counts until its lease lapses)."""
+    with get_client(sync_client=True) as client:
+        return client.read_global_concurrency_limit_by_name(name).active_slots

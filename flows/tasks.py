@@ -67,12 +67,13 @@ def sources_without_items(root: str) -> list[str]:
     return DatasetStore(root).backlog("sources", "items", on="source_id").to_pylist()
 
 
-def generation_config(generator: str, model: str | None, steps: int) -> str:
+def generation_config(generator: str, model: str | None, steps: int, seconds_per_call: float = 0.5) -> str:
     """The generation settings as JSON (a task input, so part of the cache key)."""
     cfg = GenerateConfig(backend=generator)
     if model:
         cfg.diffusers.model = model
     cfg.diffusers.steps = steps
+    cfg.latency.seconds_per_call = seconds_per_call
     return cfg.model_dump_json()
 
 

@@ -18,7 +18,11 @@ def _given(**options: object) -> dict[str, object]:
 def generate_cmd(
     root: RootOption = DEFAULT_ROOT,
     backend: Annotated[
-        str, typer.Option(help="synthetic (known defects, no model) or diffusers.")
+        str,
+        typer.Option(
+            help="synthetic (known defects, no model), diffusers, or latency (a benchmark stand-in for a "
+            "GPU: waits --seconds-per-call, writes small synthetic images)."
+        ),
     ] = "synthetic",
     model: Annotated[
         str | None, typer.Option(help="diffusers: hub id or local folder of an inpainting pipeline.")
@@ -32,6 +36,9 @@ def generate_cmd(
     strength: Annotated[float, typer.Option(help="diffusers: strength.")] = 1.0,
     batch_size: Annotated[int, typer.Option(help="diffusers: images per pipeline call.")] = 4,
     device: Annotated[str, typer.Option(help="diffusers: auto, cuda, mps or cpu.")] = "auto",
+    seconds_per_call: Annotated[
+        float, typer.Option(help="latency: seconds each generator call waits, as a GPU call would.")
+    ] = 0.5,
     seed: Annotated[int, typer.Option(help="Base seed every candidate seed derives from.")] = 0,
     threshold: Annotated[
         int | None,
@@ -44,11 +51,11 @@ def generate_cmd(
     from pydantic import ValidationError
 
     from aescot.dedupe.hashing import DedupeConfig
-    from aescot.generate import DiffusersConfig, GenerateConfig, generate_candidates
+    from aescot.generate import DiffusersConfig, GenerateConfig, LatencyConfig, generate_candidates
     from aescot.items import build_items
 
-    if backend not in ("synthetic", "diffusers"):
-        fail(f"unknown backend {backend!r}: use synthetic or diffusers")
+    if backend not in ("synthetic", "diffusers", "latency"):
+        fail(f"unknown backend {backend!r}: use synthetic, diffusers or latency")
     store = open_store(root)
     try:
         diff = DiffusersConfig(
@@ -64,6 +71,7 @@ def generate_cmd(
         cfg = GenerateConfig(
             backend=backend,
             diffusers=diff,
+            latency=LatencyConfig(seconds_per_call=seconds_per_call),
             base_seed=seed,
             dedupe=DedupeConfig(**_given(threshold=threshold), max_regenerations=max_regenerations),
         )

@@ -1,4 +1,5 @@
-"""Candidate generation: the ``Generator`` interface, the synthetic and diffusers backends, the stage.
+"""Candidate generation: the ``Generator`` interface, the synthetic, diffusers and latency (benchmark)
+backends, the stage.
 
 >>> from aescot.generate import GenerateConfig, generate_candidates
 >>> report = generate_candidates(store, GenerateConfig(backend="synthetic"))
@@ -6,6 +7,7 @@
 
 from aescot.generate.base import GeneratedImage, GenerationError, Generator, SourceImage
 from aescot.generate.diffusion import DiffusersConfig, DiffusersGenerator, ModelNotAvailable
+from aescot.generate.latency import LatencyConfig, LatencyGenerator
 from aescot.generate.stage import (
     GenerateConfig,
     GenerateReport,
@@ -24,6 +26,8 @@ __all__ = [
     "GeneratedImage",
     "GenerationError",
     "Generator",
+    "LatencyConfig",
+    "LatencyGenerator",
     "ModelNotAvailable",
     "SourceImage",
     "SyntheticConfig",

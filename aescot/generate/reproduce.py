@@ -16,6 +16,7 @@ from PIL import Image
 from aescot.generate.base import Generator
 from aescot.generate.diffusion import DiffusersConfig, DiffusersGenerator
 from aescot.generate.groups import GROUPS
+from aescot.generate.latency import LatencyConfig, LatencyGenerator
 from aescot.generate.stage import SOURCE_COLUMNS, load_source
 from aescot.generate.synthetic import SyntheticConfig, SyntheticGenerator
 from aescot.ids import sha256_bytes
@@ -35,6 +36,8 @@ def generator_for(group: dict, params: dict, device: str | None = None) -> Gener
     fp = json.loads(group["config"])["generator"]
     if group["generator"] == "synthetic":
         return SyntheticGenerator(SyntheticConfig(plan=fp["plan"]))
+    if group["generator"] == "latency":  # the same pixels without the wait
+        return LatencyGenerator(LatencyConfig(seconds_per_call=0, size=fp["size"]))
     if group["generator"] == "diffusers":
         cfg = DiffusersConfig(
             **fp,

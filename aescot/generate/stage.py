@@ -26,6 +26,7 @@ from aescot.dedupe.hashing import DedupeConfig, group_duplicates, hash_image
 from aescot.generate.base import GeneratedImage, GenerationError, Generator, SourceImage
 from aescot.generate.diffusion import DiffusersConfig, DiffusersGenerator, ModelNotAvailable
 from aescot.generate.groups import GROUPS
+from aescot.generate.latency import LatencyConfig, LatencyGenerator
 from aescot.generate.synthetic import SyntheticConfig, SyntheticGenerator
 from aescot.ids import candidate_id, canonical_json, derive_id
 from aescot.images import encode_png
@@ -43,9 +44,10 @@ SOURCE_COLUMNS = ["source_id", "image_key", "mask_key", "product"]  # what gener
 class GenerateConfig(BaseModel):
     """Which backend, its settings, seeds and dedupe."""
 
-    backend: Literal["synthetic", "diffusers"] = "synthetic"
+    backend: Literal["synthetic", "diffusers", "latency"] = "synthetic"
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     diffusers: DiffusersConfig = Field(default_factory=DiffusersConfig)
+    latency: LatencyConfig = Field(default_factory=LatencyConfig)
     dedupe: DedupeConfig = Field(default_factory=DedupeConfig)
     base_seed: int = Field(0, ge=0, description="changes every derived seed; keep it to reproduce a set")
     flush_every: int = Field(
@@ -57,6 +59,8 @@ def make_generator(config: GenerateConfig) -> Generator:
     """The configured backend."""
     if config.backend == "diffusers":
         return DiffusersGenerator(config.diffusers)
+    if config.backend == "latency":
+        return LatencyGenerator(config.latency)
     return SyntheticGenerator(config.synthetic)
 
 
