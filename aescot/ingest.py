@@ -5,11 +5,19 @@ Each file is read once, hashed (its source id), normalised, perceptually hashed 
 Bad files become rejects with a reason; exact and near-duplicate sources are reported and
 skipped; files already ingested are counted and skipped, so re-running adds nothing.
 
+A near-duplicate is a file whose grey pHash is within ``near_duplicate_distance`` bits of a
+source's *and* whose colour signature (:func:`aescot.neardup.colour_hash`, a hue histogram) is
+within ``colour_distance`` percent of that source's: the same product in another colour is another source, a re-encoded or
+resized copy is not. A source stored before colour signatures (null ``colour_hash``) is compared
+on the grey hash alone.
+
 Cost follows the new files: one scan of the projected ``source_id`` and ``phash`` columns per
 call; a window finds its ids among the store's by binary search and reads by key only those
 present, and near-duplicates are found with one :class:`~aescot.neardup.HammingIndex` per
 call, built from the projected ``phash`` column (the persisted form of the index) and extended
 after each batch commits, so a search costs O(log n) probes per file, not a pass over the store.
+The index is searched on the pHash only; the colour check is applied to its matches (each index
+row carries its source's colour signature as part of its label).
 """
 
 from __future__ import annotations
@@ -37,7 +45,14 @@ from pydantic import BaseModel, Field
 from aescot.ids import sha256_bytes
 from aescot.images import ImageLimits, ImageRejected, encode_png, normalise_image
 from aescot.mask import MaskConfig, MaskError, product_mask
-from aescot.neardup import HammingIndex, get_hasher, radius_search
+from aescot.neardup import (
+    HammingIndex,
+    colour_difference,
+    colour_hash,
+    colour_match,
+    get_hasher,
+    radius_search,
+)
 from aescot.rejects import Reject, count_reasons, record_rejects
 from aescot.store import DatasetStore
 from aescot.timeutil import now_iso
@@ -45,6 +60,14 @@ from aescot.timeutil import now_iso
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 MASK_SUFFIX = ".mask"  # sidecar masks: photo.png -> photo.mask.png
 STAGE = "ingest"
+# Measured by bench/colour_pairs.py (120 rendered products at 256 and at 128 px, 256-bit pHash
+# within 12 bits): the JPEG q75 and 70 % resized copies the grey rule merges are 0-13 % apart in
+# colour, a product recoloured (hue +90 or +180 degrees) 22-100 % (and 148 of 328 recolour pairs are
+# grey-near: the grey rule alone merges them). Every threshold from 13 to 21 % merges all 480
+# grey-near copies and none of the recolours or distinct products (480 errors over both sizes, all
+# of them 2-4 % crops the 12-bit grey radius never reaches, against 628 for the grey rule alone);
+# 17 is the middle of that range.
+COLOUR_DISTANCE = 17
 
 
 class IngestConfig(BaseModel):
@@ -58,6 +81,12 @@ class IngestConfig(BaseModel):
     hash_size: int = Field(16, ge=4, le=32, description="pHash side; the hash has hash_size**2 bits")
     near_duplicate_distance: int = Field(
         12, ge=-1, description="Hamming radius (bits) for near-duplicate sources; -1 turns the check off"
+    )
+    colour_distance: int = Field(
+        COLOUR_DISTANCE,
+        ge=-1,
+        description="a grey-near pair is one source only if its colour signatures are at most this many "
+        "percent apart (another colour: another source); -1: the grey pHash alone",
     )
     batch_size: int = Field(
         128, ge=1, description="files per window, written in one commit (a crash loses at most one batch)"
@@ -84,6 +113,8 @@ class IngestReport:
     ignored: Counter[str] = field(default_factory=Counter)
     rejects: list[Reject] = field(default_factory=list)
     added_ids: list[str] = field(default_factory=list)
+    # files added although grey-near a source, because their colour differs (a recoloured product)
+    colour_kept: int = 0
     # where the time went: "index" (near-duplicate index: build, search, extend) and "key_lookup"
     # (each window's ids looked up in sources), wall seconds; "<name>_cpu": that code's CPU seconds
     seconds: Counter[str] = field(default_factory=Counter)
@@ -212,6 +243,7 @@ class Prepared:
     original_mode: str | None
     notes: list[str]
     phash: str
+    colour_hash: str
 
 
 def _read(path: str) -> bytes:
@@ -276,6 +308,7 @@ def decode(item: Loaded, cfg: IngestConfig) -> Prepared | Reject:
         original_mode=norm.original_mode,
         notes=norm.notes,
         phash=get_hasher(cfg.hash_method, cfg.hash_size).hash(img),
+        colour_hash=colour_hash(img),
     )
 
 
@@ -357,6 +390,7 @@ def _record(store: DatasetStore, p: Prepared) -> dict:
         "original_mode": p.original_mode,
         "notes": p.notes,
         "phash": p.phash,
+        "colour_hash": p.colour_hash,
         "product": p.file.product,
         "ingested_at": now_iso(),
     }
@@ -393,25 +427,62 @@ class _StoreIds:
 
 def _store_columns(store: DatasetStore, cfg: IngestConfig) -> tuple[_StoreIds, HammingIndex]:
     """One scan of the projected id (and hash) columns of ``sources``: the ids present when the
-    call began and the near-duplicate index of their hashes."""
+    call began and the near-duplicate index of their hashes, each labelled ``{"id": source id,
+    "colour": colour signature}`` (null colour: a row stored before colour signatures, or the
+    colour check off)."""
     check = cfg.near_duplicate_distance >= 0
-    cols = store.read_arrow("sources", columns=["source_id", "phash"] if check else ["source_id"])
-    index = (
-        HammingIndex.from_arrow(cols.column("phash"), cols.column("source_id")) if check else HammingIndex()
-    )
-    return _StoreIds(cols.column("source_id")), index
+    colour = check and cfg.colour_distance >= 0
+    names = ["source_id", "phash", "colour_hash"][: 1 + check + colour]
+    cols = store.read_arrow("sources", columns=names)
+    ids = cols.column("source_id").combine_chunks()
+    index = HammingIndex()
+    if check:
+        colours = cols.column("colour_hash").combine_chunks() if colour else pa.nulls(len(ids), pa.string())
+        labels = pa.StructArray.from_arrays(
+            [ids.cast(pa.string()), colours.cast(pa.string())], ["id", "colour"]
+        )
+        index = HammingIndex.from_arrow(cols.column("phash"), labels)
+    return _StoreIds(ids), index
+
+
+@dataclass(frozen=True)
+class _Near:
+    """The source a file is a near-duplicate of: its id, grey bits and colour difference in percent
+    (None: compared on the grey hash alone)."""
+
+    source_id: str
+    bits: int
+    colour: int | None
+
+    def detail(self, cfg: IngestConfig) -> str:
+        grey = f"perceptual hash within {self.bits} bits of source {self.source_id[:12]}"
+        if cfg.colour_distance < 0:
+            return grey
+        if self.colour is None:
+            return grey + " (it has no colour signature: compared on the grey hash alone)"
+        return grey + f", colour signatures {self.colour}% apart"
+
+
+def _index_hit(hits: list[tuple[dict, int]], colour: str, cfg: IngestConfig) -> tuple[_Near | None, bool]:
+    """The nearest of a file's index matches (grey-near sources, nearest first) whose colour
+    matches too, and whether a grey-near source was passed over for its colour."""
+    for label, d in hits:
+        if colour_match(colour, label["colour"], cfg.colour_distance):
+            c = colour_difference(colour, label["colour"]) if cfg.colour_distance >= 0 else None
+            return _Near(str(label["id"]), d, c), False
+    return None, bool(hits)
 
 
 def _near(
-    index_hit: tuple[object, int] | None, inner: list[tuple[int, int]], accepted: dict[int, str]
-) -> tuple[str, int] | None:
-    """The nearest of a file's index hit and its in-window partners accepted before it, as
-    ``(source id, bits)``; equally near, the earlier source wins."""
-    best = (index_hit[1], -1, str(index_hit[0])) if index_hit else None
-    for d, i in inner:
+    index_hit: _Near | None, inner: list[tuple[int, int, int | None]], accepted: dict[int, str]
+) -> _Near | None:
+    """The nearest of a file's index hit and its in-window partners accepted before it (``(bits,
+    slot, colour difference)``, colours already matched); equally near, the earlier source wins."""
+    best = (index_hit.bits, -1, index_hit) if index_hit else None
+    for d, i, c in inner:
         if i in accepted and (best is None or (d, i) < best[:2]):
-            best = (d, i, accepted[i])
-    return (best[2], best[0]) if best else None
+            best = (d, i, _Near(accepted[i], d, c))
+    return best[2] if best else None
 
 
 def ingest(
@@ -426,7 +497,8 @@ def ingest(
     Files go in windows of ``batch_size``: each window's ids are looked up by key, its new files
     decoded, checked for near-duplicates against one index of the store's sources (built once
     per call from the projected ``phash`` column, extended after each batch commits) and against
-    the window's earlier files, and its rows written in one commit. Images are written before the
+    the window's earlier files (grey pHash within ``near_duplicate_distance``, then colour
+    signature within ``colour_distance`` on those matches only), and its rows written in one commit. Images are written before the
     rows that reference them: a crash loses at most one batch of work, and a re-run completes it
     without duplicates.
     """
@@ -449,14 +521,21 @@ def ingest(
     for window in _decoded_windows(store, files, cfg, store_ids, report.seconds):
         preps = [(k, x) for k, x in enumerate(window) if isinstance(x, Prepared)]
         slot = {k: j for j, (k, _) in enumerate(preps)}
-        index_hits: list = [None] * len(preps)
-        inner: list[list[tuple[int, int]]] = [[] for _ in preps]
+        index_hits: list[_Near | None] = [None] * len(preps)
+        inner: list[list[tuple[int, int, int | None]]] = [[] for _ in preps]
+        recoloured = [False] * len(preps)  # grey-near a source of another colour
         if radius >= 0 and preps:
             with _timed(report.seconds, "index"):
                 hashes = [p.phash for _, p in preps]
-                index_hits = index.nearest_many(hashes, radius)
+                colours = [p.colour_hash for _, p in preps]
+                for j, hits in enumerate(index.search(hashes, radius)):
+                    index_hits[j], recoloured[j] = _index_hit(hits, colours[j], cfg)
                 for i, j, d in radius_search(hashes, None, radius).as_tuples():
-                    inner[j].append((d, i))
+                    if colour_match(colours[i], colours[j], cfg.colour_distance):
+                        c = colour_difference(colours[i], colours[j]) if cfg.colour_distance >= 0 else None
+                        inner[j].append((d, i, c))
+                    else:
+                        recoloured[j] = True
         accepted: dict[int, str] = {}  # slot in preps -> source id, for this window
         for k, item in enumerate(window):
             report.seen += 1
@@ -488,16 +567,9 @@ def ingest(
                 else:
                     report.already_present += 1
             elif radius >= 0 and (near := _near(index_hits[slot[k]], inner[slot[k]], accepted)):
-                reject(
-                    Reject(
-                        STAGE,
-                        item.file.path,
-                        "near_duplicate",
-                        f"perceptual hash within {near[1]} bits of source {near[0][:12]}",
-                        near[0],
-                    )
-                )
+                reject(Reject(STAGE, item.file.path, "near_duplicate", near.detail(cfg), near.source_id))
             else:
+                report.colour_kept += recoloured[slot[k]]
                 batch.append(_record(store, item))
                 seen_now[item.source_id] = item.file.path
                 accepted[slot[k]] = item.source_id
@@ -510,7 +582,10 @@ def ingest(
         report.added += store.upsert("sources", batch)
         if radius >= 0 and batch:
             with _timed(report.seconds, "index"):
-                index.add_many([r["phash"] for r in batch], [r["source_id"] for r in batch])
+                index.add_many(
+                    [r["phash"] for r in batch],
+                    [{"id": r["source_id"], "colour": r["colour_hash"]} for r in batch],
+                )
         batch.clear()
         pending.clear()
     return report

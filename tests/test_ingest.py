@@ -142,3 +142,123 @@ def test_store_ids_found_by_binary_search_and_other_ids_looked_up_by_key():
     assert _StoreIds(pa.array([], pa.string())).present(asked) == []
     odd = _StoreIds(pa.array(["short-id", ids[0]]))  # not all SHA-256 hex: ask the key index for all
     assert odd.present(asked) == asked
+
+
+# --- colour-aware near-duplicates ------------------------------------------------------------------
+
+
+def _box(colour: tuple[int, int, int]):
+    """A product box on a studio-grey backdrop: the same shape whatever its colour."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (256, 256), (236, 236, 232))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([70, 60, 190, 220], fill=colour)
+    draw.rectangle([70, 170, 190, 190], fill=(245, 245, 245))  # a label band
+    return img
+
+
+RED, BLUE = (200, 40, 40), (50, 80, 250)  # about the same grey level
+
+
+def test_a_blue_and_a_red_box_of_the_same_shape_are_two_sources(store, tmp_path):
+    from aescot.neardup import get_hasher, hamming
+
+    cfg = IngestConfig(workers=1)
+    phash = get_hasher(cfg.hash_method, cfg.hash_size)
+    # the grey hash alone cannot tell them apart: this is what the colour signature is for
+    assert hamming(phash.hash(_box(RED)), phash.hash(_box(BLUE))) <= cfg.near_duplicate_distance
+    folder = tmp_path / "boxes"
+    folder.mkdir()
+    (folder / "red.png").write_bytes(_png_bytes(_box(RED)))
+    (folder / "blue.png").write_bytes(_png_bytes(_box(BLUE)))
+    report = ingest(store, [str(folder)], cfg)
+    assert report.added == 2 and not report.rejects and report.colour_kept == 1
+    rows = store.read("sources", columns=["original_name", "colour_hash"])
+    assert sorted(r["original_name"] for r in rows) == ["blue.png", "red.png"]
+    assert all(r["colour_hash"] and len(r["colour_hash"]) == 24 for r in rows)
+    # in another call too (the store's index, not just the window): a green box is a third source
+    green = tmp_path / "green"
+    green.mkdir()
+    (green / "green.png").write_bytes(_png_bytes(_box((40, 160, 40))))
+    assert ingest(store, [str(green)], cfg).added == 1
+    # with the colour check off the grey rule merges them, as it did before
+    other = tmp_path / "off"
+    other.mkdir()
+    (other / "blue-again.png").write_bytes(_png_bytes(_box((52, 80, 250))))
+    off = ingest(store, [str(other)], IngestConfig(workers=1, colour_distance=-1))
+    assert off.reasons() == {"near_duplicate": 1}
+
+
+@pytest.mark.parametrize("copy", ["jpeg", "resized"])
+def test_a_copy_of_a_coloured_product_is_still_a_near_duplicate_with_its_reason(store, tmp_path, copy):
+    from PIL import Image
+
+    from aescot.samples import render_product_shot
+
+    img, _ = render_product_shot(4, 256)  # a saturated product
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a-original.png").write_bytes(_png_bytes(img))
+    if copy == "jpeg":
+        (folder / "b-copy.jpg").write_bytes(_png_bytes(img, "JPEG"))
+    else:
+        small = img.resize((img.width * 7 // 10, img.height * 7 // 10), Image.Resampling.BILINEAR)
+        (folder / "b-copy.png").write_bytes(_png_bytes(small))
+    report = ingest(store, [str(folder)], IngestConfig(workers=1))
+    (original,) = store.read("sources", columns=["source_id", "original_name"])
+    assert original["original_name"] == "a-original.png" and report.added == 1
+    (r,) = report.rejects
+    assert (r.reason, r.related_id) == ("near_duplicate", original["source_id"])
+    assert "perceptual hash within" in r.detail and "% apart" in r.detail, r.detail
+
+
+def test_sources_stored_without_colour_signatures_dedupe_on_the_grey_hash(store, tmp_path):
+    """A store written before colour signatures has no colour_hash column: its sources are
+    compared on the grey hash alone (the old rule), and the column is added as nulls."""
+    import pyarrow as pa
+
+    from aescot.contracts import arrow_schema
+    from aescot.neardup import get_hasher
+
+    old_red = {
+        "source_id": "a" * 64,
+        "image_id": "b" * 64,
+        "image_key": "images/old.png",
+        "mask_key": "images/old-mask.png",
+        "mask_method": "alpha",
+        "mask_coverage": 0.3,
+        "width": 256,
+        "height": 256,
+        "mode": "RGB",
+        "original_name": "old-red.png",
+        "original_format": "PNG",
+        "original_mode": "RGB",
+        "notes": [],
+        "phash": get_hasher("phash", 16).hash(_box(RED)),
+        "product": None,
+        "ingested_at": "2026-01-01T00:00:00Z",
+    }
+    contract = arrow_schema("source")
+    old_schema = contract.remove(contract.get_field_index("colour_hash"))
+    # the table as an older version wrote it: the contract of then, without the colour_hash column
+    store.tables.upsert("sources", pa.Table.from_pylist([old_red], schema=old_schema), ("source_id",))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "blue.png").write_bytes(_png_bytes(_box(BLUE)))
+    report = ingest(store, [str(folder)], IngestConfig(workers=1))
+    (r,) = report.rejects
+    assert (r.reason, r.related_id) == ("near_duplicate", "a" * 64)
+    assert "no colour signature" in r.detail
+    # a new source next to it gets its signature; the old row reads as null
+    (folder / "blue.png").unlink()
+    (folder / "other.png").write_bytes(_png_bytes(render_product_shot_rgb(9)))
+    assert ingest(store, [str(folder)], IngestConfig(workers=1)).added == 1
+    colours = {r["original_name"]: r["colour_hash"] for r in store.read("sources")}
+    assert colours["old-red.png"] is None and colours["other.png"]
+
+
+def render_product_shot_rgb(seed: int):
+    from aescot.samples import render_product_shot
+
+    return render_product_shot(seed, 256)[0]

@@ -27,6 +27,15 @@ def ingest_cmd(
             help="Hamming radius in bits of the 256-bit pHash for near-duplicate sources (-1: off)."
         ),
     ] = 12,
+    colour_distance: Annotated[
+        int | None,
+        typer.Option(
+            help="A grey-near file is the same source only if its colour signature is at most this many "
+            "percent from the source's (another colour: another source; -1: grey pHash alone) "
+            "[default: ingest's, measured].",
+            min=-1,
+        ),
+    ] = None,
     max_side: Annotated[
         int, typer.Option(help="Downscale sources whose longest side is larger.", min=1)
     ] = 2048,
@@ -41,7 +50,8 @@ def ingest_cmd(
     from aescot.ingest import IngestConfig, ingest
 
     store = open_store(root, create=True)
-    cfg = IngestConfig(near_duplicate_distance=near_duplicate_distance, workers=workers)
+    colour = {} if colour_distance is None else {"colour_distance": colour_distance}
+    cfg = IngestConfig(near_duplicate_distance=near_duplicate_distance, workers=workers, **colour)
     cfg.limits.max_side, cfg.limits.min_side = max_side, min_side
     with progress_bar("ingest") as bar:
         task = bar.task_ids[0]
@@ -63,6 +73,11 @@ def ingest_cmd(
             else ""
         )
     )
+    if report.colour_kept:
+        console.print(
+            f"{report.colour_kept} added although grey-near a source: another colour (colour signatures "
+            f"more than {cfg.colour_distance}% apart)"
+        )
     if report.rejects:
         table = Table("file", "reason", "detail", title="rejected", title_justify="left")
         for r in report.rejects:
@@ -74,9 +89,9 @@ def ingest_cmd(
 def status_cmd(root: RootOption = DEFAULT_ROOT) -> None:
     """Counts per stage (sources, candidates, items, tasks, annotations, labels, rationales, kept) and
     each table's version, fragments and files. A missing root is an error (exit 2): nothing is created."""
+    store = open_store(root)  # a missing root fails here, before the counting code is imported
     from aescot.status import stage_counts, verify_counts
 
-    store = open_store(root)
     check = verify_counts(store)  # raises DamagedStore (one line, exit 3) before any count is shown
     table = Table("stage", "count", "detail", title=f"aescot status — {store.root}", title_justify="left")
     for row in stage_counts(store):

@@ -22,7 +22,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from aescot.contracts import ContractError, validate
-from aescot.dedupe.hashing import DedupeConfig, group_duplicates, hash_image
+from aescot.dedupe.hashing import DedupeConfig, colour_of, group_duplicates, hash_image
 from aescot.generate.base import GeneratedImage, GenerationError, Generator, SourceImage
 from aescot.generate.diffusion import DiffusersConfig, DiffusersGenerator, ModelNotAvailable
 from aescot.generate.groups import GROUPS
@@ -135,6 +135,7 @@ class _Accepted:
     attempt: int
     image: GeneratedImage
     phash: str
+    colour_hash: str
 
 
 def _generate_group(
@@ -143,6 +144,7 @@ def _generate_group(
     """Generate, dedupe and regenerate one source's slots. Returns (accepted, failed slots, regenerations)."""
     dd = config.dedupe
     source_hash = hash_image(source.image, dd)
+    source_colour = colour_of(source.image)
     accepted: list[_Accepted] = []
     pending, attempt, regenerations = list(range(SLOTS)), 0, 0
     while pending:
@@ -154,15 +156,22 @@ def _generate_group(
                 f"{generator.name} returned {len(images)} images for {len(pending)} slots",
             )
         hashes = [hash_image(g.image, dd) for g in images]
+        colours = [colour_of(g.image) for g in images]
         dups = group_duplicates(
-            [a.phash for a in accepted] + hashes, source_hash, dd.threshold, len(accepted)
+            [a.phash for a in accepted] + hashes,
+            source_hash,
+            dd.threshold,
+            len(accepted),
+            colours=[a.colour_hash for a in accepted] + colours,
+            source_colour=source_colour,
+            colour_threshold=dd.colour_threshold,
         )
         dup_at = {d.index - len(accepted): d for d in dups}
         kept_before = list(accepted)
         retry = []
-        for k, (slot, g, h) in enumerate(zip(pending, images, hashes)):
+        for k, (slot, g, h, c) in enumerate(zip(pending, images, hashes, colours)):
             if k not in dup_at:
-                accepted.append(_Accepted(slot, attempt, g, h))
+                accepted.append(_Accepted(slot, attempt, g, h, c))
                 continue
             d = dup_at[k]
             cid = _cid(source.source_id, generator, slot, g)
@@ -183,7 +192,9 @@ def _generate_group(
                     cid,
                     d.reason,
                     f"slot {slot} seed {g.seed} attempt {attempt}: perceptual hash within {d.distance} "
-                    f"bits of {what} (threshold {dd.threshold}); "
+                    f"bits of {what} (threshold {dd.threshold})"
+                    + ("" if d.colour is None else f", colours {d.colour}% apart")
+                    + "; "
                     + (
                         "regenerating with a new seed"
                         if attempt < dd.max_regenerations
@@ -222,6 +233,7 @@ def _candidate_record(store: DatasetStore, generator: Generator, source_id: str,
             "width": a.image.image.width,
             "height": a.image.image.height,
             "phash": a.phash,
+            "colour_hash": a.colour_hash,
             "known_acceptable": a.image.known_acceptable,
             "known_dimensions": list(a.image.known_dimensions),
             "created_at": now_iso(),

@@ -1,15 +1,30 @@
 """The near-duplicate engine: perceptual hashes and exact Hamming-radius search, used by ingest
 (near-duplicate sources), the dedupe stage (candidates) and the export (split groups, leak check).
 
-* :mod:`aescot.neardup.hashers`: :class:`Hasher` and its family (phash, dhash, ahash, whash);
+* :mod:`aescot.neardup.hashers`: :class:`Hasher` and its family (phash, dhash, ahash, whash), and
+  the colour signature that tells a recoloured product from a copy (:func:`colour_hash`,
+  :func:`colour_match`);
 * :mod:`aescot.neardup.search`: :func:`hamming`, :func:`radius_search` (``method`` = auto, mih,
   brute: swappable, identical results), :func:`near_pairs`, :class:`HammingIndex`.
 """
 
-from aescot.neardup.hashers import HASHERS, AHash, DHash, Hasher, PHash, WHash, get_hasher
+from aescot.neardup.hashers import (
+    COLOUR_BINS,
+    HASHERS,
+    AHash,
+    DHash,
+    Hasher,
+    PHash,
+    WHash,
+    colour_difference,
+    colour_hash,
+    colour_match,
+    get_hasher,
+)
 from aescot.neardup.search import HammingIndex, NearPairs, hamming, near_pairs, radius_search
 
 __all__ = [
+    "COLOUR_BINS",
     "HASHERS",
     "AHash",
     "DHash",
@@ -18,6 +33,9 @@ __all__ = [
     "NearPairs",
     "PHash",
     "WHash",
+    "colour_difference",
+    "colour_hash",
+    "colour_match",
     "get_hasher",
     "hamming",
     "near_pairs",

@@ -27,3 +27,21 @@ def test_ingest_prints_a_summary_and_rerun_adds_nothing(tmp_path):
     line = next(line for line in status.output.splitlines() if line.startswith("│ sources"))
     assert f"│ {len(expected) - n_bad} " in line
     assert "rejected at ingest" in status.output
+
+
+def test_ingest_colour_distance_option(tmp_path):
+    """Two boxes of one shape in red and blue: two sources by default (and the summary says why),
+    one with --colour-distance -1 (the grey pHash alone)."""
+    from tests.test_ingest import BLUE, RED, _box, _png_bytes
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "blue.png").write_bytes(_png_bytes(_box(BLUE)))
+    (tmp_path / "in" / "red.png").write_bytes(_png_bytes(_box(RED)))
+    result = runner.invoke(app, ["ingest", str(tmp_path / "in"), "--root", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert "2 added" in result.output and "another colour" in result.output
+    grey = runner.invoke(
+        app, ["ingest", str(tmp_path / "in"), "--root", str(tmp_path / "b"), "--colour-distance", "-1"]
+    )
+    assert grey.exit_code == 0, grey.output
+    assert "1 added" in grey.output and "near_duplicate" in grey.output

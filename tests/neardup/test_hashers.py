@@ -76,3 +76,24 @@ def test_hamming_index_mixed_lengths_and_ties():
     assert idx.nearest("0" * 32, 64) is None  # no hash of that length
     with pytest.raises(ValueError, match="radius"):
         idx.nearest("0" * 16, -1)
+
+
+def test_colour_signature_tells_hues_apart_and_ignores_resolution_and_alpha():
+    from aescot.neardup import colour_difference, colour_hash, colour_match
+
+    img, _ = render_product_shot(4, 256)
+    sig = colour_hash(img)
+    assert len(sig) == 24 and int(sig, 16) > 0
+    hsv = np.array(img.convert("HSV"))
+    hsv[..., 0] = (hsv[..., 0].astype(int) + 128) % 256
+    turned = colour_hash(Image.fromarray(hsv, "HSV").convert("RGB"))
+    assert colour_difference(sig, turned) > 50 and not colour_match(sig, turned, 17)
+    bigger = colour_hash(img.resize((1024, 1024), Image.Resampling.BICUBIC))
+    assert colour_difference(sig, bigger) <= 5 and colour_match(sig, bigger, 17)
+    # transparent pixels count as white, and a grey image has (almost) no colour mass at all
+    rgba = img.convert("RGBA")
+    rgba.putalpha(Image.new("L", rgba.size, 0))
+    assert colour_hash(rgba) == colour_hash(Image.new("RGB", img.size, (255, 255, 255))) == "00" * 12
+    # not comparable (a row from before colour signatures, another size): the grey rule alone
+    assert colour_difference(sig, None) is None and colour_match(sig, None, 0) and colour_match(None, "", 0)
+    assert colour_difference(sig, sig[:14]) is None and colour_match(sig, turned, -1)
