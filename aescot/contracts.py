@@ -11,14 +11,16 @@ import json
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import ValidationError
-from referencing import Registry, Resource
 
 from aescot import errors as _errors
+
+if TYPE_CHECKING:  # jsonschema costs ~0.1 s at import: only validation needs it, not the Arrow schemas
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
+    from referencing import Registry
 
 
 class ContractError(_errors.ContractError, ValueError):
@@ -44,6 +46,8 @@ def contract_names() -> tuple[str, ...]:
 
 @cache
 def _registry() -> Registry:
+    from referencing import Registry, Resource
+
     resources = []
     for path in sorted(schemas_dir().glob("*.schema.json")):
         doc = json.loads(path.read_text())
@@ -63,6 +67,8 @@ def load_schema(contract: str) -> dict[str, Any]:
 
 @cache
 def _validator(contract: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator, FormatChecker
+
     return Draft202012Validator(load_schema(contract), registry=_registry(), format_checker=FormatChecker())
 
 

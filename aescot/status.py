@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aescot.store import TABLES, DatasetStore, register_all_tables
+import pyarrow as pa
+
+from aescot.store import DatasetStore
 from aescot.tables import TableState
 
 # (table, stage label) in pipeline order; tables registered later by other modules are added at the end.
@@ -35,9 +37,9 @@ _INTERNAL = {
     "export_splits",
 }
 
-
-def _register_tables() -> None:
-    register_all_tables()  # tables owned by other modules exist only once those are imported
+# the one column status reads from a table another module owns: its own projection schema, so
+# status never imports that module (Label Studio's SDK, datasets: seconds of start-up)
+_REQUEUED = pa.schema([pa.field("requeued", pa.bool_())])
 
 
 @dataclass
@@ -60,7 +62,6 @@ def verify_counts(store: DatasetStore) -> CountCheck:
 
     from aescot.errors import DamagedStore
 
-    _register_tables()
     files = 0
     states = []
     for table in store.table_names():
@@ -94,11 +95,10 @@ def stage_counts(store: DatasetStore) -> list[StageCount]:
     """One row per stage table with its row count, plus rejects by stage and reason."""
     import pyarrow.compute as pc
 
-    _register_tables()
     ordered = {t for t, _ in _ORDER}
-    extra = [(t, t.replace("_", " ")) for t in TABLES if t not in ordered | _INTERNAL]
+    extra = [(t, t.replace("_", " ")) for t in store.table_names() if t not in ordered | _INTERNAL]
     rows = [StageCount(label, store.count(table)) for table, label in _ORDER + extra]
-    requeued = store.column("invalid_annotations", "requeued")
+    requeued = store.tables.read("invalid_annotations", _REQUEUED, ["requeued"]).column("requeued")
     if len(requeued):
         back = int(pc.sum(requeued).as_py() or 0)
         rows[[t for t, _ in _ORDER].index("invalid_annotations")].detail = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
@@ -33,6 +34,11 @@ RootOption = Annotated[
 def open_store(root: str, create: bool = False) -> DatasetStore:
     """The dataset at ``root``. Only commands that add data pass ``create=True``: a read command on a
     mistyped root says "no dataset at PATH" (exit 2) instead of creating an empty one."""
+    if not create and "://" not in root and not os.path.isdir(root):
+        # a local root that is not there: say so before the store (pyarrow, Lance) is even imported
+        from aescot.errors import NoDataset
+
+        raise NoDataset(os.path.abspath(root))
     from aescot.store import open_store as open_dataset
 
     return open_dataset(root, create=create)

@@ -22,3 +22,15 @@ def test_help_imports_none_of_the_heavy_libraries():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
     assert "ingest" in done.stdout and "export" in done.stdout
+
+
+def test_status_on_a_missing_root_says_so_before_importing_the_store(tmp_path):
+    missing = tmp_path / "no-such-root"
+    code = (
+        "import sys; from aescot.cli.main import app\n"
+        f"try:\n    app(['status', '--root', {str(missing)!r}])\nexcept SystemExit as e:\n    code = e.code\n"
+        f"print('\\n' + __import__('json').dumps([code, [m for m in {HEAVY!r} if m in sys.modules]]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [2, []]
+    assert "no dataset at" in done.stderr + done.stdout and not missing.exists()

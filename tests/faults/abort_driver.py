@@ -23,10 +23,9 @@ from contextlib import redirect_stdout
 import pyarrow.parquet as pq
 
 from aescot.cli.main import app
-from aescot.status import _register_tables
-from aescot.store import DatasetStore
+from aescot.store import DatasetStore, register_all_tables
 
-_register_tables()  # import what status imports, once, in the parent (lance is not: it is not
+register_all_tables()  # import what status imports, once, in the parent (lance is not: it is not
 # fork-safe, so each child imports it and starts its runtime after the fork, as a fresh process would)
 
 root, n, parallel = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
