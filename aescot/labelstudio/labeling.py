@@ -5,8 +5,11 @@ candidates side by side below, each with its verdict (acceptable / flawed), its 
 (shown, and required, only when it is flawed) and an optional 1-5 score.
 
 Control names are a contract with :mod:`aescot.labelstudio.mapping`: ``verdict_<L>``, ``defects_<L>``,
-``score_<L>`` (to ``img_<L>``), ``best`` (to ``source``). The source image reads the task data key
-:data:`SOURCE_KEY` (Label Studio 1.23 never loads an image from a key named ``source``).
+``score_<L>`` (to ``img_<L>``), ``best`` (to ``source``). The source image (still named ``source``, so
+results and everything reading them are unchanged) shows the task data key :data:`OUTLINE_KEY`: the
+photo with a thin outline of its product mask (:mod:`aescot.labelstudio.outlines`), or the plain photo
+when its source has no mask. :data:`SOURCE_KEY` holds the plain photo (Label Studio 1.23 never loads an
+image from a key named ``source``).
 
 ``python scripts/render_annotation.py`` rewrites the committed copy ``annotation/screening.xml``.
 """
@@ -19,6 +22,12 @@ from aescot.vocab import DIMENSION_INFO, LETTERS, NONE_ACCEPTABLE
 
 SOURCE_KEY = "source_photo"
 """Task data key of the source image (the first release used ``source``)."""
+
+OUTLINE_KEY = "source_outline"
+"""Task data key of what the page shows as the source: the photo with its mask outlined, else the photo."""
+
+SOURCE_WIDTH_PX = 180
+"""How wide the page shows the source photo (CSS px)."""
 
 LEGACY_SOURCE_KEY = "source"
 ACCEPTABLE, FLAWED = "acceptable", "flawed"
@@ -56,7 +65,7 @@ STYLE = """
     .aescot-page { display: flex; flex-direction: column; gap: 6px; }
     .aescot-page h3, .aescot-page h4 { margin: 0 0 2px 0 !important; font-size: 16px !important; line-height: 22px !important; }
     .aescot-top { display: flex; gap: 24px; align-items: flex-start; }
-    .aescot-source { flex: 0 0 auto; width: 180px; }
+    .aescot-source { flex: 0 0 auto; width: {SOURCE_WIDTH}px; }
     .aescot-best { flex: 1 1 auto; padding-top: 4px; }
     .aescot-row { display: grid; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 10px; }
     .aescot-cand { min-width: 0; border: 1px solid #ddd; border-radius: 6px; padding: 4px 6px; }
@@ -67,7 +76,7 @@ STYLE = """
     }
     .aescot-cand .lsf-choice_layout_vertical .lsf-choice__item { min-height: 0 !important; }
     .aescot-cand .lsf-choice__checkbox { line-height: 18px !important; padding: 2px 0 !important; }
-"""
+""".replace("{SOURCE_WIDTH}", str(SOURCE_WIDTH_PX))
 
 
 def _choice(value: str, alias: str, hotkey: str) -> str:
@@ -93,7 +102,7 @@ def screening_config() -> str:
         '      <View className="aescot-source aescot-slot-source">',
         '        <Header value="Source photo" size="5"/>',
         (
-            f'        <Image name="source" value="${SOURCE_KEY}" maxWidth="180px" zoomControl="false"'
+            f'        <Image name="source" value="${OUTLINE_KEY}" maxWidth="{SOURCE_WIDTH_PX}px" zoomControl="false"'
             ' rotateControl="false"/>'
         ),
         "      </View>",

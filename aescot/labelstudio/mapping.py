@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aescot.errors import InputError
-from aescot.labelstudio.labeling import ACCEPTABLE, FLAWED, SOURCE_KEY
+from aescot.labelstudio.labeling import ACCEPTABLE, FLAWED, OUTLINE_KEY, SOURCE_KEY
 from aescot.store import DatasetStore
 from aescot.vocab import DIMENSIONS, LETTERS, NONE_ACCEPTABLE, answer_problems, verdict_problems
 
@@ -59,14 +59,29 @@ def image_ref(store: DatasetStore, key: str, storage: str, document_root: Path |
     return image_refs(store, storage, document_root)(key)
 
 
-def task_data(item: dict[str, Any], store: DatasetStore, storage: str, document_root: Path | None) -> dict:
-    """Task data: the item id and image references only (never gold flags or known answers)."""
-    return item_data(item, image_refs(store, storage, document_root))
+def task_data(
+    item: dict[str, Any],
+    store: DatasetStore,
+    storage: str,
+    document_root: Path | None,
+    outline_key: str | None = None,
+) -> dict:
+    """Task data: the item id and image references only (never gold flags or known answers).
+
+    ``SOURCE_KEY``: the source photo; ``OUTLINE_KEY``: what the page shows as the source, the outlined
+    copy ``outline_key`` (:mod:`aescot.labelstudio.outlines`) or, without one, the photo again;
+    ``A``-``D``: the candidates."""
+    return item_data(item, image_refs(store, storage, document_root), outline_key)
 
 
-def item_data(item: dict[str, Any], refs: Callable[[str], str]) -> dict:
+def item_data(item: dict[str, Any], refs: Callable[[str], str], outline_key: str | None = None) -> dict:
     """:func:`task_data` with the :func:`image_refs` of the store and storage already made."""
-    data = {ITEM_FIELD: item["item_id"], SOURCE_KEY: refs(item["source_image_key"])}
+    photo = refs(item["source_image_key"])
+    data = {
+        ITEM_FIELD: item["item_id"],
+        SOURCE_KEY: photo,
+        OUTLINE_KEY: refs(outline_key) if outline_key else photo,
+    }
     for cand in item["candidates"]:
         data[cand["letter"]] = refs(cand["image_key"])
     return data

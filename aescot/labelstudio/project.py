@@ -12,7 +12,10 @@ settings changed in Label Studio's UI.
 Upgrading a project pushed by the first release: its tasks carry the source image under the data
 key ``source`` (which Label Studio 1.23 never loads). Before the new page is set, every task
 lacking :data:`~aescot.labelstudio.labeling.SOURCE_KEY` gets it (a copy of ``source``; nothing is
-removed), so old and new tasks render alike. If Label Studio refuses the new page because
+removed), so old and new tasks render alike; likewise every task lacking
+:data:`~aescot.labelstudio.labeling.OUTLINE_KEY` (pushed before the page showed the source's mask)
+gets it: the outlined copy of its source (:mod:`aescot.labelstudio.outlines`), or the photo it already
+shows. If Label Studio refuses the new page because
 annotations made on the old one use a control it no longer has, the project keeps its page (and
 says so in ``Project.config_kept``); collect still reads those annotations.
 """
@@ -34,7 +37,7 @@ from label_studio_sdk import LabelStudio
 from aescot.labelstudio.assets import data_uri, guideline_pictures, guidelines_html, label_config
 from aescot.labelstudio.client import call, http_client, list_tasks, make_client
 from aescot.labelstudio.config import LabelStudioConfig
-from aescot.labelstudio.labeling import LEGACY_SOURCE_KEY, SOURCE_KEY
+from aescot.labelstudio.labeling import LEGACY_SOURCE_KEY, OUTLINE_KEY, SOURCE_KEY
 from aescot.store import DatasetStore, TableSpec, register_table
 from aescot.timeutil import now_iso
 
@@ -242,7 +245,7 @@ def ensure_project(
         current = call(config, lambda: client.projects.get(found.id), "get project")
         changed = [k for k, v in wanted.items() if not _same(getattr(current, k, None), v)]
         if "label_config" in changed and (current.task_number or 0) > 0:
-            migrated = migrate_task_data(config, found.id)
+            migrated = migrate_task_data(config, found.id, store)
         if changed:
             kept = _update(client, config, found.id, {k: wanted[k] for k in changed})
     full = current if current is not None and not changed else None
@@ -348,24 +351,50 @@ def _update(
     return reason
 
 
-def migrate_task_data(config: LabelStudioConfig, project_id: int) -> int:
-    """Give every task of the first release (source image under ``source``) the key the page reads
-    now; returns how many were changed. Idempotent; one PATCH per old task."""
+def _outline_refs(store: DatasetStore, config: LabelStudioConfig, item_ids: list[str]) -> dict[str, str]:
+    """item id -> reference of its source's outlined copy, for those items whose source has a mask."""
+    from aescot.labelstudio.mapping import image_refs
+    from aescot.labelstudio.outlines import outline_keys
+
+    items = store.read("items", ["item_id", "source_id", "source_image_key"], keys=item_ids)
+    keys, _ = outline_keys(store, items)
+    storage = storage_ref(store, config)
+    refs = image_refs(store, storage, document_root(store, config) if storage.startswith("local:") else None)
+    return {i["item_id"]: refs(keys[i["source_id"]]) for i in items if i["source_id"] in keys}
+
+
+def migrate_task_data(config: LabelStudioConfig, project_id: int, store: DatasetStore | None = None) -> int:
+    """Give every task pushed for an earlier page the keys the page reads now: ``SOURCE_KEY`` (a copy
+    of ``source``, first release) and ``OUTLINE_KEY`` (the outlined copy of the task's source when
+    ``store`` knows its item and mask, else the photo); returns how many were changed. Idempotent; one
+    PATCH per old task."""
+    from aescot.labelstudio.mapping import ITEM_FIELD
+
     changed = 0
     with http_client(config) as http:
+        old = []
         for task in list_tasks(config, http, project_id):
             data = task.get("data") or {}
-            if SOURCE_KEY in data or LEGACY_SOURCE_KEY not in data:
-                continue
+            photo = data.get(SOURCE_KEY) or data.get(LEGACY_SOURCE_KEY)
+            if photo is not None and (SOURCE_KEY not in data or OUTLINE_KEY not in data):
+                old.append((task, data, photo))
+        ids = [d[ITEM_FIELD] for _, d, _ in old if d.get(ITEM_FIELD)]
+        outlined = _outline_refs(store, config, ids) if store is not None and ids else {}
+        for task, data, photo in old:
+            new = {SOURCE_KEY: photo, OUTLINE_KEY: outlined.get(data.get(ITEM_FIELD), photo), **data}
 
-            def patch(task=task, data=data) -> None:
-                r = http.patch(
-                    f"/api/tasks/{task['id']}", json={"data": {**data, SOURCE_KEY: data[LEGACY_SOURCE_KEY]}}
-                )
+            def patch(task=task, new=new) -> None:
+                r = http.patch(f"/api/tasks/{task['id']}", json={"data": new})
                 r.raise_for_status()
 
             call(config, patch, f"migrate task {task['id']}")
             changed += 1
     if changed:
-        log.info("project %s: %d tasks of the first release now carry %r", project_id, changed, SOURCE_KEY)
+        log.info(
+            "project %s: %d tasks pushed for an earlier page now carry %r and %r",
+            project_id,
+            changed,
+            SOURCE_KEY,
+            OUTLINE_KEY,
+        )
     return changed

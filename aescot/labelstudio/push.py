@@ -14,6 +14,9 @@ carries its item id) and records them. Within a run, a failed import is reconcil
 retried. The first push to a project the map knows nothing of asks the server how many tasks it
 holds (one request); ``reconcile_first=True`` (``aescot push --reconcile``) lists them anyway, for a
 store restored from a backup older than its last push.
+
+Each chunk's sources get their outlined copy (:mod:`aescot.labelstudio.outlines`) before the import:
+drawn once per source, read from ``source_outlines`` afterwards.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from aescot.labelstudio.client import (
 )
 from aescot.labelstudio.config import LabelStudioConfig, LabelStudioConfigError
 from aescot.labelstudio.mapping import ITEM_FIELD, answer_to_result, image_refs, item_data
+from aescot.labelstudio.outlines import outline_keys
 from aescot.labelstudio.project import (
     Project,
     ProjectGone,
@@ -99,6 +103,7 @@ class PushReport:
     duplicates_in_project: list[int] = field(default_factory=list)
     rejected: int = 0
     chunks: int = 0
+    outlines_drawn: int = 0  # sources whose outlined copy was drawn by this push (once per source)
 
 
 def _mapped(
@@ -221,9 +226,12 @@ def _image_problems(store: DatasetStore, item: dict[str, Any], check: bool, seen
 
 
 def _payload(
-    item: dict[str, Any], refs: Callable[[str], str], prediction: Prediction | None
+    item: dict[str, Any],
+    refs: Callable[[str], str],
+    prediction: Prediction | None,
+    outlines: Mapping[str, str],
 ) -> dict[str, Any]:
-    task: dict[str, Any] = {"data": item_data(item, refs)}
+    task: dict[str, Any] = {"data": item_data(item, refs, outlines.get(item["source_id"]))}
     if prediction is not None:
         pred: dict[str, Any] = {
             "model_version": prediction.model_version,
@@ -336,8 +344,12 @@ def _push(
             record_rejects(store, bad)
             report.rejected += len(bad)
         if ready:
+            outlines, drawn = outline_keys(
+                store, ready, config.check_images
+            )  # what the page shows as each source
+            report.outlines_drawn += drawn
             _write_journal(store, project, [i["item_id"] for i in ready])  # before the import: module docs
-            _import_chunk(store, config, http, project, refs, ready, preds, report)
+            _import_chunk(store, config, http, project, refs, ready, preds, report, outlines)
     return report
 
 
@@ -364,6 +376,7 @@ def _import_chunk(
     chunk: list[dict],
     preds: Mapping[str, Prediction],
     report: PushReport,
+    outlines: Mapping[str, str],
 ) -> None:
     """Import one chunk. A transient failure is never blindly retried: first reconcile with what the
     server actually committed, then import only the rest."""
@@ -377,7 +390,7 @@ def _import_chunk(
         if not todo:
             return
         pending = [(i, _prediction_for(i, preds, config)) for i in todo]
-        payload = [_payload(i, refs, p) for i, p in pending]
+        payload = [_payload(i, refs, p, outlines) for i, p in pending]
         try:
             ids = _import(config, http, project.id, payload)
         except Exception as exc:
@@ -443,6 +456,8 @@ def _import(config: LabelStudioConfig, http: httpx.Client, project_id: int, payl
         raise ProjectGone(f"Label Studio has no project {project_id}")
     if r.status_code in (429, 502, 503, 504):
         raise ApiError(status_code=r.status_code, body=r.text[:500])
+    if r.status_code >= 500:
+        raise LabelStudioUnavailable(_server_failure(config, project_id, r))
     if r.status_code == 401:
         raise LabelStudioConfigError(
             f"Label Studio at {config.url} rejected the token (HTTP 401) during import; check "
@@ -450,3 +465,18 @@ def _import(config: LabelStudioConfig, http: httpx.Client, project_id: int, payl
         )
     r.raise_for_status()
     return list(r.json().get("task_ids") or [])
+
+
+def _server_failure(config: LabelStudioConfig, project_id: int, r: httpx.Response) -> str:
+    """One line for an import the server failed on its side (HTTP 500): most often its database is down
+    (PostgreSQL stopped), which Label Studio answers as an error, not as unavailability."""
+    try:
+        detail = str(r.json().get("detail") or "")
+    except ValueError:
+        detail = r.text
+    detail = " ".join(detail.split())[:200] or "no detail"
+    return (
+        f"import into project {project_id} at {config.url} failed on the server (HTTP {r.status_code}: "
+        f"{detail}); its database may be down or unreachable. Progress is saved: restore the server "
+        "and its database, then re-run to resume (no task is imported twice)"
+    )

@@ -91,12 +91,13 @@ class Browser:
             mobile=False,
         )
 
-    def screenshot(self, path: Path) -> Path:
-        """Save what the viewport shows as a PNG."""
+    def screenshot(self, path: Path, clip: dict[str, float] | None = None) -> Path:
+        """Save what the viewport shows (or its ``clip``: x, y, width, height in CSS px) as a PNG."""
         import base64
 
+        extra = {"clip": {**clip, "scale": 1}} if clip else {}
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(self.send("Page.captureScreenshot", format="png")["data"]))
+        path.write_bytes(base64.b64decode(self.send("Page.captureScreenshot", format="png", **extra)["data"]))
         return path
 
     def press(self, key: str, modifiers: int = 0) -> None:

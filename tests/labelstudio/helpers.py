@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 from label_studio_sdk import LabelStudio
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from aescot.ids import candidate_id, derive_id, item_id
 from aescot.labelstudio.mapping import answer_to_result
@@ -127,3 +127,46 @@ def sign_up(
 
 def admin(config) -> LabelStudio:
     return LabelStudio(base_url=config.url, api_key=config.api_key.get_secret_value())
+
+
+def product_mask_png(size: int = 256, box: tuple[int, int, int, int] | None = None) -> Image.Image:
+    """A product mask: an upright ellipse in the middle (``box``: its bounding box)."""
+    mask = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(mask).ellipse(box or (size // 4, size // 6, 3 * size // 4, 5 * size // 6), fill=255)
+    return mask
+
+
+def add_source(store: DatasetStore, item: dict[str, Any], mask: Image.Image | None = None) -> dict[str, Any]:
+    """A ``sources`` row (as ingest writes it) for ``item``'s source: its photo and ``mask`` (default
+    :func:`product_mask_png` at the photo's size) in the store."""
+    import numpy as np
+
+    from aescot.ids import sha256_bytes
+
+    photo = store.read_bytes(item["source_image_key"])
+    with Image.open(io.BytesIO(photo)) as img:
+        size = img.size
+    mask = mask or product_mask_png(size[0])
+    buf = io.BytesIO()
+    mask.save(buf, format="PNG")
+    _, mask_key = store.put_image(buf.getvalue())
+    row = {
+        "source_id": item["source_id"],
+        "image_id": sha256_bytes(photo),
+        "image_key": item["source_image_key"],
+        "mask_key": mask_key,
+        "mask_method": "user",
+        "mask_coverage": float((np.asarray(mask.convert("L")) > 127).mean()),
+        "width": size[0],
+        "height": size[1],
+        "mode": "RGB",
+        "original_name": f"{item['source_id'][:8]}.png",
+        "original_format": "PNG",
+        "original_mode": "RGB",
+        "notes": [],
+        "phash": "0" * 16,
+        "product": None,
+        "ingested_at": now_iso(),
+    }
+    store.upsert("sources", [row])
+    return row

@@ -15,7 +15,7 @@ from aescot.labelstudio.assets import (
     guidelines_markdown,
     label_config,
 )
-from aescot.labelstudio.labeling import SOURCE_KEY, hotkeys, screening_config
+from aescot.labelstudio.labeling import OUTLINE_KEY, SOURCE_KEY, hotkeys, screening_config
 from aescot.labelstudio.mapping import (
     DIMENSIONS,
     ITEM_FIELD,
@@ -124,7 +124,7 @@ def test_unusable_results_are_refused_with_a_reason(result, message):
 def test_task_data_reveals_nothing_but_the_item_and_its_images(store):
     gold = make_items(store, 0, gold=1)[0]
     data = task_data(gold, store, f"local:{store.root}/images", store.local_path("."))
-    assert set(data) == {ITEM_FIELD, SOURCE_KEY, *LETTERS}
+    assert set(data) == {ITEM_FIELD, SOURCE_KEY, OUTLINE_KEY, *LETTERS}
     assert all(v.startswith("/data/local-files/?d=images/") for k, v in data.items() if k != ITEM_FIELD)
     assert data[ITEM_FIELD] == gold["item_id"]
     assert not any(w in repr(data).lower() for w in ("gold", "known", "answer", "acceptable"))
@@ -144,7 +144,8 @@ def test_labeling_config_controls_match_the_parser():
         "best",
         *(f"{kind}_{L}" for kind in ("img", "verdict", "defects", "score") for L in LETTERS),
     }
-    assert names["source"].get("value") == f"${SOURCE_KEY}" and SOURCE_KEY != "source"
+    # the control keeps its name (results say to_name "source"); it shows the outlined source
+    assert names["source"].get("value") == f"${OUTLINE_KEY}" and "source" not in (SOURCE_KEY, OUTLINE_KEY)
     assert [c.get("alias") for c in names["best"].iter("Choice")] == [*LETTERS, "none"]
     for L in LETTERS:
         verdict, defects = names[f"verdict_{L}"], names[f"defects_{L}"]

@@ -13,7 +13,7 @@ from label_studio_sdk.core.api_error import ApiError
 from aescot.labelstudio import collect_annotations, ensure_project
 from aescot.labelstudio.assets import annotation_dir, label_config
 from aescot.labelstudio.client import http_client, list_tasks
-from aescot.labelstudio.labeling import SOURCE_KEY
+from aescot.labelstudio.labeling import OUTLINE_KEY, SOURCE_KEY
 from aescot.labelstudio.mapping import task_data
 from aescot.vocab import DIMENSIONS
 from tests.labelstudio.helpers import admin, make_items
@@ -96,6 +96,7 @@ def _legacy_project(ls_store, ls_config, items):
     for item in items:  # task data as the first release pushed it
         data = task_data(item, ls_store, project.storage, ls_store.local_path("."))
         data["source"] = data.pop(SOURCE_KEY)
+        del data[OUTLINE_KEY]
         tasks.append({"data": data})
     admin(ls_config).projects.import_tasks(project.id, request=tasks)
     with http_client(ls_config) as http:
@@ -109,8 +110,9 @@ def test_first_release_tasks_get_the_new_source_key_and_page(ls_store, ls_config
     assert "label_config" in upgraded.changed
     with http_client(ls_config) as http:
         after = {t["id"]: t["data"] for t in list_tasks(ls_config, http, project.id)}
-    for t in tasks:  # the old key stays, the new one is a copy of it
-        assert after[t["id"]][SOURCE_KEY] == after[t["id"]]["source"] == t["data"]["source"]
+    for t in tasks:  # the old key stays, the new ones are copies of it (these sources have no mask)
+        old = t["data"]["source"]
+        assert after[t["id"]][SOURCE_KEY] == after[t["id"]][OUTLINE_KEY] == after[t["id"]]["source"] == old
     assert admin(ls_config).projects.get(project.id).label_config.strip() == label_config(ls_config).strip()
     again = ensure_project(ls_store, ls_config)
     assert (again.changed, again.migrated_tasks) == ([], 0)
@@ -137,3 +139,34 @@ def test_first_release_annotations_keep_their_page_and_are_still_collected(ls_st
     assert (report.annotations_new, report.invalid) == (1, 0)
     row = ls_store.read("annotations")[0]
     assert (row["acceptable"], row["best"], row["dimensions"]["B"]) == (["A"], "A", ["lighting_shadow"])
+
+
+def test_tasks_pushed_before_the_outline_get_it_outlined_when_their_source_has_a_mask(
+    ls_store, ls_config, tmp_path
+):
+    from aescot.labelstudio.outlines import OUTLINES_TABLE
+    from tests.labelstudio.helpers import add_source
+
+    previous = tmp_path / "previous.xml"  # the page before the outline: the source read from source_photo
+    previous.write_text(label_config(ls_config).replace(f"${OUTLINE_KEY}", f"${SOURCE_KEY}"))
+    project = ensure_project(ls_store, ls_config.model_copy(update={"label_config_path": previous}))
+    masked, plain = make_items(ls_store, 2, size=64)
+    add_source(ls_store, masked)
+    tasks = []
+    for item in (masked, plain):
+        data = task_data(item, ls_store, project.storage, ls_store.local_path("."))
+        del data[OUTLINE_KEY]
+        tasks.append({"data": data})
+    admin(ls_config).projects.import_tasks(project.id, request=tasks)
+
+    upgraded = ensure_project(ls_store, ls_config)
+    assert (upgraded.id, upgraded.migrated_tasks, upgraded.config_kept) == (project.id, 2, None)
+    with http_client(ls_config) as http:
+        after = {t["data"]["aescot_item"]: t["data"] for t in list_tasks(ls_config, http, project.id)}
+    (drawn,) = ls_store.read(OUTLINES_TABLE.name)
+    assert after[masked["item_id"]][OUTLINE_KEY].endswith(drawn["outline_key"])
+    assert after[masked["item_id"]][SOURCE_KEY] == tasks[0]["data"][SOURCE_KEY]  # kept as it was
+    assert after[plain["item_id"]][OUTLINE_KEY] == after[plain["item_id"]][SOURCE_KEY]
+    from aescot.labelstudio.project import migrate_task_data
+
+    assert migrate_task_data(ls_config, project.id, ls_store) == 0  # every task has its keys now

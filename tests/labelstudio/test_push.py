@@ -11,7 +11,7 @@ import pytest
 
 from aescot.labelstudio import LabelStudioUnavailable, Prediction, push_items
 from aescot.labelstudio.client import http_client, list_tasks
-from aescot.labelstudio.labeling import SOURCE_KEY
+from aescot.labelstudio.labeling import OUTLINE_KEY, SOURCE_KEY
 from aescot.labelstudio.mapping import ITEM_FIELD
 from aescot.labelstudio.project import ensure_project
 from aescot.labelstudio.push import TASKS_TABLE
@@ -51,7 +51,7 @@ def test_push_1000_tasks_with_gold_share_then_repush_is_a_no_op(ls_store, ls_con
         {i["item_id"] for i in regular} | {i["item_id"] for i in _pushed_gold(ls_store)},
     )
     # unmarked: the task data holds the item id and image URLs only
-    assert all(set(t["data"]) == {ITEM_FIELD, SOURCE_KEY, "A", "B", "C", "D"} for t in tasks)
+    assert all(set(t["data"]) == {ITEM_FIELD, SOURCE_KEY, OUTLINE_KEY, "A", "B", "C", "D"} for t in tasks)
     assert all(t["data"]["A"].startswith("/data/local-files/?d=") for t in tasks)
     # gold tasks are interleaved, not appended at the end
     gold_ids = {i["item_id"] for i in gold}
@@ -218,3 +218,51 @@ def test_a_store_restored_from_an_older_backup_is_reconciled_on_request(ls_store
     report = push_items(ls_store, ls_config, reconcile_first=True)
     assert (report.recovered, report.pushed, report.duplicates_in_project) == (6, 0, [])
     _assert_one_task_per_item(ls_store, ls_config, later.project_id, {i["item_id"] for i in items})
+
+
+def test_the_source_is_shown_outlined_drawn_once_per_source_and_plain_without_a_mask(ls_store, ls_config):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from aescot.ids import candidate_id, item_id
+    from aescot.labelstudio.outlines import draw
+    from tests.labelstudio.helpers import add_source, product_mask_png
+
+    masked, plain = make_items(ls_store, 2, image_pool=5, size=256)
+    add_source(ls_store, masked)
+    report = push_items(ls_store, ls_config)
+    assert (report.pushed, report.outlines_drawn) == (2, 1)
+    data = {t["data"][ITEM_FIELD]: t["data"] for t in _tasks(ls_config, report.project_id)}
+    headers = {"Authorization": f"Token {ls_config.api_key.get_secret_value()}"}
+
+    def served(ref: str) -> np.ndarray:
+        r = httpx.get(ls_config.url + ref, headers=headers)
+        assert r.status_code == 200, ref
+        return np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"))
+
+    photo = Image.open(io.BytesIO(ls_store.read_bytes(masked["source_image_key"])))
+    shown = data[masked["item_id"]]
+    assert shown[OUTLINE_KEY] != shown[SOURCE_KEY]
+    assert np.array_equal(served(shown[OUTLINE_KEY]), np.asarray(draw(photo, product_mask_png(256))))
+    assert np.array_equal(served(shown[SOURCE_KEY]), np.asarray(photo.convert("RGB")))
+    bare = data[plain["item_id"]]  # no mask: the plain photo under the same key
+    assert bare[OUTLINE_KEY] == bare[SOURCE_KEY] and served(bare[OUTLINE_KEY]).shape == (256, 256, 3)
+
+    # a later item of the masked source (other candidates): its outlined copy is read, not drawn again
+    cands = [
+        {**c, "candidate_id": candidate_id(masked["source_id"], "test", {"later": True}, j)}
+        for j, c in enumerate(masked["candidates"])
+    ]
+    later = {
+        **masked,
+        "candidates": cands,
+        "item_id": item_id(masked["source_id"], [c["candidate_id"] for c in cands]),
+    }
+    ls_store.upsert("items", [later])
+    again = push_items(ls_store, ls_config)
+    assert (again.pushed, again.already_pushed, again.outlines_drawn) == (1, 2, 0)
+    data = {t["data"][ITEM_FIELD]: t["data"] for t in _tasks(ls_config, report.project_id)}
+    assert data[later["item_id"]][OUTLINE_KEY] == shown[OUTLINE_KEY]
+    assert (push_items(ls_store, ls_config).pushed, len(_tasks(ls_config, report.project_id))) == (0, 3)

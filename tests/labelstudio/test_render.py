@@ -2,25 +2,33 @@
 the source and the four candidates decode inside the labeling area (the right picture in each place,
 no error box), candidates are large enough to judge and every control and Submit fit on one
 1440x900 screen (screenshots at 1440x900 and 1920x1080 are kept), a contradiction the page can
-prevent cannot be submitted, and an item labelled with the keyboard only comes back through
-collect as exactly the record that was keyed in."""
+prevent cannot be submitted, an item labelled with the keyboard only comes back through collect as
+exactly the record that was keyed in, and the source shows the outline of its product mask (the
+plain photo when its source has no mask), as decoded and as drawn on the screen."""
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
+from scipy import ndimage
 
 from aescot.contracts import validate
 from aescot.labelstudio import collect_annotations, push_items
+from aescot.labelstudio.outlines import OUTLINES_TABLE, draw, outline_width
 from aescot.labelstudio.push import TASKS_TABLE
+from aescot.masks.outline import OUTLINE_RGB, edge
 from aescot.vocab import DIMENSIONS
 from tests import realparts
 from tests.labelstudio.cdp import Browser, find_chromium
-from tests.labelstudio.helpers import admin, colour, make_items
+from tests.labelstudio.helpers import add_source, admin, colour, make_items, product_mask_png
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
@@ -65,6 +73,21 @@ CONTROLS = """(() => {
     .some(e => e && e.scrollTop > 0);
   return {controls: controls.map(box), submit: submit && box(submit), scrolled,
           width: innerWidth, height: innerHeight};
+})()"""
+# The source image the annotator looks at (the labeling area's source slot, not a data manager
+# thumbnail): where it is on the screen, what it loaded, and its decoded pixels as a PNG.
+SOURCE_SHOWN = """(() => {
+  const imgs = [...document.querySelectorAll('.lsf-main-view .aescot-slot-source img')];
+  if (imgs.length !== 1 || !imgs[0].complete || !imgs[0].naturalWidth) return {count: imgs.length};
+  const i = imgs[0], a = i.getBoundingClientRect(), c = (i.closest('.lsf-image') || i).getBoundingClientRect();
+  const cv = document.createElement('canvas');
+  cv.width = i.naturalWidth; cv.height = i.naturalHeight;
+  cv.getContext('2d').drawImage(i, 0, 0);
+  const x = Math.max(a.left, c.left), y = Math.max(a.top, c.top);
+  const task = window.Htx && window.Htx.task;  // the task on the page (Label Studio's own store)
+  return {count: 1, item: task && task.dataObj.aescot_item, naturalWidth: i.naturalWidth,
+          png: cv.toDataURL('image/png'),
+          box: {x, y, width: Math.min(a.right, c.right) - x, height: Math.min(a.bottom, c.bottom) - y}};
 })()"""
 MODAL_TEXT = "(() => { const m = document.querySelector('.lsf-modal-ls_visible, .ant-modal'); return m && m.innerText; })()"
 
@@ -174,6 +197,50 @@ def _open_stream(browser: Browser, url: str, project_id: int, size: tuple[int, i
     _close_instructions(browser)
 
 
+def _is_outline(rgb: np.ndarray, tolerance: int) -> np.ndarray:
+    return (np.abs(rgb[..., :3].astype(int) - OUTLINE_RGB) <= tolerance).all(axis=-1)
+
+
+def _source_shown(browser: Browser, artefacts: Path, photo: Image.Image, mask: Image.Image, kinds) -> str:
+    """The source the annotator sees on the page's task (``kinds``: item id -> ``outlined`` or
+    ``plain``), checked pixel by pixel: what the image element decoded, and what the screen shows of
+    it (saved as ``source-<kind>.png``); returns the kind."""
+    got = browser.wait_for(f"(() => {{ const s = {SOURCE_SHOWN}; return s.count === 1 && s; }})()", 30)
+    assert got["item"] in kinds and got["naturalWidth"] == photo.width, (got["item"], got["naturalWidth"])
+    which = kinds[got["item"]]
+    decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(got["png"].split(",", 1)[1]))).convert("RGB"))
+    plain = np.asarray(photo.convert("RGB"))
+    line = edge(mask, outline_width(photo.width))
+    if which == "outlined":  # the outline along the mask's edge, every other pixel the photo's own
+        assert np.array_equal(decoded, np.asarray(draw(photo, mask))), "the page decoded another picture"
+        assert _is_outline(decoded, 0)[line].all() and np.array_equal(decoded[~line], plain[~line])
+    else:
+        assert np.array_equal(decoded, plain) and not _is_outline(decoded, 40).any()
+    # on the screen: the image as drawn at its shown size (the outline survives the downscaling)
+    shot = browser.screenshot(artefacts / f"source-{which}.png", clip=got["box"])
+    screen = np.asarray(Image.open(shot).convert("RGB"))
+    h, w = screen.shape[:2]
+    assert w >= 150, f"the source is shown {w} px wide"
+    on_screen = _is_outline(screen, 60)
+    centre = screen[h // 2 - 5 : h // 2 + 5, w // 2 - 5 : w // 2 + 5].reshape(-1, 3).astype(int)
+    assert (np.abs(centre - plain[plain.shape[0] // 2, plain.shape[1] // 2]) <= 8).all(), (
+        "not the photo inside"
+    )
+    small = mask.resize((w, h), Image.Resampling.NEAREST)
+    near_edge = ndimage.binary_dilation(edge(small, 1), iterations=3)
+    perimeter = int(edge(small, 1).sum())
+    print(
+        f"\nsource shown {which}: {w}x{h} on screen, {int(on_screen.sum())} outline-coloured pixels "
+        f"(mask edge {perimeter} px); screenshot {shot}"
+    )
+    if which == "outlined":
+        assert on_screen.sum() >= 0.6 * perimeter, "the outline is not visible on the screen"
+        assert not (on_screen & ~near_edge).any(), "outline colour away from the mask's edge"
+    else:
+        assert not on_screen.any(), "an outline on a source without a mask"
+    return which
+
+
 # keyboard only: A acceptable; B flawed, its placement ticked, then B acceptable after all (its defects
 # hide and are dropped); C flawed with wrong lighting; D flawed; best B. (key, ticks shown after it)
 KEYS = (("1", 1), ("6", 2), ("u", 3), ("2", 2), ("7", 3), ("s", 4), ("8", 5), ("x", 6))
@@ -228,13 +295,21 @@ def _submitted(config, task_ids, n: int, timeout_s: float = 20) -> int:
 def test_labeling_page_shows_every_image_fits_one_screen_and_keyboard_labelling_is_collected(
     ls_store, ls_config, labelstudio_server, browser, artefacts
 ):
-    # two tasks showing the same pictures: item 0 of make_items, source image 0, A-D images 1-4
+    # two tasks showing the same pictures: item 0 of make_items, source image 0, A-D images 1-4; the
+    # source of the first has a product mask (its outline is shown), the second's has none (plain photo)
     items = [
         *make_items(ls_store, 1, image_pool=5, size=256),
         *make_items(ls_store, 1, image_pool=5, size=256),
     ]
+    mask = product_mask_png(256)
+    add_source(ls_store, items[0], mask)
     expected = {slot: colour(k) for k, slot in enumerate(SLOTS)}
     report = push_items(ls_store, ls_config)
+    assert report.outlines_drawn == 1
+    photo = Image.open(io.BytesIO(ls_store.read_bytes(items[0]["source_image_key"])))
+    assert len(ls_store.read(OUTLINES_TABLE.name)) == 1  # drawn for the masked source only
+    kinds = {items[0]["item_id"]: "outlined", items[1]["item_id"]: "plain"}
+    shown = []
     task_ids = [r["task_id"] for r in ls_store.read(TASKS_TABLE.name)]
     cfg = labelstudio_server.cfg
     cookie = _session_cookie(ls_config.url, cfg.username, cfg.password.get_secret_value())
@@ -243,6 +318,7 @@ def test_labeling_page_shows_every_image_fits_one_screen_and_keyboard_labelling_
 
     # first task in a 1920x1080 window: label by keyboard, everything on one screen, submit
     _open_stream(browser, ls_config.url, report.project_id, (1920, 1080), expected)
+    shown.append(_source_shown(browser, artefacts, photo, mask, kinds))
     _label(browser)
     browser.press("k")  # D: the extension is implausible
     _wait_checked(browser, 7)
@@ -253,6 +329,8 @@ def test_labeling_page_shows_every_image_fits_one_screen_and_keyboard_labelling_
     # second task in a 1440x900 window: candidates at least 300 px wide, every control and Submit on
     # the first screen
     _open_stream(browser, ls_config.url, report.project_id, (1440, 900), expected)
+    shown.append(_source_shown(browser, artefacts, photo, mask, kinds))
+    assert sorted(shown) == ["outlined", "plain"], shown  # each task its own source: outlined, plain
     _label(browser)
     small = _layout(browser, expected, artefacts)
     assert min(small["widths"][L] for L in "ABCD") >= MIN_CANDIDATE_WIDTH, small["widths"]
