@@ -3,6 +3,7 @@
 #   .venv                 the library, CLI, Prefect, diffusers (CPU torch) and dev tools
 #   .venv-labelstudio     the Label Studio server (heavy, own pins; kept apart from the library)
 #   chromium              (Debian, only when root and missing) for the labeling-page render test
+#   postgresql            (Debian, only when root and missing) for Label Studio on PostgreSQL tests
 # Re-running is fast: each venv is rebuilt only when its inputs change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,4 +36,11 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   echo "==> installing Debian chromium (for the labeling-page render test)"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "warning: chromium could not be installed; the render test will be skipped (and fail in CI)"
+fi
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1 \
+   && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "==> installing Debian postgresql (for the Label Studio on PostgreSQL tests)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+    || echo "warning: postgresql could not be installed; its tests will be skipped (and fail in CI)"
 fi

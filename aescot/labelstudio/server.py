@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from aescot.errors import ConfigError, ServiceUnavailable
 
@@ -52,6 +52,59 @@ class ServerStartError(ServiceUnavailable, RuntimeError):
     """The server process exited or did not become healthy in time."""
 
 
+class PostgresDatabase(BaseModel):
+    """A PostgreSQL database for the local server instead of its SQLite file (Label Studio's
+    ``DJANGO_DB=default`` with ``POSTGRE_*``). Also accepts a URL: ``postgresql://user:pass@host:port/name``."""
+
+    host: str = "127.0.0.1"
+    port: int = 5432
+    name: str = "labelstudio"
+    user: str = "labelstudio"
+    password: SecretStr = SecretStr("")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_url(cls, value: object) -> object:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not isinstance(value, str):
+            return value
+        from urllib.parse import unquote, urlsplit
+
+        url = urlsplit(value)
+        if url.scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                "a database URL starts with postgresql:// (postgresql://user:pass@host:port/name)"
+            )
+        out: dict[str, object] = {}
+        if url.hostname:
+            out["host"] = url.hostname
+        if url.port:
+            out["port"] = url.port
+        if url.path.strip("/"):
+            out["name"] = unquote(url.path.strip("/"))
+        if url.username:
+            out["user"] = unquote(url.username)
+        if url.password:
+            out["password"] = SecretStr(unquote(url.password))
+        return out
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DJANGO_DB": "default",
+            "POSTGRE_HOST": self.host,
+            "POSTGRE_PORT": str(self.port),
+            "POSTGRE_NAME": self.name,
+            "POSTGRE_USER": self.user,
+            "POSTGRE_PASSWORD": self.password.get_secret_value(),
+        }
+
+    def __repr__(self) -> str:  # never show the password
+        return (
+            f"PostgresDatabase(host={self.host!r}, port={self.port}, name={self.name!r}, user={self.user!r})"
+        )
+
+
 class LocalServerConfig(BaseModel):
     """How to run a local Label Studio. Credentials are only used at first initialisation."""
 
@@ -67,6 +120,11 @@ class LocalServerConfig(BaseModel):
         default=None, description="where initialised data-dir templates are kept (default ~/.cache/aescot)"
     )
     startup_timeout_s: float = 240.0
+    database: PostgresDatabase | None = Field(
+        default=None,
+        description="PostgreSQL instead of the data dir's SQLite file (the default); fields or a "
+        "postgresql://user:pass@host:port/name URL. The first start on an empty database runs the migrations",
+    )
     extra_env: dict[str, str] = Field(
         default_factory=dict,
         description="more server settings, e.g. USE_DEFAULT_BANNED_SUBNETS=false to let it reach a MinIO on loopback",
@@ -136,6 +194,8 @@ def _server_env(cfg: LocalServerConfig, data_dir: Path) -> dict[str, str]:
         LABEL_STUDIO_USER_TOKEN=cfg.token.get_secret_value(),
         PYTHONUNBUFFERED="1",
     )
+    if cfg.database is not None:
+        env.update(cfg.database.env())
     env.update(cfg.extra_env)
     return env
 
@@ -275,7 +335,8 @@ def start_server(cfg: LocalServerConfig) -> RunningServer:
     running = server_status(data_dir)
     if running is not None:
         return running
-    if not (data_dir / "label_studio.sqlite3").exists():
+    if cfg.database is None and not (data_dir / "label_studio.sqlite3").exists():
+        # SQLite: copy the initialised template; PostgreSQL: the server migrates its database itself
         template = ensure_template(cfg, binary)
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(template, data_dir, dirs_exist_ok=True)
