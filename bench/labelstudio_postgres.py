@@ -26,10 +26,10 @@ from aescot.labelstudio.mapping import answer_to_result, task_data
 from aescot.labelstudio.project import document_root
 from aescot.labelstudio.server import LocalServer, LocalServerConfig
 from aescot.store import DatasetStore
-from tests.labelstudio.helpers import admin, answer, make_items, sign_up
+from tests.labelstudio.helpers import GOLD_ANSWER, admin, make_items, sign_up
 from tests.pgcluster import PgCluster
 
-ANSWER = answer("A", ["A", "B"], {"C": ["lighting_shadow"]}, {"A": 5})
+ANSWER = GOLD_ANSWER  # valid under the answer rules (an invalid one is requeued: one DELETE each)
 
 
 def timed(fn):
