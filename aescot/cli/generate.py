@@ -44,6 +44,14 @@ def generate_cmd(
         int | None,
         typer.Option(help="Hamming distance counted as a near-duplicate [default: the dedupe stage's]."),
     ] = None,
+    colour_threshold: Annotated[
+        int | None,
+        typer.Option(
+            help="A grey-near pair counts only if its colour signatures are at most this many percent apart "
+            "(another colour: another image; -1: the grey hash alone) [default: the dedupe stage's, measured].",
+            min=-1,
+        ),
+    ] = None,
     max_regenerations: Annotated[int, typer.Option(help="New seeds tried per near-duplicate candidate.")] = 3,
     source: Annotated[list[str] | None, typer.Option(help="Only these source ids (repeatable).")] = None,
 ) -> None:
@@ -73,7 +81,10 @@ def generate_cmd(
             diffusers=diff,
             latency=LatencyConfig(seconds_per_call=seconds_per_call),
             base_seed=seed,
-            dedupe=DedupeConfig(**_given(threshold=threshold), max_regenerations=max_regenerations),
+            dedupe=DedupeConfig(
+                **_given(threshold=threshold, colour_threshold=colour_threshold),
+                max_regenerations=max_regenerations,
+            ),
         )
     except ValidationError as exc:
         fail(
@@ -109,6 +120,14 @@ def dedupe_cmd(
         int | None,
         typer.Option(help="Hamming distance counted as a near-duplicate [default: the dedupe stage's]."),
     ] = None,
+    colour_threshold: Annotated[
+        int | None,
+        typer.Option(
+            help="A grey-near pair counts only if its colour signatures are at most this many percent apart "
+            "(another colour: another image; -1: the grey hash alone) [default: the dedupe stage's, measured].",
+            min=-1,
+        ),
+    ] = None,
     method: Annotated[str, typer.Option(help="phash, dhash, ahash or whash.")] = "phash",
     hash_size: Annotated[int, typer.Option(help="8 (64-bit) or 16 (256-bit).")] = 8,
 ) -> None:
@@ -120,7 +139,11 @@ def dedupe_cmd(
 
     store = open_store(root)
     try:
-        cfg = DedupeConfig(**_given(threshold=threshold), method=method, hash_size=hash_size)
+        cfg = DedupeConfig(
+            **_given(threshold=threshold, colour_threshold=colour_threshold),
+            method=method,
+            hash_size=hash_size,
+        )
     except ValidationError as exc:
         fail(
             "; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors())
@@ -128,7 +151,7 @@ def dedupe_cmd(
     report = near_duplicate_report(store, cfg)
     console.print(
         f"[bold]dedupe[/] {report.candidates} candidates + {report.sources} sources "
-        f"({report.hashed} hashed now), threshold {cfg.threshold}: "
+        f"({report.hashed} hashed now), threshold {cfg.threshold}, colour threshold {cfg.colour_threshold}%: "
         + (", ".join(f"{n} {k}" for k, n in sorted(report.pairs.items())) or "no near-duplicate pairs")
         + f"; {report.new_pairs} new in table near_duplicates"
     )
