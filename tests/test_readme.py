@@ -121,6 +121,9 @@ COVERAGE: dict[str, dict[str, str]] = {
     },
     INLINE: {
         "aescot compact": "tests/cli/test_cli_store.py::test_compact_prints_fragments_and_files_before_and_after",
+        "aescot --help": "tests/cli/test_startup.py::test_help_imports_none_of_the_heavy_libraries",
+        "aescot generate --backend latency": "tests/generate/test_latency.py::test_cli_backend_option",
+        "aescot status --help": "tests/cli/test_startup.py::test_a_command_help_imports_none_of_the_heavy_libraries",
         "aescot export OUT --as-of ID": (
             "tests/export/test_as_of.py::test_as_of_the_first_tag_writes_the_first_export_byte_for_byte"
         ),

@@ -34,3 +34,15 @@ def test_status_on_a_missing_root_says_so_before_importing_the_store(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [2, []]
     assert "no dataset at" in done.stderr + done.stdout and not missing.exists()
+
+
+def test_a_command_help_imports_none_of_the_heavy_libraries():
+    code = (
+        "import sys; from aescot.cli.main import app\n"
+        "try:\n    app(['status', '--help'])\nexcept SystemExit:\n    pass\n"
+        f"print('\\n' + __import__('json').dumps([m for m in {HEAVY!r} + ('pydantic',) if m in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # pydantic too: typer 0.29 builds a pydantic TypeAdapter per parameter at each start (pinned below it)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    assert "--root" in done.stdout
