@@ -79,14 +79,10 @@ def s3_endpoint():
 # --- Label Studio (issue 4): one real server per test session, reused by the flow tests -------------
 
 
-@pytest.fixture(scope="session")
-def labelstudio_server(tmp_path_factory):
-    """A real Label Studio on loopback (SQLite, started from a copied initialised data dir).
-
-    Its local-files document root is a session folder; put datasets under it (see ``ls_store``).
-    No server installed: skips locally, fails in CI (``CI=true`` or ``AESCOT_REQUIRE_LABEL_STUDIO=1``);
-    a server that does not start fails everywhere, with its log (see ``tests/realparts.py``).
-    """
+def start_labelstudio(base, part: str, **config):
+    """Start a real Label Studio with its data under ``base`` (``config``: more LocalServerConfig
+    fields, e.g. a database). Not installed: skips locally, fails in CI; installed but not starting:
+    fails everywhere, with its log (``tests/realparts.py``)."""
     from aescot.labelstudio.server import (
         LOG_FILE,
         LocalServer,
@@ -103,9 +99,10 @@ def labelstudio_server(tmp_path_factory):
         missing = str(exc)
     if missing:
         realparts.absent("Label Studio", missing)
-    base = tmp_path_factory.mktemp("labelstudio")
     (base / "datasets").mkdir()
-    server = LocalServer(LocalServerConfig(data_dir=base / "ls-data", document_root=base / "datasets"))
+    server = LocalServer(
+        LocalServerConfig(data_dir=base / "ls-data", document_root=base / "datasets", **config)
+    )
     try:
         server.start()
         failed = None
@@ -113,7 +110,19 @@ def labelstudio_server(tmp_path_factory):
         failed = str(exc)
     if failed:
         log = base / "ls-data" / LOG_FILE
-        realparts.broken("Label Studio", failed, log.read_text(errors="replace") if log.exists() else "")
+        realparts.broken(part, failed, log.read_text(errors="replace") if log.exists() else "")
+    return server
+
+
+@pytest.fixture(scope="session")
+def labelstudio_server(tmp_path_factory):
+    """A real Label Studio on loopback (SQLite, started from a copied initialised data dir).
+
+    Its local-files document root is a session folder; put datasets under it (see ``ls_store``).
+    No server installed: skips locally, fails in CI (``CI=true`` or ``AESCOT_REQUIRE_LABEL_STUDIO=1``);
+    a server that does not start fails everywhere, with its log (see ``tests/realparts.py``).
+    """
+    server = start_labelstudio(tmp_path_factory.mktemp("labelstudio"), "Label Studio")
     yield server
     server.stop()
 

@@ -9,6 +9,20 @@ from rich.table import Table
 
 from aescot.cli.common import DEFAULT_ROOT, RootOption, console, fail, open_store, progress_bar
 
+# the near-duplicate options generate and dedupe share
+ThresholdOption = Annotated[
+    int | None,
+    typer.Option(help="Hamming distance counted as a near-duplicate [default: the dedupe stage's]."),
+]
+ColourThresholdOption = Annotated[
+    int | None,
+    typer.Option(
+        help="A grey-near pair counts only if its colour signatures are at most this many percent apart "
+        "(another colour: another image; -1: the grey hash alone) [default: the dedupe stage's, measured].",
+        min=-1,
+    ),
+]
+
 
 def _given(**options: object) -> dict[str, object]:
     """The options a person set (None: keep the config's own default)."""
@@ -40,18 +54,8 @@ def generate_cmd(
         float, typer.Option(help="latency: seconds each generator call waits, as a GPU call would.")
     ] = 0.5,
     seed: Annotated[int, typer.Option(help="Base seed every candidate seed derives from.")] = 0,
-    threshold: Annotated[
-        int | None,
-        typer.Option(help="Hamming distance counted as a near-duplicate [default: the dedupe stage's]."),
-    ] = None,
-    colour_threshold: Annotated[
-        int | None,
-        typer.Option(
-            help="A grey-near pair counts only if its colour signatures are at most this many percent apart "
-            "(another colour: another image; -1: the grey hash alone) [default: the dedupe stage's, measured].",
-            min=-1,
-        ),
-    ] = None,
+    threshold: ThresholdOption = None,
+    colour_threshold: ColourThresholdOption = None,
     max_regenerations: Annotated[int, typer.Option(help="New seeds tried per near-duplicate candidate.")] = 3,
     source: Annotated[list[str] | None, typer.Option(help="Only these source ids (repeatable).")] = None,
 ) -> None:
@@ -116,18 +120,8 @@ def generate_cmd(
 
 def dedupe_cmd(
     root: RootOption = DEFAULT_ROOT,
-    threshold: Annotated[
-        int | None,
-        typer.Option(help="Hamming distance counted as a near-duplicate [default: the dedupe stage's]."),
-    ] = None,
-    colour_threshold: Annotated[
-        int | None,
-        typer.Option(
-            help="A grey-near pair counts only if its colour signatures are at most this many percent apart "
-            "(another colour: another image; -1: the grey hash alone) [default: the dedupe stage's, measured].",
-            min=-1,
-        ),
-    ] = None,
+    threshold: ThresholdOption = None,
+    colour_threshold: ColourThresholdOption = None,
     method: Annotated[str, typer.Option(help="phash, dhash, ahash or whash.")] = "phash",
     hash_size: Annotated[int, typer.Option(help="8 (64-bit) or 16 (256-bit).")] = 8,
 ) -> None:

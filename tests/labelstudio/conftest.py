@@ -31,41 +31,14 @@ def pg_cluster():
 @pytest.fixture(scope="session")
 def pg_labelstudio(pg_cluster, tmp_path_factory):
     """A real Label Studio whose database is ``pg_cluster`` (its first start migrates it, ~1-2 min)."""
-    from aescot.labelstudio.server import (
-        LOG_FILE,
-        LocalServer,
-        LocalServerConfig,
-        ServerNotFound,
-        ServerStartError,
-        find_binary,
-    )
+    from tests.conftest import start_labelstudio
 
-    try:
-        find_binary()
-        missing = None
-    except ServerNotFound as exc:
-        missing = str(exc)
-    if missing:
-        realparts.absent("Label Studio", missing)
-    base = tmp_path_factory.mktemp("labelstudio-pg")
-    (base / "datasets").mkdir()
-    cfg = LocalServerConfig(
-        data_dir=base / "ls-data",
-        document_root=base / "datasets",
+    server = start_labelstudio(
+        tmp_path_factory.mktemp("labelstudio-pg"),
+        "Label Studio on PostgreSQL",
         database=pg_cluster.database,
         startup_timeout_s=600.0,
     )
-    server = LocalServer(cfg)
-    try:
-        server.start()
-        failed = None
-    except ServerStartError as exc:
-        failed = str(exc)
-    if failed:
-        log = base / "ls-data" / LOG_FILE
-        realparts.broken(
-            "Label Studio on PostgreSQL", failed, log.read_text(errors="replace") if log.exists() else ""
-        )
     yield server
     server.stop()
 
