@@ -148,7 +148,10 @@ class LanceTables:
             ds = self._open(table)  # ours, or the one another writer created at the same moment
         ds = self._evolve(table, ds, data.schema)
         for start in range(0, data.num_rows, MAX_UPSERT_ROWS):
-            chunk = data.slice(start, MAX_UPSERT_ROWS)
+            # a copy, not a slice: Lance's merge_insert panics on a slice of nested (list) columns
+            # ("assertion failed: end <= self.len()" in arrow-data), so every chunk starts at offset 0
+            stop = min(start + MAX_UPSERT_ROWS, data.num_rows)
+            chunk = data if stop - start == data.num_rows else data.take(pa.array(range(start, stop)))
             try:
                 (
                     ds.merge_insert(list(key))

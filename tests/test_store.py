@@ -146,3 +146,20 @@ def test_every_registered_table_has_a_rebuild_command_and_a_status_place():
 
     for module in TABLE_MODULES:
         importlib.import_module(module)  # each listed module exists
+
+
+def test_a_bulk_upsert_of_nested_rows_commits_in_chunks_without_loss(tmp_path, monkeypatch):
+    """Above MAX_UPSERT_ROWS an upsert commits chunk by chunk. Items carry a list of candidate structs:
+    Lance's merge_insert panicked on a slice of such a column past the first chunk (a 100k-item bulk
+    load failed), so each chunk is a copy starting at offset 0."""
+    import aescot.tables
+    from tests.labelstudio.helpers import make_items
+
+    monkeypatch.setattr(aescot.tables, "MAX_UPSERT_ROWS", 10)
+    store = DatasetStore(tmp_path / "ds")
+    items = make_items(store, 35)  # 4 chunks, the last one short
+    ids = store.column("items").to_pylist()
+    assert len(ids) == len(set(ids)) == 35
+    last = store.read("items", keys=[i["item_id"] for i in items[30:]])
+    assert {r["item_id"] for r in last} == {i["item_id"] for i in items[30:]}
+    assert all(len(r["candidates"]) == 4 for r in last)
