@@ -47,7 +47,7 @@ from aescot.images import ImageLimits, ImageRejected, encode_png, normalise_imag
 from aescot.mask import MaskConfig, MaskError, product_mask
 from aescot.neardup import (
     HammingIndex,
-    colour_difference,
+    colour_apart,
     colour_hash,
     colour_match,
     get_hasher,
@@ -468,8 +468,9 @@ def _index_hit(hits: list[tuple[dict, int]], colour: str, cfg: IngestConfig) -> 
     matches too, and whether a grey-near source was passed over for its colour."""
     for label, d in hits:
         if colour_match(colour, label["colour"], cfg.colour_distance):
-            c = colour_difference(colour, label["colour"]) if cfg.colour_distance >= 0 else None
-            return _Near(str(label["id"]), d, c), False
+            return _Near(
+                str(label["id"]), d, colour_apart(colour, label["colour"], cfg.colour_distance)
+            ), False
     return None, bool(hits)
 
 
@@ -532,8 +533,7 @@ def ingest(
                     index_hits[j], recoloured[j] = _index_hit(hits, colours[j], cfg)
                 for i, j, d in radius_search(hashes, None, radius).as_tuples():
                     if colour_match(colours[i], colours[j], cfg.colour_distance):
-                        c = colour_difference(colours[i], colours[j]) if cfg.colour_distance >= 0 else None
-                        inner[j].append((d, i, c))
+                        inner[j].append((d, i, colour_apart(colours[i], colours[j], cfg.colour_distance)))
                     else:
                         recoloured[j] = True
         accepted: dict[int, str] = {}  # slot in preps -> source id, for this window

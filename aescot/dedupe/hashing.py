@@ -16,7 +16,7 @@ from typing import Literal
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from aescot.neardup import colour_difference, colour_hash, colour_match, get_hasher, hamming, near_pairs
+from aescot.neardup import colour_apart, colour_hash, colour_match, get_hasher, hamming, near_pairs
 
 # Measured by bench/dedupe_threshold.py (phash, 64 bits, 60 rendered product shots at 256 px):
 # perturbed copies of one image (JPEG q70, half-size round trip, blur, noise, +5% brightness)
@@ -94,9 +94,6 @@ def group_duplicates(
     kept: list[int] = list(range(min(n_fixed, len(hashes))))
     col = list(colours) if colours is not None else [None] * len(hashes)
 
-    def cdiff(a: str | None, b: str | None) -> int | None:
-        return colour_difference(a, b) if colour_threshold >= 0 else None
-
     for i in range(n_fixed, len(hashes)):
         h = hashes[i]
         if (
@@ -104,13 +101,13 @@ def group_duplicates(
             and (d := hamming(h, source_hash)) <= threshold
             and colour_match(col[i], source_colour, colour_threshold)
         ):
-            out.append(GroupDuplicate(i, None, d, cdiff(col[i], source_colour)))
+            out.append(GroupDuplicate(i, None, d, colour_apart(col[i], source_colour, colour_threshold)))
             continue
         near = [(hamming(h, hashes[k]), k) for k in kept]
         near = [t for t in near if t[0] <= threshold and colour_match(col[i], col[t[1]], colour_threshold)]
         if near:
             d, k = min(near)
-            out.append(GroupDuplicate(i, k, d, cdiff(col[i], col[k])))
+            out.append(GroupDuplicate(i, k, d, colour_apart(col[i], col[k], colour_threshold)))
         else:
             kept.append(i)
     return out

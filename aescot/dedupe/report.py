@@ -32,7 +32,7 @@ from PIL import Image
 
 from aescot.dedupe.hashing import DedupeConfig, colour_of, hash_image
 from aescot.ids import derive_id
-from aescot.neardup import HammingIndex, colour_difference, colour_match, radius_search
+from aescot.neardup import HammingIndex, colour_apart, colour_match, radius_search
 from aescot.store import DatasetStore, TableSpec, register_table
 from aescot.timeutil import now_iso
 
@@ -254,17 +254,13 @@ def _batch_pairs(
         ):
             others[label] = ((k, i, s), c)
     t = cfg.colour_threshold
-
-    def colour(a: str | None, b: str | None) -> int | None:
-        return colour_difference(a, b) if t >= 0 else None
-
     out = [
-        (mine[qi], others[label][0], d, colour(my_colour[qi], others[label][1]))
+        (mine[qi], others[label][0], d, colour_apart(my_colour[qi], others[label][1], t))
         for qi, label, d in found
         if colour_match(my_colour[qi], others[label][1], t)
     ]
     out.extend(
-        (mine[i], mine[j], d, colour(my_colour[i], my_colour[j]))
+        (mine[i], mine[j], d, colour_apart(my_colour[i], my_colour[j], t))
         for i, j, d in radius_search(hashes, None, cfg.threshold).as_tuples()
         if colour_match(my_colour[i], my_colour[j], t)
     )

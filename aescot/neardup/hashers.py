@@ -139,7 +139,11 @@ def colour_match(a: str | None, b: str | None, max_difference: int) -> bool:
     """Whether the colours allow two grey-near images to be one: within ``max_difference`` percent,
     or not comparable (a signature missing: a row stored before colour signatures, the grey rule
     alone), or the colour check off (``max_difference < 0``)."""
-    if max_difference < 0:
-        return True
-    d = colour_difference(a, b)
+    d = colour_apart(a, b, max_difference)
     return d is None or d <= max_difference
+
+
+def colour_apart(a: str | None, b: str | None, max_difference: int) -> int | None:
+    """The colour difference a decision with ``max_difference`` records: :func:`colour_difference`,
+    or None when the colour check is off (``max_difference < 0``)."""
+    return colour_difference(a, b) if max_difference >= 0 else None
