@@ -85,11 +85,6 @@ class DoctorReport:
         return [p for p in self.problems if p.kind == "damaged_file"]
 
 
-def register_tables() -> None:
-    """Import the modules that register their own tables, so their keys and schemas are known."""
-    register_all_tables()
-
-
 def _tables(store: DatasetStore) -> LanceTables:
     """The table format, without the first-release refusal (doctor reports that layout itself)."""
     return store._open_tables(check=False)
@@ -97,7 +92,7 @@ def _tables(store: DatasetStore) -> LanceTables:
 
 def table_names(store: DatasetStore) -> list[str]:
     """The tables of this store (any ``<name>.lance`` locally; registered ones on object stores)."""
-    register_tables()
+    register_all_tables()
     _tables(store)
     return store.table_names()
 

@@ -31,10 +31,10 @@ import pytest
 from typer.testing import CliRunner
 
 from aescot.cli.main import app
-from aescot.doctor import check_store, register_tables
+from aescot.doctor import check_store
 from aescot.errors import StoreError
 from aescot.legacy import legacy_tables
-from aescot.store import TABLES, DatasetStore
+from aescot.store import TABLES, DatasetStore, register_all_tables
 from tests.faults.store_driver import TABLE, key, rows, table_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -231,7 +231,7 @@ PARTS = ((0, 10_000), (8_000, 18_000), (16_000, 26_000))  # overlapping: the las
 
 def first_release_store(root: Path) -> dict[str, dict[str, str]]:
     """A first-release store: each table a folder of part files; returns key -> expected value."""
-    register_tables()
+    register_all_tables()
     store = DatasetStore(root)
     expected: dict[str, dict[str, str]] = {}
     for table in MIGRATED:
@@ -295,7 +295,7 @@ def test_a_killed_migration_of_a_large_compacted_table_can_be_re_run(tmp_path):
     """The state a kill leaves after a 150k-row table was converted but before its part files moved
     aside, and a compaction since (``aescot compact``, or 32 upserts): the re-run upserts it whole."""
     detail = "a reason as long as a real one: " + "x" * 160
-    register_tables()
+    register_all_tables()
     store = DatasetStore(tmp_path / "ds")
     store.upsert(TABLE, rows(0, 150_000, detail))  # the killed run's table
     store.compact()

@@ -29,10 +29,10 @@ def compact_cmd(
 ) -> None:
     """Merge each table's small files into few, update its key index and drop versions older than 15
     minutes that no export tag keeps. Upserts do this by themselves once a table passes 32 fragments."""
-    from aescot.doctor import register_tables
+    from aescot.store import register_all_tables
 
     store = open_store(_root(root_arg, root))
-    register_tables()
+    register_all_tables()
     names = store.table_names()
     if table is not None and table not in names:
         fail(f"no table {table!r} in {store.root} (tables: {', '.join(names) or 'none'})")
@@ -70,12 +70,12 @@ def migrate_cmd(root_arg: RootArgument = None, root: RootOption = DEFAULT_ROOT) 
 
     Each table is verified by row count and keys before its part files move to
     tables/.first-release/. Safe to kill and re-run; refuses a store with nothing left to convert."""
-    from aescot.doctor import register_tables
     from aescot.errors import StoreError, one_line
     from aescot.legacy import BACKUP, legacy_tables, migrate
+    from aescot.store import register_all_tables
 
     store = open_store(_root(root_arg, root))
-    register_tables()  # tables owned by other modules (Label Studio, dedupe, ...) need their schemas
+    register_all_tables()  # tables owned by other modules (Label Studio, dedupe, ...) need their schemas
     pending = legacy_tables(store)
     try:
         report = migrate(store)

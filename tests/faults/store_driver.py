@@ -89,10 +89,10 @@ def main(argv: list[str]) -> None:
         store.tables  # noqa: B018 - open the tables before the clock starts
         run = store.compact
     elif op == "migrate":
-        from aescot.doctor import register_tables
         from aescot.legacy import migrate
+        from aescot.store import register_all_tables
 
-        register_tables()
+        register_all_tables()
         run = lambda: migrate(store)
     else:
         raise SystemExit(f"unknown op {op!r}")
