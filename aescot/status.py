@@ -84,6 +84,31 @@ def verify_counts(store: DatasetStore) -> CountCheck:
     return CountCheck(files, len(missing), missing[0] if missing else "", states)
 
 
+def status_report(store: DatasetStore) -> dict:
+    """What ``aescot status`` prints, as plain data: the quick check (:func:`verify_counts`), the
+    counts per stage and each table's state. For a local store it is also saved as the cache
+    :mod:`aescot.status_cache` reuses while the store does not change."""
+    from aescot import status_cache
+
+    before = status_cache.fingerprint(store.root) if store.is_local else None
+    check = verify_counts(store)  # raises DamagedStore before any count is shown
+    report = {
+        "root": store.root,
+        "stages": [[r.stage, r.count, r.detail] for r in stage_counts(store)],
+        "tables": [
+            {"name": t.name, "rows": t.rows, "version": t.version, "fragments": t.fragments, "files": t.files}
+            for t in check.tables or []
+        ],
+        "verified_files": check.files,
+        "missing_images": check.missing_images,
+        "missing_example": check.missing_example,
+    }
+    if store.is_local:
+        files = {t.name: [list(f) for f in t.data_files] for t in check.tables or []}
+        status_cache.save_status(store.root, before, {**report, "files": files})
+    return report
+
+
 @dataclass
 class StageCount:
     stage: str

@@ -72,6 +72,8 @@ class TableState:
     rows: int
     fragments: int
     files: int
+    # (path under the table's data/ folder, size in bytes as written; None when not recorded)
+    data_files: tuple[tuple[str, int | None], ...] = ()
 
 
 def keep_last(table: pa.Table, key: Sequence[str]) -> pa.Table:
@@ -316,8 +318,8 @@ class LanceTables:
         if ds is None:
             return None
         frags = ds.get_fragments()
-        files = sum(len(f.data_files()) for f in frags)
-        return TableState(table, ds.version, ds.count_rows(), len(frags), files)
+        data = tuple((df.path, df.file_size_bytes) for f in frags for df in f.data_files())
+        return TableState(table, ds.version, ds.count_rows(), len(frags), len(data), data)
 
     def names(self) -> list[str]:
         """The tables written so far (local roots: by folder; object stores: the registry passes them)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
@@ -69,14 +70,17 @@ def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
-        from pydantic import ValidationError
-
         try:
             return fn(*args, **kwargs)
         except AescotError as exc:
             fail(one_line(exc), exit_code(exc))
-        except ValidationError as exc:  # settings built from options
-            fail(validation_message(exc), EXIT_USAGE)
+        except Exception as exc:
+            # settings built from options; pydantic is imported only by commands that build settings
+            # (0.1 s that `aescot status` on an unchanged store does not pay), so look it up, not import it
+            pydantic = sys.modules.get("pydantic")
+            if pydantic is not None and isinstance(exc, pydantic.ValidationError):
+                fail(validation_message(exc), EXIT_USAGE)
+            raise
 
     return run
 

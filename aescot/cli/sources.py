@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -89,27 +90,39 @@ def ingest_cmd(
 def status_cmd(root: RootOption = DEFAULT_ROOT) -> None:
     """Counts per stage (sources, candidates, items, tasks, annotations, labels, rationales, kept) and
     each table's version, fragments and files. A missing root is an error (exit 2): nothing is created."""
-    store = open_store(root)  # a missing root fails here, before the counting code is imported
-    from aescot.status import stage_counts, verify_counts
+    report = None
+    if "://" not in root and os.path.isdir(root):  # unchanged since the last status: no Lance needed
+        from aescot.status_cache import fresh_status
 
-    check = verify_counts(store)  # raises DamagedStore (one line, exit 3) before any count is shown
-    table = Table("stage", "count", "detail", title=f"aescot status — {store.root}", title_justify="left")
-    for row in stage_counts(store):
-        table.add_row(row.stage, str(row.count), row.detail)
+        report = fresh_status(os.path.abspath(root))
+        if report is not None:
+            report["root"] = os.path.abspath(root)  # the folder may have moved since
+    if report is None:
+        store = open_store(root)  # a missing root fails here, before the counting code is imported
+        from aescot.status import status_report
+
+        report = status_report(store)  # a damaged file raises DamagedStore (one line, exit 3) first
+    _print_status(report)
+
+
+def _print_status(report: dict) -> None:
+    table = Table("stage", "count", "detail", title=f"aescot status — {report['root']}", title_justify="left")
+    for stage, count, detail in report["stages"]:
+        table.add_row(stage, str(count), detail)
     console.print(table)
-    if check.tables:
+    if report["tables"]:
         tables = Table("table", "rows", "version", "fragments", "files", title="tables", title_justify="left")
-        for st in check.tables:
-            tables.add_row(st.name, str(st.rows), str(st.version), str(st.fragments), str(st.files))
+        for st in report["tables"]:
+            tables.add_row(st["name"], *(str(st[k]) for k in ("rows", "version", "fragments", "files")))
         console.print(tables)
     console.print(
-        f"verified: {check.files} table files (present, full size, footers); "
+        f"verified: {report['verified_files']} table files (present, full size, footers); "
         "every page and image: `aescot doctor`"
     )
-    if check.missing_images:
+    if report["missing_images"]:
         console.print(
-            f"[yellow]warning:[/] {check.missing_images} referenced images are missing "
-            f"(e.g. {check.missing_example}); run `aescot doctor --root {store.root}`"
+            f"[yellow]warning:[/] {report['missing_images']} referenced images are missing "
+            f"(e.g. {report['missing_example']}); run `aescot doctor --root {report['root']}`"
         )
 
 
