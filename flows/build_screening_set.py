@@ -67,6 +67,8 @@ def build_screening_set(
     pending = tasks.sources_without_items(store.root)
     batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
     gen_config = tasks.generation_config(generator, model, steps, seconds_per_call)
+    for lock in tasks.batch_locks(store.root, batches, gen_config):
+        ensure_limit(lock, 1)
     made = []
     for wave in range(0, len(batches), gpu_slots):  # no more batches in flight than GPU slots: none idles
         futures = tasks.generate_batch.map(

@@ -10,7 +10,7 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 
@@ -20,7 +20,7 @@ from aescot.ids import derive_id
 from aescot.ingest import ingest
 from aescot.items import build_items
 from aescot.store import DatasetStore
-from flows.limits import GPU_LIMIT, SLOT_LEASE_S, TEACHER_LIMIT
+from flows.limits import GPU_LIMIT, SLOT_LEASE_S, TEACHER_LIMIT, batch_lock
 
 
 def retryable(task: Any, task_run: Any, state: Any) -> bool:
@@ -77,11 +77,18 @@ def generation_config(generator: str, model: str | None, steps: int, seconds_per
     return cfg.model_dump_json()
 
 
-def _batch_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+def _batch_id(root: str, source_ids: list[str], config_json: str) -> str:
     """Content key: the same sources with the same settings in the same store are the same work."""
-    return derive_id(
-        "generate-batch", parameters["root"], sorted(parameters["source_ids"]), parameters["config_json"]
-    )
+    return derive_id("generate-batch", root, sorted(source_ids), config_json)
+
+
+def batch_locks(root: str, batches: list[list[str]], config_json: str) -> list[str]:
+    """The batch locks (:func:`flows.limits.batch_lock`) these batches take, each once."""
+    return sorted({batch_lock(_batch_id(root, b, config_json)) for b in batches})
+
+
+def _batch_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    return _batch_id(parameters["root"], parameters["source_ids"], parameters["config_json"])
 
 
 @task(
@@ -100,8 +107,19 @@ def generate_batch(
     with a known answer, enough become gold that gold items make ``gold_share`` of all items."""
     store = DatasetStore(root)
     config = GenerateConfig.model_validate_json(config_json)
-    with concurrency(GPU_LIMIT, occupy=1, lease_duration=SLOT_LEASE_S):
-        report = generate_candidates(store, config, source_ids)
+    log = get_run_logger()
+    batch = _batch_id(root, source_ids, config_json)
+    # the GPU slot and the batch's lock in one request: no other run generates this batch meanwhile,
+    # and the ledger read inside skips what a run before it generated
+    with concurrency([GPU_LIMIT, batch_lock(batch)], occupy=1, lease_duration=SLOT_LEASE_S):
+        # the hold, in the task run's own log records (its Running span also covers the wait)
+        log.info("gpu slot held: batch %s", batch)
+        outcome = "failed"
+        try:
+            report = generate_candidates(store, config, source_ids)  # reads the ledger in the slot
+            outcome = f"generated {report.generated}, skipped {report.skipped} of {report.sources}"
+        finally:
+            log.info("gpu slot releasing: batch %s (%s)", batch, outcome)
     items = build_items(store, gold_share=gold_share, group_ids=report.finished_group_ids)
     return {
         "sources": report.sources,
