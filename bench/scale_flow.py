@@ -83,6 +83,7 @@ FIELDS = [
     "prefect_cpu_s",
     "cpu_s_per_1k",
     "peak_rss_mb",
+    *(f"{s}_rss_mb" for s in TASKS),
     "labelstudio_rss_mb",
     "prefect_rss_mb",
     "files_root",
@@ -135,6 +136,7 @@ class CpuClock:
         import threading
 
         self.samples: list[tuple[float, float]] = []
+        self.rss: list[float] = []  # VmRSS (MB) at each sample: the peak of a task is read off the same way
         self._stop = threading.Event()
         self._every = every_s
         self._sample()
@@ -144,6 +146,15 @@ class CpuClock:
     def _sample(self) -> None:
         u = resource.getrusage(resource.RUSAGE_SELF)
         self.samples.append((time.time(), u.ru_utime + u.ru_stime))
+        self.rss.append(_status_mb("VmRSS"))
+
+    def peak_rss(self, start: float, end: float) -> float:
+        """The largest sampled RSS (MB) from ``start`` to ``end`` (and the samples either side)."""
+        import bisect
+
+        i = max(bisect.bisect_left(self.samples, (start, -1.0)) - 1, 0)
+        j = bisect.bisect_right(self.samples, (end, float("inf"))) + 1
+        return max(self.rss[i:j], default=float("nan"))
 
     def _loop(self) -> None:
         while not self._stop.wait(self._every):
@@ -206,6 +217,7 @@ def child(root: str, manifest: str, batch_size: int) -> dict:
                 break
     secs = {name: 0.0 for name in TASKS}
     cpu = {name: 0.0 for name in TASKS}
+    rss = {name: 0.0 for name in TASKS}
     gen_start = gen_end = None
     n_gen = 0
     for r in runs:
@@ -215,6 +227,7 @@ def child(root: str, manifest: str, batch_size: int) -> dict:
         secs[name] += r.total_run_time.total_seconds()
         if r.start_time and r.end_time:
             cpu[name] += clock.at(r.end_time.timestamp()) - clock.at(r.start_time.timestamp())
+            rss[name] = max(rss[name], clock.peak_rss(r.start_time.timestamp(), r.end_time.timestamp()))
         if name == "generate":
             n_gen += 1
             gen_start = min(gen_start or r.start_time, r.start_time)
@@ -224,6 +237,7 @@ def child(root: str, manifest: str, batch_size: int) -> dict:
     secs["other"] = secs["flow"] - sum(secs[t] for t in TASKS)
     cpu["flow"] = clock.at(flow_run.end_time.timestamp()) - clock.at(flow_run.start_time.timestamp())
     cpu["other"] = cpu["flow"] - sum(cpu[t] for t in TASKS)
+    rss["flow_start"] = clock.peak_rss(flow_run.start_time.timestamp(), flow_run.start_time.timestamp())
     store = DatasetStore(root)
     gen = result["generate"] if isinstance(result["generate"], dict) else {}
     ingest = result.get("ingest") or {}
@@ -231,6 +245,7 @@ def child(root: str, manifest: str, batch_size: int) -> dict:
     return {
         "secs": secs,
         "cpu": cpu,
+        "rss": rss,
         "child_s_before_exit": time.time() - t_start,
         "peak_rss_mb": peak,
         "cpu_s": usage.ru_utime + usage.ru_stime,
@@ -308,15 +323,19 @@ def read_rows(path: Path) -> list[dict]:
         return []
     with path.open(newline="") as fh:
         return [
-            {k: (float(v) if k not in ("finished_utc",) else v) for k, v in r.items()}
+            {k: (v if k == "finished_utc" or v in ("", None) else float(v)) for k, v in r.items()}
             for r in csv.DictReader(fh)
         ]
 
 
 def append_row(path: Path, row: dict) -> None:
     new = not path.exists()
+    fields = FIELDS
+    if not new:  # a root started by an earlier version of this bench keeps its columns
+        with path.open(newline="") as fh:
+            fields = next(csv.reader(fh))
     with path.open("a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=FIELDS, extrasaction="ignore")
+        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
         if new:
             w.writeheader()
         w.writerow(row)
@@ -361,6 +380,7 @@ def one_run(root: Path, incoming: Path, run_no: int, have: int, n: int, args, en
         **{f"{s}_s_per_1k": round(secs[s] * per_1k, 3) for s in STAGES},
         **{f"{s}_cpu_s_per_1k": round(got["cpu"][s] * per_1k, 3) for s in CPU_STAGES},
         "peak_rss_mb": round(got["peak_rss_mb"], 1),
+        **{f"{s}_rss_mb": round(got["rss"][s], 1) for s in TASKS},
         "child_cpu_s": round(got["cpu_s"], 2),
         "files_root": count_files(root),
         "files_tables": count_files(root / "tables"),
@@ -431,6 +451,9 @@ def print_table(rows: list[dict], args) -> None:
         line(f"{label[s]}, CPU s", [r[f"{s}_cpu_s_per_1k"] for r in picks], ".2f", s in TASKS)
     line("CPU s (run + both servers)", [r["cpu_s_per_1k"] for r in picks], ".2f", False)
     line("peak RSS of the run, MB", [r["peak_rss_mb"] for r in picks], ".0f", True)
+    for s in TASKS:
+        if all(r.get(f"{s}_rss_mb") not in (None, "") for r in picks):
+            line(f"  peak RSS during {s}, MB", [r[f"{s}_rss_mb"] for r in picks], ".0f", False)
     line("Label Studio server RSS, MB", [r["labelstudio_rss_mb"] for r in picks], ".0f", False)
     line("Prefect server RSS, MB", [r["prefect_rss_mb"] for r in picks], ".0f", False)
     line("files under the root", [r["files_root"] for r in picks], ",.0f", False)
@@ -461,7 +484,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         root, manifest, batch = args.child
-        print(json.dumps(child(root, manifest, int(batch))))
+        got = child(root, manifest, int(batch))
+        with open(
+            Path(root) / "scale_flow_runs.jsonl", "a"
+        ) as fh:  # the raw record, whatever the parent keeps
+            fh.write(json.dumps({"manifest": manifest, **got}) + "\n")
+        print(json.dumps(got))
         return
 
     from aescot.labelstudio.server import local_server_config, start_server, stop_server
