@@ -122,15 +122,17 @@ def brute_force_search(queries, index=None, radius: int = 8, block: int = 4096) 
     lefts, rights, dists = [], [], []
     for start in range(0, q.shape[0], block):
         qb = q[start : start + block]
-        d = np.zeros((qb.shape[0], x.shape[0]), dtype=np.int64)
-        for w in range(q.shape[1]):
+        # bit counts summed in 16 bits (a hash of up to 1024 bits): a quarter of the memory traffic
+        d = np.bitwise_count(qb[:, 0, None] ^ x[None, :, 0]).astype(np.uint16)
+        for w in range(1, q.shape[1]):
             d += np.bitwise_count(qb[:, w, None] ^ x[None, :, w])
+        ok = d <= radius
         if index is None:  # keep j > i only
-            d[np.arange(qb.shape[0])[:, None] + start >= np.arange(x.shape[0])[None, :]] = radius + 1
-        i, j = np.nonzero(d <= radius)
+            ok &= np.arange(qb.shape[0])[:, None] + start < np.arange(x.shape[0])[None, :]
+        i, j = np.nonzero(ok)
         lefts.append(i + start)
         rights.append(j)
-        dists.append(d[i, j])
+        dists.append(d[i, j].astype(np.int64))
     if not lefts:
         return NearPairs.build(*(np.zeros(0, np.int64) for _ in range(3)))
     return NearPairs.build(np.concatenate(lefts), np.concatenate(rights), np.concatenate(dists))
