@@ -7,9 +7,23 @@ skipped; files already ingested are counted and skipped, so re-running adds noth
 
 A near-duplicate is a file whose grey pHash is within ``near_duplicate_distance`` bits of a
 source's *and* whose colour signature (:func:`aescot.neardup.colour_hash`, a hue histogram) is
-within ``colour_distance`` percent of that source's: the same product in another colour is another source, a re-encoded or
-resized copy is not. A source stored before colour signatures (null ``colour_hash``) is compared
-on the grey hash alone.
+within ``colour_distance`` percent of that source's: the same product in another colour is another source, a re-encoded,
+resized or slightly cropped copy is not. A source stored before colour signatures (null
+``colour_hash``) is compared on the grey hash alone.
+
+A crop moves the pHash far (16-62 bits for 2 % per side), so the grey half of the rule has a
+second way in (``crop_distance``): central crops (:func:`aescot.neardup.crop_hashes`). A file is
+searched with its plain and 1-5 % crop hashes, each source is found by its plain and 5 % crop
+hash (``crop_phash``): a file's ``a`` % crop near a source's plain hash means the source is a crop
+of the file, near the source's 5 % crop, the file is the source cropped about ``5 - a`` %. The
+pHash is too sensitive to the half-pixel shifts of a real crop to find these pairs within 12
+bits, and a search at a wider radius costs too much, so the search runs on 64-bit (8x8) hashes
+of the same crops (``coarse_phash``, ``coarse_crop_phash``) within ``crop_coarse_distance`` bits,
+and each match is verified on the 256-bit hashes: the nearest pair with a crop in it within
+``crop_distance`` bits, and colours within ``crop_colour_distance`` (a crop match reaches the
+products that look alike up to scale, so its limits are tighter than the plain rule's). The
+reject says which crops met. Sources stored before crop hashes (null columns), and images under
+:data:`CROP_MIN_SIDE` (their crops are a pixel or two), are compared plainly.
 
 Cost follows the new files: one scan of the projected ``source_id`` and ``phash`` columns per
 call; a window finds its ids among the store's by binary search and reads by key only those
@@ -17,7 +31,9 @@ present, and near-duplicates are found with one :class:`~aescot.neardup.HammingI
 call, built from the projected ``phash`` column (the persisted form of the index) and extended
 after each batch commits, so a search costs O(log n) probes per file, not a pass over the store.
 The index is searched on the pHash only; the colour check is applied to its matches (each index
-row carries its source's colour signature as part of its label).
+row carries its source's colour signature as part of its label). The crop index (64-bit hashes,
+two rows per source) is a second :class:`~aescot.neardup.HammingIndex` built and extended alike,
+whose labels carry the 256-bit hashes its matches are verified on.
 """
 
 from __future__ import annotations
@@ -46,10 +62,12 @@ from aescot.ids import sha256_bytes
 from aescot.images import ImageLimits, ImageRejected, encode_png, normalise_image
 from aescot.mask import MaskConfig, MaskError, product_mask
 from aescot.neardup import (
+    CROP_PERCENT,
     HammingIndex,
     colour_apart,
     colour_hash,
     colour_match,
+    crop_hashes,
     get_hasher,
     radius_search,
 )
@@ -68,6 +86,26 @@ STAGE = "ingest"
 # of them 2-4 % crops the 12-bit grey radius never reaches, against 628 for the grey rule alone);
 # 17 is the middle of that range.
 COLOUR_DISTANCE = 17
+COARSE_HASH_SIZE = 8  # the crop search's hashes: 8x8 = 64 bits (half the 16x16 pHash's frequencies)
+# Measured by the same bench (crop hashes 1-5 %, see the module doc): the 2 % and 4 % crops are 0-6
+# bits apart on the 64-bit crop hashes (median 0-2) and 2-52 on their nearest 256-bit crops (median
+# 8-14), their colour signatures 0-9 %; a pair of crops meeting widens the plain radius to the
+# products that look alike up to scale, so a crop match has its own, tighter limits: on 400
+# distinct products (79,800 pairs) at 128 and at 256 px, 18 bits with colours within 12 % merge none
+# (20 bits: 1 at 256 px; 24 bits and 17 %: 9 and 7) and catch 111 of 120 2 % crops at 256 px, 91 at
+# 128 (bench/colour_pairs.py prints both; crops 0-9 % apart in colour keep well inside 12 %).
+CROP_COARSE_DISTANCE = 4
+CROP_DISTANCE = 18
+CROP_COLOUR_DISTANCE = 12
+# Off by default (IngestConfig.crop_distance -1): bench/ingest_index.py at 128 px, crops on, found the
+# 64-bit crop search too weak on many similar products: 16,000 distinct rendered shots in one call
+# spent 37.8 % of the call's wall time (21.5 % CPU) in the index and 1,333 were merged (1,000: 13,
+# 3.6 %), against 0.46 % and none with crops off. The pair-level figures above hold; the search
+# does not scale. CROP_DISTANCE is the limit to pass to turn it on.
+# Crops of a smaller image are a pixel or two, rounded (1 % and 2 % of 64 px are both 1 px): its crop
+# hashes are not taken and it is compared plainly. bench/ingest_index.py's 1,000 distinct 64 px shots
+# had 39 pairs within 24 bits through crops (merged), against 3 on the plain pHash.
+CROP_MIN_SIDE = 128
 
 
 class IngestConfig(BaseModel):
@@ -87,6 +125,28 @@ class IngestConfig(BaseModel):
         ge=-1,
         description="a grey-near pair is one source only if its colour signatures are at most this many "
         "percent apart (another colour: another source); -1: the grey pHash alone",
+    )
+    crop_distance: int = Field(
+        -1,
+        ge=-1,
+        description=f"a pair whose central crops (1-{CROP_PERCENT} % off each side) match is grey-near when "
+        "its nearest 256-bit crop hashes are at most this many bits apart (a copy cropped by up to about "
+        f"{CROP_PERCENT} % per side); -1 (the default): crops not compared, the plain pHash only. "
+        f"Experimental: {CROP_DISTANCE} is the measured limit, but at that setting bench/ingest_index.py "
+        "spent 38 % of a 16k-file call in the index and merged 1,333 of 16,000 distinct rendered products",
+    )
+    crop_colour_distance: int = Field(
+        CROP_COLOUR_DISTANCE,
+        ge=0,
+        description="a crop match is one source only if its colour signatures are at most this many percent "
+        "apart (and within colour_distance; with colour_distance -1 colours are not compared)",
+    )
+    crop_coarse_distance: int = Field(
+        CROP_COARSE_DISTANCE,
+        ge=0,
+        le=64,
+        description="the crop search's radius in bits of the 64-bit crop hashes (matches are then "
+        "verified with crop_distance)",
     )
     batch_size: int = Field(
         128, ge=1, description="files per window, written in one commit (a crash loses at most one batch)"
@@ -244,6 +304,23 @@ class Prepared:
     notes: list[str]
     phash: str
     colour_hash: str
+    # pHashes of the central crops 1 .. CROP_PERCENT % off each side, and 64-bit pHashes (plain, then
+    # the same crops); both empty for an image under CROP_MIN_SIDE (compared plainly)
+    crops: list[str]
+    coarse: list[str]
+
+    @property
+    def fine(self) -> list[str]:
+        """The 256-bit hashes a crop match is verified with: plain, then crops 1, 2, ... %."""
+        return [self.phash, *self.crops]
+
+    def stored(self) -> dict[str, str | None]:
+        """The crop columns of its source row (null without crop hashes)."""
+        return {
+            "crop_phash": self.crops[-1] if self.crops else None,
+            "coarse_phash": self.coarse[0] if self.coarse else None,
+            "coarse_crop_phash": self.coarse[-1] if self.coarse else None,
+        }
 
 
 def _read(path: str) -> bytes:
@@ -294,6 +371,8 @@ def decode(item: Loaded, cfg: IngestConfig) -> Prepared | Reject:
     except (ImageRejected, MaskError) as exc:
         return Reject(STAGE, file.path, exc.reason, exc.detail)
     img = norm.image
+    hasher, coarse = get_hasher(cfg.hash_method, cfg.hash_size), get_hasher(cfg.hash_method, COARSE_HASH_SIZE)
+    cropped = cfg.crop_distance >= 0 and min(img.size) >= CROP_MIN_SIDE
     return Prepared(
         file=file,
         source_id=item.source_id,
@@ -307,8 +386,10 @@ def decode(item: Loaded, cfg: IngestConfig) -> Prepared | Reject:
         original_format=norm.original_format,
         original_mode=norm.original_mode,
         notes=norm.notes,
-        phash=get_hasher(cfg.hash_method, cfg.hash_size).hash(img),
+        phash=hasher.hash(img),
         colour_hash=colour_hash(img),
+        crops=crop_hashes(img, hasher) if cropped else [],
+        coarse=[coarse.hash(img), *crop_hashes(img, coarse)] if cropped else [],
     )
 
 
@@ -391,6 +472,7 @@ def _record(store: DatasetStore, p: Prepared) -> dict:
         "notes": p.notes,
         "phash": p.phash,
         "colour_hash": p.colour_hash,
+        **p.stored(),
         "product": p.file.product,
         "ingested_at": now_iso(),
     }
@@ -425,37 +507,83 @@ class _StoreIds:
         return [i for i, hit in zip(ids, self.sorted[pos] == q) if hit]
 
 
-def _store_columns(store: DatasetStore, cfg: IngestConfig) -> tuple[_StoreIds, HammingIndex]:
+def _strings(values) -> pa.Array:
+    """An Arrow string array of a list or an Arrow array of strings (or of nulls)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return values.cast(pa.string()) if isinstance(values, pa.Array) else pa.array(values, pa.string())
+
+
+CROP_COLUMNS = ("crop_phash", "coarse_phash", "coarse_crop_phash")
+
+
+def _crop_rows(ids, colours, phash, crop_phash, coarse, coarse_crop) -> tuple[pa.Array, pa.StructArray]:
+    """The crop index's rows of sources: each one's 64-bit plain hash, then its 64-bit crop hash,
+    labelled ``{"id", "colour", "crop": 0 or CROP_PERCENT, "phash", "crop_phash"}`` (the 256-bit
+    hashes a match is verified on)."""
+    cols = [_strings(x) for x in (ids, colours, phash, crop_phash)]
+    n = len(cols[0])
+    labels = pa.StructArray.from_arrays(
+        [pa.concat_arrays([c, c]) for c in cols[:2]]
+        + [pa.array(np.repeat(np.array([0, CROP_PERCENT], np.int8), n))]
+        + [pa.concat_arrays([c, c]) for c in cols[2:]],
+        ["id", "colour", "crop", "phash", "crop_phash"],
+    )
+    return pa.concat_arrays([_strings(coarse), _strings(coarse_crop)]), labels
+
+
+def _store_columns(store: DatasetStore, cfg: IngestConfig) -> tuple[_StoreIds, HammingIndex, HammingIndex]:
     """One scan of the projected id (and hash) columns of ``sources``: the ids present when the
-    call began and the near-duplicate index of their hashes, each labelled ``{"id": source id,
+    call began, the near-duplicate index of their hashes, each labelled ``{"id": source id,
     "colour": colour signature}`` (null colour: a row stored before colour signatures, or the
-    colour check off)."""
+    colour check off), and the crop index (:func:`_crop_rows`; rows stored before crop hashes
+    are left out)."""
     check = cfg.near_duplicate_distance >= 0
     colour = check and cfg.colour_distance >= 0
-    names = ["source_id", "phash", "colour_hash"][: 1 + check + colour]
+    crops = check and cfg.crop_distance >= 0
+    names = ["source_id", "phash", "colour_hash"][: 1 + check + colour] + list(CROP_COLUMNS) * crops
     cols = store.read_arrow("sources", columns=names)
     ids = cols.column("source_id").combine_chunks()
-    index = HammingIndex()
+    index, crop_index = HammingIndex(), HammingIndex()
     if check:
         colours = cols.column("colour_hash").combine_chunks() if colour else pa.nulls(len(ids), pa.string())
         labels = pa.StructArray.from_arrays(
             [ids.cast(pa.string()), colours.cast(pa.string())], ["id", "colour"]
         )
         index = HammingIndex.from_arrow(cols.column("phash"), labels)
-    return _StoreIds(ids), index
+        if crops:
+            have = pc.is_valid(cols.column("crop_phash")).combine_chunks()
+            part = cols.filter(have)
+            hashes, crop_labels = _crop_rows(
+                part.column("source_id"),
+                part.column("colour_hash") if colour else pa.nulls(len(part), pa.string()),
+                *(part.column(c) for c in ("phash", *CROP_COLUMNS)),
+            )
+            crop_index = HammingIndex.from_arrow(hashes, crop_labels)
+    return _StoreIds(ids), index, crop_index
 
 
 @dataclass(frozen=True)
 class _Near:
     """The source a file is a near-duplicate of: its id, grey bits and colour difference in percent
-    (None: compared on the grey hash alone)."""
+    (None: compared on the grey hash alone), and which crops met (per cent off each side; 0: the
+    plain pHash): the file's, the source's."""
 
     source_id: str
     bits: int
     colour: int | None
+    crop: int = 0
+    source_crop: int = 0
 
     def detail(self, cfg: IngestConfig) -> str:
-        grey = f"perceptual hash within {self.bits} bits of source {self.source_id[:12]}"
+        mine = f" of its {self.crop}% central crop" if self.crop else ""
+        theirs = f"'s {self.source_crop}% central crop" if self.source_crop else ""
+        grey = f"perceptual hash{mine} within {self.bits} bits of source {self.source_id[:12]}{theirs}"
+        apart = self.source_crop - self.crop
+        if apart > 0:
+            grey += f" (a crop of it by about {apart}% per side)"
+        elif apart < 0:
+            grey += f" (it is a crop of this file by about {-apart}% per side)"
         if cfg.colour_distance < 0:
             return grey
         if self.colour is None:
@@ -474,16 +602,81 @@ def _index_hit(hits: list[tuple[dict, int]], colour: str, cfg: IngestConfig) -> 
     return None, bool(hits)
 
 
+def _crop_bits(
+    fine: list[int], width: int, phash: str | None, crop_phash: str | None
+) -> tuple[int, int, int]:
+    """The nearest pair of a file's 256-bit hashes (``fine``: plain, crops 1, 2, ... %, as integers
+    of ``width`` hex digits) and a source's (plain, :data:`CROP_PERCENT` % crop) with at least one
+    crop in it (plain against plain is the plain rule's): ``(bits, the file's crop, the source's
+    crop)``; hashes of another length are not compared."""
+    rows = [(b, int(r, 16)) for b, r in ((0, phash), (CROP_PERCENT, crop_phash)) if r and len(r) == width]
+    pairs = [((q ^ r).bit_count(), a, b) for a, q in enumerate(fine) for b, r in rows if a or b]
+    return min(pairs, default=(1 << 30, 0, 0))
+
+
+def _crop_hit(
+    hits: list[list[tuple[dict, int]]], fine: list[str], colour: str, cfg: IngestConfig
+) -> tuple[_Near | None, bool]:
+    """The nearest verified match of a file's crop-index matches (``hits``: per 64-bit query hash,
+    plain first, then its crops) whose colour matches too, and whether a verified match was
+    passed over for its colour. A match is verified when its nearest 256-bit hashes
+    (:func:`_crop_bits`) are within ``crop_distance`` bits."""
+    seen: dict[str, tuple[int, int, int, dict]] = {}
+    ints, width = [int(h, 16) for h in fine], len(fine[0])
+    for qhits in hits:
+        for label, _ in qhits:
+            if label["id"] not in seen:
+                seen[label["id"]] = (*_crop_bits(ints, width, label["phash"], label["crop_phash"]), label)
+    near = sorted((v for v in seen.values() if v[0] <= cfg.crop_distance), key=lambda v: v[:3])
+    limit = _crop_colour(cfg)
+    for d, a, b, label in near:
+        if colour_match(colour, label["colour"], limit):
+            c = colour_apart(colour, label["colour"], limit)
+            return _Near(str(label["id"]), d, c, a, b), False
+    return None, bool(near)
+
+
+def _crop_colour(cfg: IngestConfig) -> int:
+    """The colour limit of a crop match: ``crop_colour_distance`` within ``colour_distance`` (-1: off)."""
+    return (
+        cfg.colour_distance if cfg.colour_distance < 0 else min(cfg.colour_distance, cfg.crop_colour_distance)
+    )
+
+
+def _nearer(x: _Near | None, y: _Near | None) -> _Near | None:
+    """The nearer of two matches; equally near, ``x`` (the plain one)."""
+    return y if x is None or (y is not None and y.bits < x.bits) else x
+
+
 def _near(
-    index_hit: _Near | None, inner: list[tuple[int, int, int | None]], accepted: dict[int, str]
+    index_hit: _Near | None, inner: list[tuple[int, int, _Near]], accepted: dict[int, str]
 ) -> _Near | None:
     """The nearest of a file's index hit and its in-window partners accepted before it (``(bits,
-    slot, colour difference)``, colours already matched); equally near, the earlier source wins."""
+    slot, match)``, colours already matched, the match's source id left empty); equally near, the
+    earlier source wins."""
     best = (index_hit.bits, -1, index_hit) if index_hit else None
-    for d, i, c in inner:
+    for d, i, m in inner:
         if i in accepted and (best is None or (d, i) < best[:2]):
-            best = (d, i, _Near(accepted[i], d, c))
+            best = (d, i, _Near(accepted[i], d, m.colour, m.crop, m.source_crop))
     return best[2] if best else None
+
+
+def _window_crop_pairs(preps: list[tuple[int, Prepared]], cfg: IngestConfig) -> Iterator[tuple[int, int]]:
+    """``(later, earlier)`` slots of the window's files whose 64-bit crop hashes match as the crop
+    index would see them: the later file's plain and crop hashes against the earlier one's plain
+    and stored crop hash."""
+    queries, owner, rows, row_owner = [], [], [], []
+    for j, (_, p) in enumerate(preps):
+        queries.extend(p.coarse)
+        owner.extend([j] * len(p.coarse))
+        if p.coarse:
+            rows.extend([p.coarse[0], p.coarse[-1]])
+            row_owner.extend([j, j])
+    if not queries:
+        return iter(())
+    pairs = radius_search(queries, rows, cfg.crop_coarse_distance)
+    found = {(owner[q], row_owner[r]) for q, r in zip(pairs.left.tolist(), pairs.right.tolist())}
+    return iter(sorted((j, i) for j, i in found if j > i))
 
 
 def ingest(
@@ -509,8 +702,9 @@ def ingest(
     if on_discovered:
         on_discovered(len(files))
     radius = cfg.near_duplicate_distance
+    crops = radius >= 0 and cfg.crop_distance >= 0
     with _timed(report.seconds, "index"):  # the id column comes with the hashes, in the same scan
-        store_ids, index = _store_columns(store, cfg)
+        store_ids, index, crop_index = _store_columns(store, cfg)
     seen_now: dict[str, str] = {}  # sources added by this call: source id -> path
     batch: list[dict] = []
     pending: list[Reject] = []  # this window's rejects: written with (before) its sources
@@ -523,7 +717,7 @@ def ingest(
         preps = [(k, x) for k, x in enumerate(window) if isinstance(x, Prepared)]
         slot = {k: j for j, (k, _) in enumerate(preps)}
         index_hits: list[_Near | None] = [None] * len(preps)
-        inner: list[list[tuple[int, int, int | None]]] = [[] for _ in preps]
+        inner: list[list[tuple[int, int, _Near]]] = [[] for _ in preps]
         recoloured = [False] * len(preps)  # grey-near a source of another colour
         if radius >= 0 and preps:
             with _timed(report.seconds, "index"):
@@ -533,9 +727,28 @@ def ingest(
                     index_hits[j], recoloured[j] = _index_hit(hits, colours[j], cfg)
                 for i, j, d in radius_search(hashes, None, radius).as_tuples():
                     if colour_match(colours[i], colours[j], cfg.colour_distance):
-                        inner[j].append((d, i, colour_apart(colours[i], colours[j], cfg.colour_distance)))
+                        c = colour_apart(colours[i], colours[j], cfg.colour_distance)
+                        inner[j].append((d, i, _Near("", d, c)))
                     else:
                         recoloured[j] = True
+                if crops:
+                    found = iter(
+                        crop_index.search([h for _, p in preps for h in p.coarse], cfg.crop_coarse_distance)
+                    )
+                    for j, (_, p) in enumerate(preps):
+                        hit, passed = _crop_hit([next(found) for _ in p.coarse], p.fine, colours[j], cfg)
+                        index_hits[j] = _nearer(index_hits[j], hit)
+                        recoloured[j] |= passed
+                    for j, i in _window_crop_pairs(preps, cfg):
+                        p, q = preps[j][1], preps[i][1]
+                        d, a, b = _crop_bits([int(h, 16) for h in p.fine], len(p.phash), q.phash, q.crops[-1])
+                        if d > cfg.crop_distance:
+                            continue
+                        if colour_match(colours[i], colours[j], _crop_colour(cfg)):
+                            c = colour_apart(colours[i], colours[j], _crop_colour(cfg))
+                            inner[j].append((d, i, _Near("", d, c, a, b)))
+                        else:
+                            recoloured[j] = True
         accepted: dict[int, str] = {}  # slot in preps -> source id, for this window
         for k, item in enumerate(window):
             report.seen += 1
@@ -586,6 +799,15 @@ def ingest(
                     [r["phash"] for r in batch],
                     [{"id": r["source_id"], "colour": r["colour_hash"]} for r in batch],
                 )
+                cropped = [r for r in batch if r["crop_phash"]]
+                if crops and cropped:
+                    hashes, labels = _crop_rows(
+                        *(
+                            [r[k] for r in cropped]
+                            for k in ("source_id", "colour_hash", "phash", *CROP_COLUMNS)
+                        )
+                    )
+                    crop_index.add_many(hashes.to_pylist(), labels.to_pylist())
         batch.clear()
         pending.clear()
     return report

@@ -10,12 +10,16 @@ bits) in the same decision: the candidate the shipped signature was measured aga
 
 Labelled pairs from rendered product shots (procedural, with their product masks):
 
-* copies (one source: must be merged): JPEG q75, down/up-scaling to 70 %, a 2 % and a 4 % border crop;
+* copies (one source: must be merged): JPEG q75, down/up-scaling to 70 %, a 2 % and a 4 % border crop
+  (resized back to the original size); shown per kind beside them, outside the totals: 1 %, 3 % and
+  6 % crops and a 3 % crop off the top-left corner only;
 * recolours (another source: must be kept): the product's hue turned by 90 and by 180 degrees
   inside its mask, for products with a saturated body only (a grey product has no other colour);
 * distinct products (must be kept): every pair of two different rendered products.
 
-For each decision (ingest: 256-bit pHash within ``IngestConfig.near_duplicate_distance``; dedupe:
+For each decision (ingest: 256-bit pHash within ``IngestConfig.near_duplicate_distance``, or a crop
+match: 64-bit crop hashes within ``crop_coarse_distance`` and the nearest 256-bit crop hashes within
+``crop_distance``, the new file's plain and 1-5 % crops against the source's plain and 5 % crop; dedupe:
 ``DedupeConfig`` 64-bit pHash within its ``threshold``), each signature and colour threshold T it
 prints precision and recall for both kinds of pair:
 
@@ -28,9 +32,11 @@ For the shipped signature the run's choice is the T (every whole percent 0-40) w
 recolours and distinct products merged) summed over both image sizes (``--sizes``, default 256 and
 128 px); on a tie, the middle of the tied thresholds (the widest margin both ways), rounded down. The
 shipped defaults (``IngestConfig.colour_distance``, ``DedupeConfig.colour_threshold``) are this
-choice; the run says whether they still are. Then, for the shipped ingest rule, what a wider grey radius would do for crops
-(the 256-bit pHash does not reach them within 12 bits), and what the colour signatures cost beside
-the pHash at two image sizes (ratios in the same run).
+choice; the run says whether they still are. Then ingest's rule per kind of pair without and with
+the crop match (both orders: the copy after its original, and before it), what a wider plain grey
+radius would do instead (option (a): candidates for a verification; its search costs 40-430 ms per
+window of 128 at 100k sources, radius 24-48, against 9 ms at 12), and what the colour signatures and
+crop hashes cost beside the pHash at two image sizes (ratios in the same run).
 
     .venv/bin/python bench/colour_pairs.py [--n 120] [--sizes 256,128]
 """
@@ -48,8 +54,15 @@ import numpy as np
 from PIL import Image
 
 from aescot.dedupe.hashing import DedupeConfig
-from aescot.ingest import IngestConfig
-from aescot.neardup import colour_difference, colour_hash, colour_match, get_hasher, hamming
+from aescot.ingest import COARSE_HASH_SIZE, CROP_DISTANCE, CROP_MIN_SIDE, IngestConfig
+from aescot.neardup import (
+    colour_difference,
+    colour_hash,
+    colour_match,
+    crop_hashes,
+    get_hasher,
+    hamming,
+)
 from aescot.samples import render_product_shot
 
 THRESHOLDS = (-1, 5, 10, 12, 14, 17, 18, 20, 22, 25, 30)  # percent; -1: the colour check off (grey alone)
@@ -84,6 +97,22 @@ COPIES: dict[str, Callable[[Image.Image], Image.Image]] = {
 RECOLOURS = {"hue 90": 64, "hue 180": 128}
 
 
+def _corner_crop(img: Image.Image, frac: float) -> Image.Image:
+    """``frac`` of the width and height cut off the left and the top only (not resized back)."""
+    w, h = img.size
+    return img.crop((int(w * frac), int(h * frac), w, h))
+
+
+# copies outside the labelled set, shown per kind only (not in the totals the thresholds are chosen on):
+# crops between and beyond the labelled ones, and one off a corner (the crop hashes are central)
+EXTRA_COPIES: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "crop 1%": lambda im: _crop(im, 0.01),
+    "crop 3%": lambda im: _crop(im, 0.03),
+    "crop 6%": lambda im: _crop(im, 0.06),
+    "corner 3%": lambda im: _corner_crop(im, 0.03),
+}
+
+
 def _saturated(img: Image.Image, mask: Image.Image) -> bool:
     sat = np.array(img.convert("HSV"))[..., 1][np.asarray(mask) > 127]
     return sat.size > 0 and float(np.median(sat)) > 60
@@ -95,9 +124,17 @@ def _lib(img: Image.Image) -> str:
 
 @dataclass(frozen=True)
 class Pair:
-    label: str  # copy | recolour | distinct
+    label: str  # copy | recolour | distinct | extra (a copy outside the labelled set)
     kind: str  # the perturbation, or "distinct"
     grey: int  # grey pHash bits apart
+    # ingest's crop match (IngestConfig.crop_distance, crop_coarse_distance): the new file's plain and
+    # 1-5 % crop hashes against the source's plain and stored 5 % crop hash, nearest 64-bit pair
+    # (``coarse``) and nearest 256-bit pair (``crop``). Copies: the copy is the new file (``near_first``:
+    # the original arrives after its copy); recolours and distinct pairs: either order (the worst case)
+    crop: int
+    coarse: int
+    near: bool  # grey-near by the crop match
+    near_first: bool
     a: str  # the shipped colour signatures
     b: str
     lib: int  # imagehash.colorhash bits apart
@@ -117,11 +154,20 @@ class Tally:
         return self.copies - self.copies_merged + self.recolours_merged + self.distinct_merged
 
 
-def _tally(pairs: list[Pair], radius: int, t: int, lib: bool = False) -> Tally:
-    def merged(p: Pair) -> bool:  # the shipped decision: grey within radius and colours match
+def _merged(p: Pair, radius: int, t: int, crops: bool = True, first: bool = False) -> bool:
+    """Ingest's decision with colour threshold ``t``: the plain pHash within ``radius`` and colours
+    within ``t``, or (``crops``) a crop match with colours within ``t`` and crop_colour_distance."""
+    if p.grey <= radius and colour_match(p.a, p.b, t):
+        return True
+    crop_t = t if t < 0 else min(t, IngestConfig().crop_colour_distance)  # opt-in limits
+    return crops and (p.near_first if first else p.near) and colour_match(p.a, p.b, crop_t)
+
+
+def _tally(pairs: list[Pair], radius: int, t: int, lib: bool = False, crops: bool = False) -> Tally:
+    def merged(p: Pair) -> bool:  # the shipped decision: grey-near and colours match
         if lib:
-            return p.grey <= radius and p.lib <= t
-        return p.grey <= radius and colour_match(p.a, p.b, t)
+            return (p.grey <= radius or (crops and p.near)) and p.lib <= t
+        return _merged(p, radius, t, crops)
 
     by = {k: [p for p in pairs if p.label == k] for k in ("copy", "recolour", "distinct")}
     return Tally(
@@ -138,24 +184,117 @@ def _ratio(a: int, b: int) -> str:
     return f"{a / b:.3f}" if b else "n/a"
 
 
-def _pairs(n: int, hash_size: int, size: int) -> list[Pair]:
+@dataclass(frozen=True)
+class Hashes:
+    grey: str  # plain pHash
+    crops: list[str]  # crop hashes 1 .. CROP_PERCENT % (the last one is what a source stores)
+    coarse: list[str]  # 64-bit: plain, then the same crops
+    colour: str
+    lib: str
+
+    @staticmethod
+    def of(img: Image.Image, phash) -> Hashes:
+        coarse = get_hasher("phash", COARSE_HASH_SIZE)
+        if min(img.size) < CROP_MIN_SIDE:  # ingest takes no crop hashes of it: compared plainly
+            return Hashes(phash.hash(img), [], [], colour_hash(img), _lib(img))
+        return Hashes(
+            phash.hash(img),
+            crop_hashes(img, phash),
+            [coarse.hash(img), *crop_hashes(img, coarse)],
+            colour_hash(img),
+            _lib(img),
+        )
+
+
+def _crop_bits(new: Hashes, source: Hashes) -> tuple[int, int]:
+    """Ingest's crop match of a new file against a source: its plain and crop hashes (the crop
+    index's queries) against the source's plain and stored crop hash (its rows), the nearest
+    64-bit pair and the nearest 256-bit pair."""
+    if not new.coarse or not source.coarse:
+        return 1 << 30, 1 << 30
+    coarse = min(hamming(q, r) for q in new.coarse for r in (source.coarse[0], source.coarse[-1]))
+    fine = min(  # plain against plain is the plain rule's
+        hamming(q, r)
+        for a, q in enumerate((new.grey, *new.crops))
+        for b, r in enumerate((source.grey, source.crops[-1]))
+        if a or b
+    )
+    return coarse, fine
+
+
+def _distinct_check(n: int, size: int, hash_size: int, cfg: IngestConfig) -> None:
+    """The crop match on many more distinct products than the labelled set (``n * (n - 1) / 2``
+    pairs, either order): how many are grey-near through crops, and how many the shipped rule merges
+    (the colour check included), at the shipped limits and wider ones."""
+    phash = get_hasher("phash", hash_size)
+    hashes = [Hashes.of(render_product_shot(seed, size)[0], phash) for seed in range(n)]
+    ints = [
+        ([int(h, 16) for h in (x.grey, *x.crops)], [int(h, 16) for h in x.coarse], x.colour) for x in hashes
+    ]
+
+    def bits(new, source) -> tuple[int, int]:
+        if not new[1] or not source[1]:
+            return 1 << 30, 1 << 30
+        coarse = min((q ^ r).bit_count() for q in new[1] for r in (source[1][0], source[1][-1]))
+        rows = ((0, source[0][0]), (1, source[0][-1]))
+        fine = min((q ^ r).bit_count() for a, q in enumerate(new[0]) for b, r in rows if a or b)
+        return coarse, fine
+
+    found = []
+    for i in range(n):
+        for j in range(i + 1, n):
+            (c1, f1), (c2, f2) = bits(ints[j], ints[i]), bits(ints[i], ints[j])
+            found.append((min(c1, c2), min(f1, f2), colour_difference(ints[i][2], ints[j][2])))
+    arr = np.array(found)
+    print(f"\n== crop match on {n} distinct products at {size} px ({len(arr)} pairs, either order) ==")
+    for fine, colour in sorted({(cfg.crop_distance, cfg.crop_colour_distance), (20, 12), (24, 12), (24, 17)}):
+        near = (arr[:, 0] <= cfg.crop_coarse_distance) & (arr[:, 1] <= fine)
+        merged = near & (arr[:, 2] <= min(colour, cfg.colour_distance))
+        shipped = " (shipped)" if (fine, colour) == (cfg.crop_distance, cfg.crop_colour_distance) else ""
+        print(
+            f"  64-bit within {cfg.crop_coarse_distance}, 256-bit within {fine}, colour within {colour}%"
+            f"{shipped}: {int(near.sum())} grey-near through crops, {int(merged.sum())} merged"
+        )
+
+
+def _crop_near(bits: tuple[int, int], cfg: IngestConfig) -> bool:
+    return cfg.crop_distance >= 0 and bits[0] <= cfg.crop_coarse_distance and bits[1] <= cfg.crop_distance
+
+
+def _pairs(n: int, hash_size: int, size: int, cfg: IngestConfig | None = None) -> list[Pair]:
+    cfg = cfg or IngestConfig()
     phash = get_hasher("phash", hash_size)
     pairs: list[Pair] = []
-    bases: list[tuple[str, str, str]] = []
+    bases: list[Hashes] = []
     for seed in range(n):
         img, mask = render_product_shot(seed, size)
-        base = (phash.hash(img), colour_hash(img), _lib(img))
+        base = Hashes.of(img, phash)
         bases.append(base)
         others = [("copy", kind, make(img)) for kind, make in COPIES.items()]
+        others += [("extra", kind, make(img)) for kind, make in EXTRA_COPIES.items()]
         if _saturated(img, mask):
             others += [("recolour", kind, _recolour(img, mask, s)) for kind, s in RECOLOURS.items()]
         for label, kind, other in others:
-            grey = hamming(base[0], phash.hash(other))
-            pairs.append(Pair(label, kind, grey, base[1], colour_hash(other), hamming(base[2], _lib(other))))
+            o = Hashes.of(other, phash)
+            after, first = _crop_bits(o, base), _crop_bits(base, o)
+            near, near_first = _crop_near(after, cfg), _crop_near(first, cfg)
+            if label not in ("copy", "extra"):
+                near = near_first = near or near_first
+            pairs.append(
+                Pair(
+                    label, kind, hamming(base.grey, o.grey), after[1], after[0], near, near_first,
+                    base.colour, o.colour, hamming(base.lib, o.lib),
+                )
+            )  # fmt: skip
     for i in range(n):
         for j in range(i + 1, n):
-            (gi, ci, li), (gj, cj, lj) = bases[i], bases[j]
-            pairs.append(Pair("distinct", "distinct", hamming(gi, gj), ci, cj, hamming(li, lj)))
+            a, b = bases[i], bases[j]
+            x, y = _crop_bits(b, a), _crop_bits(a, b)
+            near = _crop_near(x, cfg) or _crop_near(y, cfg)
+            pairs.append(
+                Pair("distinct", "distinct", hamming(a.grey, b.grey), min(x[1], y[1]), min(x[0], y[0]),
+                     near, near, a.colour, b.colour, hamming(a.lib, b.lib))
+            )  # fmt: skip
     return pairs
 
 
@@ -171,9 +310,12 @@ def _row(name: str, r: Tally) -> str:
     )
 
 
-def _decision(title: str, pairs: list[Pair], radius: int, shipped: int) -> dict[int, int]:
-    t0 = _tally(pairs, radius, -1)
-    print(f"\n== {title}: grey pHash within {radius} bits ==")
+def _decision(
+    title: str, pairs: list[Pair], radius: int, shipped: int, crops: bool = False
+) -> dict[int, int]:
+    t0 = _tally(pairs, radius, -1, crops=crops)
+    how = ", or a crop match (64-bit crop hashes, then 256-bit ones)" if crops else ""
+    print(f"\n== {title}: grey pHash{how} within {radius} bits ==")
     print(
         f"{t0.copies} copy pairs, {t0.recolours} recolour pairs (saturated products), "
         f"{t0.distinct} distinct-product pairs"
@@ -191,18 +333,25 @@ def _decision(title: str, pairs: list[Pair], radius: int, shipped: int) -> dict[
             f"{kind:12s} {min(g):>10d}/{int(np.median(g)):>3d}/{max(g):<8d}"
             f"{min(c):>10d}/{int(np.median(c)):>3d}/{max(c):<6d}"
             f"{min(lb):>6d}/{int(np.median(lb)):>3d}/{max(lb):<6d}"
-            f"{sum(x <= radius for x in g):>5d}/{len(rows)}"
+            f"{sum(x <= radius or (crops and p.near) for x, p in zip(g, rows)):>5d}/{len(rows)}"
+            + (
+                f"   crop match: 64-bit {min(p.coarse for p in rows)}/{int(np.median([p.coarse for p in rows]))}"
+                f"/{max(p.coarse for p in rows)}, 256-bit {min(p.crop for p in rows)}/"
+                f"{int(np.median([p.crop for p in rows]))}/{max(p.crop for p in rows)}"
+                if crops
+                else ""
+            )
         )
     print(
         f"\n{'colour T':>14s} | {'copies merged':>13s} {'precision':>9s} {'recall':>7s} | "
         f"{'recolours kept':>14s} {'precision':>9s} {'recall':>7s} | {'distinct merged':>15s} | errors"
     )
     for t in THRESHOLDS:
-        print(_row("off" if t < 0 else f"{t}%", _tally(pairs, radius, t)))
-    errors = {t: _tally(pairs, radius, t).errors for t in CHOICES}
+        print(_row("off" if t < 0 else f"{t}%", _tally(pairs, radius, t, crops=crops)))
+    errors = {t: _tally(pairs, radius, t, crops=crops).errors for t in CHOICES}
     for t in LIB_THRESHOLDS:
-        print(_row(f"colorhash {t}b", _tally(pairs, radius, t, lib=True)))
-    grey_only = [p for p in pairs if p.label == "copy" and p.grey <= radius]
+        print(_row(f"colorhash {t}b", _tally(pairs, radius, t, lib=True, crops=crops)))
+    grey_only = [p for p in pairs if p.label == "copy" and (p.grey <= radius or (crops and p.near))]
     kept_copies = sum(colour_match(p.a, p.b, shipped) for p in grey_only)
     print(
         f"shipped default T = {shipped}%: of the {len(grey_only)} copies the grey rule merges, "
@@ -237,8 +386,44 @@ def _choose(title: str, errors: list[dict[int, int]], shipped: int) -> int:
     return chosen
 
 
+def _by_kind(pairs: list[Pair], radius: int, t: int) -> None:
+    """Ingest's rule without and with the crop hashes, per kind of pair (colour T = ``t``)."""
+    print(f"\n== ingest per kind of pair: grey within {radius} bits, colour within {t}% ==")
+    kinds = [*COPIES, *EXTRA_COPIES]
+    print(
+        f"{'rule':>30s} | "
+        + " ".join(f"{k:>10s}" for k in kinds)
+        + " | copies precision recall | recolours kept | distinct merged"
+    )
+    rules = (
+        ("plain pHash (before)", lambda p: _merged(p, radius, t, crops=False)),
+        ("plain + crops (copy after)", lambda p: _merged(p, radius, t)),
+        ("plain + crops (copy first)", lambda p: _merged(p, radius, t, first=True)),
+    )
+    for name, merged in rules:
+        caught = [sum(map(merged, (p for p in pairs if p.kind == k))) for k in kinds]
+        totals = [sum(p.kind == k for p in pairs) for k in kinds]
+        copies = sum(c for c, k in zip(caught, kinds) if k in COPIES)
+        n_copies = sum(n for n, k in zip(totals, kinds) if k in COPIES)
+        rec = [p for p in pairs if p.label == "recolour"]
+        dis = [p for p in pairs if p.label == "distinct"]
+        # recolours and distinct pairs: p.near is already either order
+        rec_merged = sum(map(merged, rec))
+        dis_merged = sum(map(merged, dis))
+        print(
+            f"{name:>30s} | "
+            + " ".join(f"{c:>4d}/{n:<5d}" for c, n in zip(caught, totals))
+            + f" | {_ratio(copies, copies + rec_merged + dis_merged):>16s} {_ratio(copies, n_copies):>6s} | "
+            f"{len(rec) - rec_merged:>6d}/{len(rec):<7d} | {dis_merged:>6d}/{len(dis)}"
+        )
+    print(
+        f"  (copies precision and recall over {', '.join(COPIES)}; "
+        f"{', '.join(EXTRA_COPIES)} are outside the labelled set)"
+    )
+
+
 def _wider(pairs: list[Pair], t: int) -> None:
-    print(f"\n== ingest, what a wider grey radius would do (colour T = {t}%) ==")
+    print(f"\n== ingest without crop hashes, what a wider plain-pHash radius would do (colour T = {t}%) ==")
     print(
         f"{'grey radius':>11s} | "
         + " ".join(f"{k:>11s}" for k in COPIES)
@@ -258,20 +443,29 @@ def _wider(pairs: list[Pair], t: int) -> None:
 
 
 def _cost() -> None:
-    phash = get_hasher("phash", 16)
-    print("\n== cost per image (median of 15): colour signatures beside the 256-bit pHash ==")
+    phash, coarse = get_hasher("phash", 16), get_hasher("phash", COARSE_HASH_SIZE)
+    print(
+        "\n== cost per image (median of 15): colour signatures and the crop hashes beside the 256-bit pHash =="
+    )
+    fns = (
+        ("phash", phash.hash),
+        ("colour", colour_hash),
+        ("colorhash", _lib),
+        ("crops", lambda im: (crop_hashes(im, phash), crop_hashes(im, coarse), coarse.hash(im))),
+    )
     for side in (256, 2048):
         img = render_product_shot(7, 256)[0].resize((side, side))
-        times: dict[str, list[float]] = {"phash": [], "colour": [], "colorhash": []}
+        times: dict[str, list[float]] = {name: [] for name, _ in fns}
         for _ in range(15):
-            for name, fn in (("phash", phash.hash), ("colour", colour_hash), ("colorhash", _lib)):
+            for name, fn in fns:
                 t = time.perf_counter()
                 fn(img)
                 times[name].append(time.perf_counter() - t)
-        p, c, lb = (float(np.median(times[k])) * 1e3 for k in ("phash", "colour", "colorhash"))
+        p, c, lb, cr = (float(np.median(times[k])) * 1e3 for k, _ in fns)
         print(
             f"  {side:>4d} px: pHash {p:6.2f} ms, colour signature {c:6.2f} ms ({c / p:.2f} x pHash), "
-            f"colorhash {lb:6.2f} ms ({lb / p:.2f} x pHash)"
+            f"colorhash {lb:6.2f} ms ({lb / p:.2f} x pHash), crop hashes (5 + 6 coarse) {cr:6.2f} ms "
+            f"({cr / p:.2f} x pHash)"
         )
 
 
@@ -281,19 +475,23 @@ def main() -> None:
     ap.add_argument(
         "--sizes", default="256,128", help="sides of the rendered shots (pixels), comma-separated"
     )
+    ap.add_argument(
+        "--distinct-n", type=int, default=400, help="distinct products for the crop match's false merges"
+    )
     args = ap.parse_args()
-    ing, dd = IngestConfig(), DedupeConfig()
+    ing, dd = IngestConfig(crop_distance=CROP_DISTANCE), DedupeConfig()  # the crop match is opt-in
     sizes = [int(x) for x in args.sizes.split(",")]
     ingest_errors, dedupe_errors = [], []
     for size in sizes:
         print(f"\n######## {args.n} rendered products at {size} px ########")
-        ingest_pairs = _pairs(args.n, ing.hash_size, size)
+        ingest_pairs = _pairs(args.n, ing.hash_size, size, ing)
         ingest_errors.append(
             _decision(
                 f"ingest at {size} px (IngestConfig: {ing.hash_size**2}-bit pHash)",
                 ingest_pairs,
                 ing.near_duplicate_distance,
                 ing.colour_distance,
+                crops=ing.crop_distance >= 0,
             )
         )
         dedupe_errors.append(
@@ -304,6 +502,8 @@ def main() -> None:
                 dd.colour_threshold,
             )
         )
+        _by_kind(ingest_pairs, ing.near_duplicate_distance, ing.colour_distance)
+        _distinct_check(args.distinct_n, size, ing.hash_size, ing)
         _wider(ingest_pairs, ing.colour_distance)
     print(f"\n== the defaults, measured at {', '.join(f'{s} px' for s in sizes)} ==")
     _choose("ingest colour_distance", ingest_errors, ing.colour_distance)

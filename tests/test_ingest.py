@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from aescot.contracts import validate
-from aescot.ingest import IngestConfig, discover, ingest
+from aescot.ingest import CROP_DISTANCE, IngestConfig, discover, ingest
 from aescot.samples import write_sample_sources
 from tests.awkward import make_awkward_corpus
 
@@ -262,3 +262,141 @@ def render_product_shot_rgb(seed: int):
     from aescot.samples import render_product_shot
 
     return render_product_shot(seed, 256)[0]
+
+
+# --- cropped copies ----------------------------------------------------------------------------------
+
+
+def _cropped(img, frac: float):
+    """``frac`` of the width and height cut off each side (as a photo cropped and saved again)."""
+    w, h = img.size
+    return img.crop((int(w * frac), int(h * frac), int(w * (1 - frac)), int(h * (1 - frac))))
+
+
+def _recoloured(img, mask, shift: int = 128):
+    """The product's hue turned by ``shift`` / 256 of a turn inside its mask: another colour."""
+    import numpy as np
+    from PIL import Image
+
+    hsv = np.array(img.convert("HSV"))
+    inside = np.asarray(mask) > 127
+    hsv[..., 0][inside] = (hsv[..., 0][inside].astype(int) + shift) % 256
+    return Image.fromarray(hsv, "HSV").convert("RGB")
+
+
+@pytest.mark.parametrize("frac", [0.02, 0.04])
+@pytest.mark.parametrize("when", ["same call", "later call", "original later"])
+def test_a_slightly_cropped_copy_is_a_near_duplicate_with_its_reason(store, tmp_path, frac, when):
+    """A copy with 2 % or 4 % cut off each side is 16-62 bits from its original's pHash: the crop
+    hashes catch it whether it comes in the same window as its original, in a later call (the
+    store's crop index), or before its original (then the original holds it as a crop)."""
+    from aescot.samples import render_product_shot
+
+    img, _ = render_product_shot(4, 256)
+    crop = _cropped(img, frac)
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    files = [("a-original.png", img), ("b-crop.png", crop)]
+    if when == "original later":
+        files.reverse()
+    (first / files[0][0]).write_bytes(_png_bytes(files[0][1]))
+    target = first if when == "same call" else second
+    (target / files[1][0]).write_bytes(_png_bytes(files[1][1]))
+    cfg = IngestConfig(workers=1, crop_distance=CROP_DISTANCE)  # opt-in (off by default)
+    report = ingest(store, [str(first)], cfg)
+    if when != "same call":
+        assert report.added == 1 and not report.rejects
+        report = ingest(store, [str(second)], cfg)
+    (kept,) = store.read("sources", columns=["source_id", "original_name"])
+    assert kept["original_name"] == files[0][0]
+    (r,) = report.rejects
+    assert (r.reason, r.related_id) == ("near_duplicate", kept["source_id"])
+    assert Path(r.subject).name == files[1][0]
+    assert "central crop" in r.detail and "% apart" in r.detail, r.detail
+    # the plain rule alone (crop_distance -1, the default) keeps it: the pHash is too far
+    from aescot.store import DatasetStore
+
+    plain = DatasetStore(tmp_path / "plain")
+    for folder in [first] if when == "same call" else [first, second]:
+        ingest(plain, [str(folder)], IngestConfig(workers=1))
+    assert plain.count("sources") == 2
+
+
+def test_a_recolour_and_a_distinct_product_stay_sources_beside_a_cropped_copy(store, tmp_path):
+    from aescot.neardup import colour_difference, colour_hash
+    from aescot.samples import render_product_shot
+
+    img, mask = render_product_shot(4, 256)
+    other, _ = render_product_shot(5, 256)
+    recolour = _recoloured(img, mask)
+    assert colour_difference(colour_hash(img), colour_hash(recolour)) > IngestConfig().colour_distance
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, im in {
+        "a-original.png": img,
+        "b-crop.png": _cropped(img, 0.02),
+        "c-recolour.png": recolour,
+        "d-recolour-crop.png": _cropped(recolour, 0.02),
+        "e-other.png": other,
+    }.items():
+        (folder / name).write_bytes(_png_bytes(im))
+    report = ingest(store, [str(folder)], IngestConfig(workers=1, crop_distance=CROP_DISTANCE))
+    kept = {r["original_name"]: r["source_id"] for r in store.read("sources")}
+    assert sorted(kept) == ["a-original.png", "c-recolour.png", "e-other.png"], report.reasons()
+    got = {Path(r.subject).name: (r.reason, r.related_id) for r in report.rejects}
+    # each crop is a copy of its own colour, not of the other colour
+    assert got == {
+        "b-crop.png": ("near_duplicate", kept["a-original.png"]),
+        "d-recolour-crop.png": ("near_duplicate", kept["c-recolour.png"]),
+    }
+    assert report.colour_kept >= 1  # the recolour was grey-near the original and kept for its colour
+    rows = store.read("sources")
+    assert all(len(r["crop_phash"]) == 64 and len(r["coarse_phash"]) == 16 for r in rows)
+    assert all(len(r["coarse_crop_phash"]) == 16 for r in rows)
+
+
+def test_sources_stored_without_crop_hashes_are_compared_plainly(store, tmp_path):
+    """A store written before crop hashes has no crop columns: ingest still works on it, its
+    sources are found by the plain pHash (a re-encoded copy is rejected), and they read as null."""
+    import pyarrow as pa
+
+    from aescot.contracts import arrow_schema
+    from aescot.ingest import CROP_COLUMNS
+    from aescot.neardup import colour_hash, get_hasher
+    from aescot.samples import render_product_shot
+
+    img, _ = render_product_shot(4, 256)
+    old = {
+        "source_id": "c" * 64,
+        "image_id": "d" * 64,
+        "image_key": "images/old.png",
+        "mask_key": "images/old-mask.png",
+        "mask_method": "segmented",
+        "mask_coverage": 0.3,
+        "width": 256,
+        "height": 256,
+        "mode": "RGB",
+        "original_name": "old.png",
+        "original_format": "PNG",
+        "original_mode": "RGB",
+        "notes": [],
+        "phash": get_hasher("phash", 16).hash(img),
+        "colour_hash": colour_hash(img),
+        "product": None,
+        "ingested_at": "2026-01-01T00:00:00Z",
+    }
+    schema = arrow_schema("source")
+    for name in CROP_COLUMNS:
+        schema = schema.remove(schema.get_field_index(name))
+    store.tables.upsert("sources", pa.Table.from_pylist([old], schema=schema), ("source_id",))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "copy.jpg").write_bytes(_png_bytes(img, "JPEG"))
+    (folder / "new.png").write_bytes(_png_bytes(render_product_shot_rgb(9)))
+    report = ingest(store, [str(folder)], IngestConfig(workers=1, crop_distance=CROP_DISTANCE))
+    (r,) = report.rejects
+    assert (r.reason, r.related_id) == ("near_duplicate", "c" * 64) and report.added == 1
+    rows = {r["original_name"]: r for r in store.read("sources")}
+    assert all(rows["old.png"][c] is None for c in CROP_COLUMNS)
+    assert all(rows["new.png"][c] for c in CROP_COLUMNS)

@@ -37,6 +37,16 @@ def ingest_cmd(
             min=-1,
         ),
     ] = None,
+    crop_distance: Annotated[
+        int | None,
+        typer.Option(
+            help="A file whose central crops (1-5 % off each side) match a source's is the same source "
+            "when its nearest 256-bit crop hashes are at most this many bits apart (a slightly cropped "
+            "copy; experimental: 18 is the measured limit, slow and merging look-alikes on large sets) "
+            "[default: -1, the plain pHash only].",
+            min=-1,
+        ),
+    ] = None,
     max_side: Annotated[
         int, typer.Option(help="Downscale sources whose longest side is larger.", min=1)
     ] = 2048,
@@ -52,7 +62,8 @@ def ingest_cmd(
 
     store = open_store(root, create=True)
     colour = {} if colour_distance is None else {"colour_distance": colour_distance}
-    cfg = IngestConfig(near_duplicate_distance=near_duplicate_distance, workers=workers, **colour)
+    crops = {} if crop_distance is None else {"crop_distance": crop_distance}
+    cfg = IngestConfig(near_duplicate_distance=near_duplicate_distance, workers=workers, **colour, **crops)
     cfg.limits.max_side, cfg.limits.min_side = max_side, min_side
     with progress_bar("ingest") as bar:
         task = bar.task_ids[0]

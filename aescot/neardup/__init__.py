@@ -3,13 +3,15 @@
 
 * :mod:`aescot.neardup.hashers`: :class:`Hasher` and its family (phash, dhash, ahash, whash), and
   the colour signature that tells a recoloured product from a copy (:func:`colour_hash`,
-  :func:`colour_match`);
+  :func:`colour_match`), and the hashes of its central crops that catch a cropped copy
+  (:func:`crop_hashes`);
 * :mod:`aescot.neardup.search`: :func:`hamming`, :func:`radius_search` (``method`` = auto, mih,
   brute: swappable, identical results), :func:`near_pairs`, :class:`HammingIndex`.
 """
 
 from aescot.neardup.hashers import (
     COLOUR_BINS,
+    CROP_PERCENT,
     HASHERS,
     AHash,
     DHash,
@@ -20,12 +22,14 @@ from aescot.neardup.hashers import (
     colour_difference,
     colour_hash,
     colour_match,
+    crop_hashes,
     get_hasher,
 )
 from aescot.neardup.search import HammingIndex, NearPairs, hamming, near_pairs, radius_search
 
 __all__ = [
     "COLOUR_BINS",
+    "CROP_PERCENT",
     "HASHERS",
     "AHash",
     "DHash",
@@ -38,6 +42,7 @@ __all__ = [
     "colour_difference",
     "colour_hash",
     "colour_match",
+    "crop_hashes",
     "get_hasher",
     "hamming",
     "near_pairs",

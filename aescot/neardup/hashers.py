@@ -7,9 +7,17 @@ These hashes see grey levels only: the same product in another colour hashes ali
 signature (:func:`colour_hash`: a saturation-weighted, softly binned hue histogram) tells those
 apart; :func:`colour_match` is the
 second half of a near-duplicate decision, applied only to pairs the grey hash already found near.
+
+A pHash moves with the frame: a copy cropped by 2 % per side is 16-62 bits from its original's
+256-bit pHash. :func:`crop_hashes` gives the pHashes of an image's central crops (1 %, 2 %, ...
+:data:`CROP_PERCENT` % off each side); an image whose crop hash is near another's plain pHash
+holds it as a crop, and the crop hash at :data:`CROP_PERCENT` (stored with each source) meets the
+crops of a copy cropped from it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import imagehash
 import numpy as np
@@ -18,6 +26,8 @@ from PIL import Image
 COLOUR_BINS = 12  # hue bins of the colour signature (30 degrees each), one byte each: 24 hex digits
 COLOUR_SIDE = 64  # the colour signature is taken on the image box-reduced to this longest side
 COLOURFUL = 0.05  # mean saturation weight at and above which an image's histogram has its full mass
+CROP_PERCENT = 5  # crop hashes: central crops of 1 .. CROP_PERCENT % off each side; the last is stored
+CROP_SIDE = 512  # crop hashes are taken on a grey copy box-reduced to at least this longest side
 
 
 def _on_white(img: Image.Image) -> Image.Image:
@@ -147,3 +157,25 @@ def colour_apart(a: str | None, b: str | None, max_difference: int) -> int | Non
     """The colour difference a decision with ``max_difference`` records: :func:`colour_difference`,
     or None when the colour check is off (``max_difference < 0``)."""
     return colour_difference(a, b) if max_difference >= 0 else None
+
+
+def crop_hashes(img: Image.Image, hasher: Hasher, percents: Sequence[int] = ()) -> list[str]:
+    """``hasher``'s hashes of the central crops of ``img`` with each of ``percents`` (default 1 ..
+    :data:`CROP_PERCENT`) per cent of the width and of the height cut off each side.
+
+    Taken on a grey copy composited on white and box-reduced by a whole factor while its longest
+    side stays at least :data:`CROP_SIDE` (the hash resizes each crop to its small DCT input
+    anyway, so a 2048 px photo costs five hashes of a 512 px one).
+    A copy cropped ``c`` % per side and then cropped ``a`` % more is about ``c + a`` % off its
+    original: the crops of a copy meet the original's crop hash at :data:`CROP_PERCENT`.
+    """
+    grey = _on_white(img).convert("L")
+    factor = max(1, max(grey.size) // CROP_SIDE)
+    if factor > 1:
+        grey = grey.reduce(factor)
+    w, h = grey.size
+    out = []
+    for p in percents or range(1, CROP_PERCENT + 1):
+        dx, dy = round(w * p / 100), round(h * p / 100)
+        out.append(hasher.hash(grey.crop((dx, dy, max(dx + 1, w - dx), max(dy + 1, h - dy)))))
+    return out

@@ -97,3 +97,45 @@ def test_colour_signature_tells_hues_apart_and_ignores_resolution_and_alpha():
     # not comparable (a row from before colour signatures, another size): the grey rule alone
     assert colour_difference(sig, None) is None and colour_match(sig, None, 0) and colour_match(None, "", 0)
     assert colour_difference(sig, sig[:14]) is None and colour_match(sig, turned, -1)
+
+
+def test_crop_hashes_are_the_hashes_of_central_crops():
+    from aescot.neardup import CROP_PERCENT, crop_hashes
+
+    img, _ = render_product_shot(3, 200)
+    hasher = get_hasher("phash", 16)
+    hashes = crop_hashes(img, hasher)
+    assert len(hashes) == CROP_PERCENT and all(len(h) == 64 for h in hashes)
+    grey = img.convert("L")
+    for p, h in zip(range(1, CROP_PERCENT + 1), hashes):
+        d = round(200 * p / 100)
+        assert h == hasher.hash(grey.crop((d, d, 200 - d, 200 - d)))
+    assert crop_hashes(img, hasher, [2, 4]) == [hashes[1], hashes[3]]
+    # a large image is box-reduced first: its crop hashes are those of the reduced copy, near the full one's
+    big = img.resize((1600, 1600))
+    reduced = crop_hashes(big, hasher)
+    assert reduced == crop_hashes(big.convert("L").reduce(3), hasher)
+    full = big.convert("L")
+    for p, h in zip(range(1, CROP_PERCENT + 1), reduced):
+        d = round(1600 * p / 100)
+        assert hamming(h, hasher.hash(full.crop((d, d, 1600 - d, 1600 - d)))) <= 12
+
+
+def test_a_cropped_copys_crop_hashes_meet_its_originals():
+    """The relation ingest relies on: a copy cropped ``c`` % per side and its original are near
+    through some pair of crop hashes (the copy's ``a`` % against the original's 5 %, or the
+    original's ``c`` % against the copy's plain pHash), though far apart on the plain pHash."""
+    from aescot.neardup import CROP_PERCENT, crop_hashes
+
+    hasher = get_hasher("phash", 16)
+    img, _ = render_product_shot(4, 256)
+    for frac in (0.02, 0.04):
+        w = img.width
+        copy = img.crop((int(w * frac), int(w * frac), int(w * (1 - frac)), int(w * (1 - frac))))
+        plain = hamming(hasher.hash(img), hasher.hash(copy))
+        assert plain > 12
+        ours = [hasher.hash(copy), *crop_hashes(copy, hasher)]
+        theirs = crop_hashes(img, hasher)
+        to_their_crop = min(hamming(q, theirs[CROP_PERCENT - 1]) for q in ours)
+        their_crop_to_plain = min(hamming(t, ours[0]) for t in theirs)
+        assert min(to_their_crop, their_crop_to_plain) < plain / 2
