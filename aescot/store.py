@@ -119,6 +119,20 @@ for _spec in (
     register_table(_spec)
 
 
+# botocore (under s3fs, which writes the images) gives up after 5 attempts in ~10 s by default ("legacy"
+# mode): an S3 server down for 30 s turned sources into generation_failed rejects. Standard mode with
+# 20 attempts backs off exponentially (up to 20 s a wait), ~2.5 minutes in all. Given options win.
+S3_RETRIES = {"mode": "standard", "max_attempts": 20}
+
+
+def _with_retries(root: str, options: dict[str, Any]) -> dict[str, Any]:
+    if not root.startswith(("s3://", "s3a://")):
+        return options
+    config = dict(options.get("config_kwargs") or {})
+    config.setdefault("retries", dict(S3_RETRIES))
+    return {**options, "config_kwargs": config}
+
+
 class DatasetStore:
     """One dataset root: images plus stage tables. Cheap to create; pass the root URI around."""
 
@@ -129,7 +143,7 @@ class DatasetStore:
         create: bool = True,
     ):
         root = os.fspath(root)
-        self.fs, path = fsspec.core.url_to_fs(root, **(storage_options or {}))
+        self.fs, path = fsspec.core.url_to_fs(root, **_with_retries(root, storage_options or {}))
         self.is_local = isinstance(self.fs, LocalFileSystem)
         if self.is_local:
             path = str(Path(path).resolve())
@@ -186,7 +200,9 @@ class DatasetStore:
         """Store image bytes content-addressed; returns ``(image_id, key)``. Idempotent."""
         image_id = sha256_bytes(data)
         key = self.image_key(image_id, ext)
-        if not self.exists(key):
+        # On an object store one PUT of the same bytes is cheaper than the check: s3fs's exists() of a
+        # missing key is a HEAD plus a LIST (is it a "directory"?), and a LIST costs with the bucket's size.
+        if not self.is_local or not self.exists(key):
             self.write_bytes(key, data)
         return image_id, key
 
@@ -196,9 +212,9 @@ class DatasetStore:
     def write_bytes(self, key: str, data: bytes) -> None:
         """Write a whole object atomically (temp file + rename locally, one PUT remotely)."""
         full = self._full(key)
-        parent = posixpath.dirname(full) if not self.is_local else os.path.dirname(full)
-        self.fs.makedirs(parent, exist_ok=True)
         if self.is_local:
+            parent = os.path.dirname(full)
+            self.fs.makedirs(parent, exist_ok=True)  # object stores have no folders (s3fs: a HEAD bucket)
             self._clean_dead_temps(parent)
             tmp = os.path.join(parent, f"{TMP_PREFIX}{_HOST}-{os.getpid()}-{uuid.uuid4().hex}")
             with open(tmp, "wb") as fh:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from aescot.errors import DamagedStore, StoreError
+from aescot.errors import DamagedStore, ServiceUnavailable, StoreError
 
 if TYPE_CHECKING:  # lance is imported only when a table is touched (CLI start stays fast)
     import lance
@@ -129,6 +129,8 @@ class LanceTables:
                 return None
             raise DamagedStore(table, self.uri(table), _short(exc), self.root) from None
         except OSError as exc:
+            if not self.is_local and _UNREACHABLE.search(str(exc)):  # the service, not the file
+                raise StoreUnreachable(f"table {table}: {_short(exc)}") from None
             raise DamagedStore(table, self.uri(table), _short(exc), self.root) from None
 
     # --- writing -----------------------------------------------------------------------------------
@@ -154,16 +156,24 @@ class LanceTables:
             # ("assertion failed: end <= self.len()" in arrow-data), so every chunk starts at offset 0
             stop = min(start + MAX_UPSERT_ROWS, data.num_rows)
             chunk = data if stop - start == data.num_rows else data.take(pa.array(range(start, stop)))
-            try:
-                (
-                    ds.merge_insert(list(key))
-                    .when_matched_update_all()
-                    .when_not_matched_insert_all()
-                    .conflict_retries(20)
-                    .execute(chunk)
-                )
-            except (OSError, ValueError) as exc:
-                raise StoreError(f"table {table}: upsert failed: {_short(exc)}") from None
+            for attempt in range(3):
+                try:
+                    (
+                        ds.merge_insert(list(key))
+                        .when_matched_update_all()
+                        .when_not_matched_insert_all()
+                        .conflict_retries(20)
+                        .execute(chunk)
+                    )
+                    break
+                except (OSError, ValueError) as exc:
+                    # Two writers creating a table at once: the second create lands as an Overwrite
+                    # (of the empty table) that Lance's conflict retries cannot rebase an Update onto.
+                    # Open the table again and upsert on top of it (tests/test_store_faults.py, two writers).
+                    if attempt < 2 and "incompatible" in str(exc).lower():
+                        ds = self._open(table)
+                        continue
+                    raise StoreError(f"table {table}: upsert failed: {_short(exc)}") from None
             if start + MAX_UPSERT_ROWS < data.num_rows:
                 ds = self._open(table)
         self._maintain_if_due(table, key)
@@ -494,10 +504,30 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+class StoreUnreachable(ServiceUnavailable, StoreError):
+    """The object store did not answer (refused, timed out) after every retry: not damage; re-run."""
+
+
+# A request that failed at the service (after object_store's own retries), not a file that is bad.
+_UNREACHABLE = re.compile(
+    r"Error performing|error sending request|connection (refused|reset|closed)|timed? ?out|dns error",
+    re.IGNORECASE,
+)
+
+# Lance's object-store client retries a failed request only briefly by default: with an S3 server's
+# port shut for 30 s an upsert failed after 0.6 s (tests/test_store_s3_outage.py, "refused"), and with
+# 30 retries a request still gave up after 15 s (its backoff is short). These retry, with backoff,
+# for up to 2 minutes from the first attempt (the time limit binds, not the count). A key given in the
+# store's storage_options (any of LANCE_OPTIONS) wins.
+OBJECT_STORE_RETRIES = {"client_max_retries": "1000", "client_retry_timeout": "120"}
+LANCE_OPTIONS = ("client_max_retries", "client_retry_timeout", "timeout", "connect_timeout")
+
+
 def lance_storage_options(storage_options: dict[str, Any] | None) -> dict[str, str] | None:
     """Translate fsspec/s3fs options (and the AWS_* environment) into Lance's object-store options."""
-    opts: dict[str, str] = {}
     so = storage_options or {}
+    opts: dict[str, str] = dict(OBJECT_STORE_RETRIES)
+    opts.update({k: str(so[k]) for k in LANCE_OPTIONS if so.get(k) is not None})
     endpoint = (so.get("client_kwargs") or {}).get("endpoint_url") or so.get("endpoint_url")
     endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint:
@@ -514,4 +544,4 @@ def lance_storage_options(storage_options: dict[str, Any] | None) -> dict[str, s
     region = (so.get("client_kwargs") or {}).get("region_name") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         opts["aws_region"] = region
-    return opts or None
+    return opts

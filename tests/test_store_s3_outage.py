@@ -228,29 +228,7 @@ class Reader(threading.Thread):
             self.stop.wait(0.3)
 
 
-def _store_retries() -> bool:
-    """Whether the store gives its object-store clients retries that outlast a 30 s outage."""
-    from aescot.tables import lance_storage_options
-
-    return "client_retry_timeout" in (lance_storage_options({}) or {})
-
-
-@pytest.mark.parametrize(
-    "outage",
-    [
-        "frozen",
-        pytest.param(
-            "refused",
-            marks=pytest.mark.xfail(
-                not _store_retries(),
-                strict=True,
-                reason="the store's default retries give up within seconds on refused connections (Lance: "
-                "0.6 s, then reported as a damaged table; botocore: ~10 s, then sources become "
-                "generation_failed rejects): /tmp/readme-parts/s3_store_patch.diff",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("outage", ["frozen", "refused"])
 def test_s3_outage_mid_generate_retries_and_leaves_nothing_partial(moto_process, tmp_path, outage):
     """``frozen``: the server process is stopped (SIGSTOP): connections hang. ``refused``: its port is
     shut (in front of it): connections are refused and open ones dropped, as when a server stops."""
