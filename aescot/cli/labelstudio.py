@@ -48,7 +48,8 @@ def _run(fn):
 def start_cmd(
     root: RootOption = DEFAULT_ROOT, port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080
 ) -> None:
-    """Start the embedded server for this dataset (SQLite, data in <root>/.labelstudio) and leave it running."""
+    """Start the embedded server for this dataset (SQLite, data in <root>/.labelstudio) and leave it running.
+    With AESCOT_LABEL_STUDIO_DATABASE=postgresql://user:pass@host:port/name its database is PostgreSQL."""
     from aescot.labelstudio.server import ServerNotFound, ServerStartError, local_server_config, start_server
 
     store = open_store(root, create=True)
@@ -61,8 +62,9 @@ def start_cmd(
         server = start_server(cfg)
     except (ServerNotFound, ServerStartError) as exc:
         fail(str(exc))
+    where = cfg.database.describe() if cfg.database is not None else "SQLite in " + str(cfg.data_dir)
     console.print(
-        f"Label Studio running at [bold]{server.url}[/] (pid {server.pid}); log in as "
+        f"Label Studio running at [bold]{server.url}[/] (pid {server.pid}, database: {where}); log in as "
         f"{cfg.username}, password in {cfg.data_dir / 'aescot-credentials.json'}"
     )
 

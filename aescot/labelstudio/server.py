@@ -52,6 +52,10 @@ class ServerStartError(ServiceUnavailable, RuntimeError):
     """The server process exited or did not become healthy in time."""
 
 
+DATABASE_ENV = "AESCOT_LABEL_STUDIO_DATABASE"
+DATABASE_RECORD = "aescot-database.json"  # which database a dataset's embedded server uses (no password)
+
+
 class PostgresDatabase(BaseModel):
     """A PostgreSQL database for the local server instead of its SQLite file (Label Studio's
     ``DJANGO_DB=default`` with ``POSTGRE_*``). Also accepts a URL: ``postgresql://user:pass@host:port/name``."""
@@ -103,6 +107,10 @@ class PostgresDatabase(BaseModel):
         return (
             f"PostgresDatabase(host={self.host!r}, port={self.port}, name={self.name!r}, user={self.user!r})"
         )
+
+    def describe(self) -> str:
+        """Where it is, without the password: ``PostgreSQL user@host:port/name``."""
+        return f"PostgreSQL {self.user}@{self.host}:{self.port}/{self.name}"
 
 
 class LocalServerConfig(BaseModel):
@@ -433,6 +441,9 @@ def local_server_config(dataset_root: Path, port: int = 8080, binary: str | None
 
     The admin password and API token are generated once and kept in ``<root>/.labelstudio/`` (mode 0600);
     ``LABEL_STUDIO_API_KEY`` / ``LABEL_STUDIO_PASSWORD`` set them instead when present at the first start.
+    ``AESCOT_LABEL_STUDIO_DATABASE`` (a ``postgresql://user:pass@host:port/name`` URL, from the
+    environment so the password stays out of command lines and logs) puts the server's database on
+    PostgreSQL instead of the data dir's SQLite file.
     """
     import secrets
 
@@ -458,7 +469,38 @@ def local_server_config(dataset_root: Path, port: int = 8080, binary: str | None
         username=creds["username"],
         password=SecretStr(creds["password"]),
         token=SecretStr(creds["token"]),
+        database=_recorded_database(data_dir, os.environ.get(DATABASE_ENV) or None),
     )
+
+
+def _recorded_database(data_dir: Path, url: str | None) -> PostgresDatabase | None:
+    """The database this dataset's server was first started on is the one it keeps: a later start
+    without ``AESCOT_LABEL_STUDIO_DATABASE``, or with another database, would show annotators an
+    empty server (SQLite) or another project's tasks, so it is refused. The record holds no password."""
+    try:
+        database = PostgresDatabase.model_validate(url) if url else None
+    except ValueError as exc:  # the message only: the value holds a password
+        msg = exc.errors()[0]["msg"] if hasattr(exc, "errors") else "not a postgresql:// URL"
+        raise ConfigError(f"{DATABASE_ENV}: {msg}") from None
+    record = data_dir / DATABASE_RECORD
+    wanted = database.describe() if database is not None else "SQLite"
+    if record.exists():
+        first = json.loads(record.read_text())["database"]
+        if first != wanted:
+            how = (
+                f"set {DATABASE_ENV} to that database's URL" if first != "SQLite" else f"unset {DATABASE_ENV}"
+            )
+            raise ConfigError(
+                f"the Label Studio of {data_dir.parent} keeps its data in {first}, not {wanted}; {how}"
+            )
+    elif (data_dir / "label_studio.sqlite3").exists() and database is not None:
+        raise ConfigError(
+            f"the Label Studio of {data_dir.parent} keeps its data in SQLite ({data_dir}); unset {DATABASE_ENV} "
+            "or give the dataset a new root"
+        )
+    else:
+        record.write_text(json.dumps({"database": wanted}))
+    return database
 
 
 def local_connection(dataset_root: Path) -> tuple[str, SecretStr] | None:

@@ -85,3 +85,55 @@ def test_postgresql_stopped_mid_push_is_reported_and_a_rerun_completes(pg_cluste
     assert set(counts) == {i["item_id"] for i in items}  # 0 lost
     assert set(counts.values()) == {1}  # 0 duplicated
     assert pg_cluster.query(f"SELECT count(*) FROM task WHERE project_id = {report.project_id}") == str(n)
+
+
+def test_cli_embedded_server_on_postgresql_from_the_environment(pg_cluster, pg_labelstudio):
+    """``aescot labelstudio start`` with ``AESCOT_LABEL_STUDIO_DATABASE`` puts the dataset's server on
+    PostgreSQL (never the password in what it prints); a later start without it is refused."""
+    import uuid
+
+    from typer.testing import CliRunner
+
+    from aescot.cli.main import app
+    from aescot.labelstudio.server import free_port
+    from aescot.store import DatasetStore
+
+    db = pg_cluster.database
+    password = db.password.get_secret_value()
+    env = {
+        "AESCOT_LABEL_STUDIO_DATABASE": f"postgresql://{db.user}:{password}@{db.host}:{db.port}/{db.name}",
+        # the database already holds the fixture server's admin: the same credentials log in
+        "LABEL_STUDIO_API_KEY": pg_labelstudio.cfg.token.get_secret_value(),
+        "LABEL_STUDIO_PASSWORD": pg_labelstudio.cfg.password.get_secret_value(),
+        "LABEL_STUDIO_URL": None,
+        "COLUMNS": "300",
+    }
+    root = pg_labelstudio.document_root / f"cli-{uuid.uuid4().hex[:8]}"
+    store = DatasetStore(root)
+    make_items(store, 30)
+    runner = CliRunner()
+    start = runner.invoke(
+        app, ["labelstudio", "start", "--root", str(root), "--port", str(free_port())], env=env
+    )
+    try:
+        assert start.exit_code == 0, start.output
+        assert f"database: PostgreSQL {db.user}@{db.host}:{db.port}/{db.name}" in start.output, start.output
+        assert password not in start.output
+        title = f"cli pg {uuid.uuid4().hex[:6]}"
+        # the embedded server's credentials are the dataset's now (<root>/.labelstudio); with a key in
+        # the environment push would look for a server of its own at LABEL_STUDIO_URL
+        later = {**env, "LABEL_STUDIO_API_KEY": None, "LABEL_STUDIO_PASSWORD": None}
+        push = runner.invoke(app, ["push", "--root", str(root), "--project", title], env=later)
+        assert push.exit_code == 0, push.output
+        project_id = store.read(TASKS_TABLE.name)[0]["project_id"]
+        assert pg_cluster.query(f"SELECT count(*) FROM task WHERE project_id = {project_id}") == "30"
+        assert not list((root / ".labelstudio").glob("*.sqlite3"))
+    finally:
+        stop = runner.invoke(app, ["labelstudio", "stop", "--root", str(root)], env=env)
+    assert stop.exit_code == 0 and "stopped" in stop.output, stop.output
+    again = runner.invoke(
+        app, ["labelstudio", "start", "--root", str(root)], env={**env, "AESCOT_LABEL_STUDIO_DATABASE": None}
+    )
+    assert again.exit_code == 2, again.output
+    line = " ".join(again.output.split())
+    assert "keeps its data in PostgreSQL" in line and "AESCOT_LABEL_STUDIO_DATABASE" in line, line
