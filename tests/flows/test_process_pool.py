@@ -130,13 +130,22 @@ def test_two_pool_workers_share_the_gpu_limit_and_generate_each_batch_once(prefe
                 raise AssertionError(f"runs not finished: {[r.state_name for r in runs]}")
             task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
             gen = [t for t in task_runs if t.name.startswith("generate")]
-            logs = {
-                t.id: client.read_logs(
-                    log_filter=LogFilter(task_run_id=LogFilterTaskRunId(any_=[t.id])),
-                    sort=LogSort.TIMESTAMP_ASC,
-                )
-                for t in gen
-            }
+            # a run's last log lines reach the server as its process exits, after its final state
+            deadline = time.monotonic() + 60
+            while True:
+                logs = {
+                    t.id: client.read_logs(
+                        log_filter=LogFilter(task_run_id=LogFilterTaskRunId(any_=[t.id])),
+                        sort=LogSort.TIMESTAMP_ASC,
+                    )
+                    for t in gen
+                }
+                ran_logs = [logs[t.id] for t in gen if t.state.name != "Cached"]
+                if time.monotonic() > deadline or all(
+                    any(RELEASING.search(log.message) for log in lines) for lines in ran_logs
+                ):
+                    break
+                time.sleep(1)
     finally:
         stop_workers(workers)
 
