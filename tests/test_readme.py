@@ -40,6 +40,7 @@ DOCTOR = "`aescot doctor` and `aescot repair`"
 DOCTOR_TEST = f"{HERE}::test_doctor_block_on_the_demo_data"
 TRAIN_TEST = f"{HERE}::test_trainer_block_prints_the_plugin_files"
 LS_CLI_TEST = "tests/labelstudio/test_cli.py::test_setup_push_collect_agreement_with_url_and_token_from_env"
+S3_TEST = "tests/test_readme_s3.py::test_object_storage_block_runs_as_pasted"
 CI = "CI: .ci/run runs `bash scripts/test.sh` (this very suite), so a test does not recurse into it"
 
 INLINE = "(inline)"
@@ -116,6 +117,21 @@ COVERAGE: dict[str, dict[str, str]] = {
         "bash scripts/test.sh -m not slow": CI,
         "AESCOT_TEST_WORKERS=0 bash scripts/test.sh -x": CI,
     },
+    "Running at scale on object storage": {  # run as pasted against a moto server on a free port
+        "S3_PORT=${S3_PORT:-9000}": S3_TEST,
+        ".venv/bin/moto_server -H 127.0.0.1 -p $S3_PORT > moto.log 2>&1 &": S3_TEST,
+        "S3_PID=$!": S3_TEST,
+        "until curl -s -o /dev/null http://127.0.0.1:$S3_PORT; do sleep 0.5; done": S3_TEST,
+        "export AWS_ENDPOINT_URL=http://127.0.0.1:$S3_PORT AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test "
+        "AWS_DEFAULT_REGION=us-east-1": S3_TEST,
+        ".venv/bin/python -c from aescot.samples import write_sample_sources as w; "
+        "w('s3-sources', n=32, size=64)": S3_TEST,
+        ".venv/bin/aescot ingest --root s3://aescot/screening s3-sources/manifest.csv": S3_TEST,
+        ".venv/bin/python -m flows.build_screening_set --root s3://aescot/screening --no-labelstudio "
+        "-p teacher=off": S3_TEST,
+        ".venv/bin/aescot status --root s3://aescot/screening": S3_TEST,
+        "kill $S3_PID": S3_TEST,
+    },
     "Benchmarks": {
         ".venv/bin/python bench/ingest_throughput.py": DEV_TEST,
     },
@@ -150,6 +166,9 @@ COVERAGE: dict[str, dict[str, str]] = {
         ),
         "bash scripts/demo.sh": SETUP_TEST,
         "prefect server start": DEPLOY_TEST,
+        "aescot labelstudio start --root ROOT": (
+            "tests/labelstudio/test_postgres.py::test_cli_embedded_server_on_postgresql_from_the_environment"
+        ),
         "aescot labelstudio start --root deploy-data": (
             "tests/labelstudio/test_cli.py::test_embedded_server_start_status_stop"
         ),
