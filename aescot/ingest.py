@@ -47,7 +47,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import fsspec
@@ -661,6 +661,24 @@ def _near(
     return best[2] if best else None
 
 
+def _window_pair(
+    inner: list[list[tuple[int, int, _Near]]],
+    recoloured: list[bool],
+    colours: list[str],
+    i: int,
+    j: int,
+    match: _Near,
+    limit: int,
+) -> None:
+    """A grey-near pair of window slots (``j`` after ``i``; ``match``: its bits and crops): ``i`` is
+    a partner of ``j`` when their colours are within ``limit``, else ``j`` is grey-near a recolour."""
+    if colour_match(colours[i], colours[j], limit):
+        colour = colour_apart(colours[i], colours[j], limit)
+        inner[j].append((match.bits, i, replace(match, colour=colour)))
+    else:
+        recoloured[j] = True
+
+
 def _window_crop_pairs(preps: list[tuple[int, Prepared]], cfg: IngestConfig) -> Iterator[tuple[int, int]]:
     """``(later, earlier)`` slots of the window's files whose 64-bit crop hashes match as the crop
     index would see them: the later file's plain and crop hashes against the earlier one's plain
@@ -726,11 +744,7 @@ def ingest(
                 for j, hits in enumerate(index.search(hashes, radius)):
                     index_hits[j], recoloured[j] = _index_hit(hits, colours[j], cfg)
                 for i, j, d in radius_search(hashes, None, radius).as_tuples():
-                    if colour_match(colours[i], colours[j], cfg.colour_distance):
-                        c = colour_apart(colours[i], colours[j], cfg.colour_distance)
-                        inner[j].append((d, i, _Near("", d, c)))
-                    else:
-                        recoloured[j] = True
+                    _window_pair(inner, recoloured, colours, i, j, _Near("", d, None), cfg.colour_distance)
                 if crops:
                     found = iter(
                         crop_index.search([h for _, p in preps for h in p.coarse], cfg.crop_coarse_distance)
@@ -742,13 +756,10 @@ def ingest(
                     for j, i in _window_crop_pairs(preps, cfg):
                         p, q = preps[j][1], preps[i][1]
                         d, a, b = _crop_bits([int(h, 16) for h in p.fine], len(p.phash), q.phash, q.crops[-1])
-                        if d > cfg.crop_distance:
-                            continue
-                        if colour_match(colours[i], colours[j], _crop_colour(cfg)):
-                            c = colour_apart(colours[i], colours[j], _crop_colour(cfg))
-                            inner[j].append((d, i, _Near("", d, c, a, b)))
-                        else:
-                            recoloured[j] = True
+                        if d <= cfg.crop_distance:
+                            _window_pair(
+                                inner, recoloured, colours, i, j, _Near("", d, None, a, b), _crop_colour(cfg)
+                            )
         accepted: dict[int, str] = {}  # slot in preps -> source id, for this window
         for k, item in enumerate(window):
             report.seen += 1
