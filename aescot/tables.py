@@ -523,7 +523,7 @@ OBJECT_STORE_RETRIES = {"client_max_retries": "1000", "client_retry_timeout": "1
 LANCE_OPTIONS = ("client_max_retries", "client_retry_timeout", "timeout", "connect_timeout")
 
 
-def lance_storage_options(storage_options: dict[str, Any] | None) -> dict[str, str] | None:
+def lance_storage_options(storage_options: dict[str, Any] | None) -> dict[str, str]:
     """Translate fsspec/s3fs options (and the AWS_* environment) into Lance's object-store options."""
     so = storage_options or {}
     opts: dict[str, str] = dict(OBJECT_STORE_RETRIES)
