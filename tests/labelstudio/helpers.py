@@ -170,3 +170,37 @@ def add_source(store: DatasetStore, item: dict[str, Any], mask: Image.Image | No
     }
     store.upsert("sources", [row])
     return row
+
+
+def s3_dataset(endpoint: str, bucket: str, config: Any) -> tuple[Any, DatasetStore, Any]:
+    """A bucket on the S3 server at ``endpoint`` (moto's test keys), a dataset at ``s3://bucket/ds``
+    and ``config`` (a LabelStudioConfig) with the S3 storage settings Label Studio presigns with:
+    ``(boto3 client, store, config)``."""
+    import boto3
+    from pydantic import SecretStr
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    )
+    s3.create_bucket(Bucket=bucket)
+    store = DatasetStore(
+        f"s3://{bucket}/ds",
+        storage_options={
+            "key": "test",
+            "secret": "test",
+            "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        },
+    )
+    config = config.model_copy(
+        update={
+            "s3_endpoint": endpoint,
+            "s3_region": "us-east-1",
+            "s3_access_key_id": SecretStr("test"),
+            "s3_secret_access_key": SecretStr("test"),
+        }
+    )
+    return s3, store, config

@@ -13,13 +13,11 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from aescot.labelstudio import push_items
 from aescot.labelstudio.push import TASKS_TABLE
-from aescot.store import DatasetStore
 from tests import realparts
-from tests.labelstudio.helpers import colour, make_items
+from tests.labelstudio.helpers import colour, make_items, s3_dataset
 from tests.labelstudio.test_render import SLOTS, _panel_images, _session_cookie, browser  # noqa: F401
 from tests.labelstudio.test_s3 import ls_config, s3_endpoint  # noqa: F401 - loopback S3 + a server allowed to reach it
 
@@ -62,16 +60,7 @@ def test_labeling_page_loads_the_source_from_a_presigned_s3_url(
 ):
     caplog.set_level(logging.INFO, logger="werkzeug")  # the S3 server's request log
     realparts.need("s3fs", "S3 access (s3fs)", "the dev or s3 extra: pip install -e '.[s3]'")
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    )
-    s3.create_bucket(Bucket=BUCKET)
+    s3, store, cfg = s3_dataset(s3_endpoint, BUCKET, ls_config)
     # what Label Studio's docs ask of a bucket its pages read from: GET from the server's origin
     s3.put_bucket_cors(
         Bucket=BUCKET,
@@ -79,23 +68,7 @@ def test_labeling_page_loads_the_source_from_a_presigned_s3_url(
             "CORSRules": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"], "AllowedHeaders": ["*"]}]
         },
     )
-    store = DatasetStore(
-        f"s3://{BUCKET}/ds",
-        storage_options={
-            "key": "test",
-            "secret": "test",
-            "client_kwargs": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
-        },
-    )
     item = make_items(store, 1, image_pool=5, size=256)[0]
-    cfg = ls_config.model_copy(
-        update={
-            "s3_endpoint": s3_endpoint,
-            "s3_region": "us-east-1",
-            "s3_access_key_id": SecretStr("test"),
-            "s3_secret_access_key": SecretStr("test"),
-        }
-    )
     report = push_items(store, cfg)
     assert report.pushed == 1
     assert store.read(TASKS_TABLE.name)[0]["task_id"]

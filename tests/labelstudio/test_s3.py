@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from aescot.labelstudio import push_items
 from aescot.labelstudio.push import TASKS_TABLE
 from aescot.labelstudio.server import free_port
-from aescot.store import DatasetStore
 from tests import realparts
-from tests.labelstudio.helpers import make_items
+from tests.labelstudio.helpers import make_items, s3_dataset
 
 pytestmark = pytest.mark.labelstudio
 
@@ -50,32 +48,8 @@ def ls_config(labelstudio_server, tmp_path):
 
 def test_object_store_items_are_presigned_by_label_studio(s3_endpoint, ls_config):
     realparts.need("s3fs", "S3 access (s3fs)", "the dev or s3 extra: pip install -e '.[s3]'")
-    import boto3
-
-    boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    ).create_bucket(Bucket="aescot-ls")
-    store = DatasetStore(
-        "s3://aescot-ls/ds",
-        storage_options={
-            "key": "test",
-            "secret": "test",
-            "client_kwargs": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
-        },
-    )
+    _, store, cfg = s3_dataset(s3_endpoint, "aescot-ls", ls_config)
     item = make_items(store, 1, image_pool=5)[0]
-    cfg = ls_config.model_copy(
-        update={
-            "s3_endpoint": s3_endpoint,
-            "s3_region": "us-east-1",
-            "s3_access_key_id": SecretStr("test"),
-            "s3_secret_access_key": SecretStr("test"),
-        }
-    )
     report = push_items(store, cfg)
     assert report.pushed == 1
     task_id = store.read(TASKS_TABLE.name)[0]["task_id"]
