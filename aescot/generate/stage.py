@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from aescot.contracts import ContractError, validate
 from aescot.dedupe.hashing import DedupeConfig, colour_of, group_duplicates, hash_image
+from aescot.errors import StoreError, one_line
 from aescot.generate.base import GeneratedImage, GenerationError, Generator, SourceImage
 from aescot.generate.diffusion import DiffusersConfig, DiffusersGenerator, ModelNotAvailable
 from aescot.generate.groups import GROUPS
@@ -116,14 +117,34 @@ class GenerateReport:
         return count_reasons(self.rejects)
 
 
-def load_source(store: DatasetStore, row: dict) -> SourceImage:
+def _store_fault(store: DatasetStore, action: str, exc: Exception) -> StoreError:
+    """A read or write of the store that failed for a reason not of the source's making (a disk, a
+    permission, an object store down past its retries): the run stops, it must not become rejects."""
+    return StoreError(
+        f"cannot {action} the store at {store.root} ({type(exc).__name__}: {one_line(exc, 300)}); "
+        "groups flushed so far are kept: fix the store and re-run to resume"
+    )
+
+
+def _read_source_file(store: DatasetStore, key: str) -> bytes:
     try:
-        img = Image.open(io.BytesIO(store.read_bytes(row["image_key"])))
-        img.load()
-        mask = Image.open(io.BytesIO(store.read_bytes(row["mask_key"])))
-        mask.load()
+        return store.read_bytes(key)
+    except FileNotFoundError as exc:  # the source's own file is gone: its reject, the run goes on
+        raise GenerationError("source_unreadable", f"{key} is missing from the store") from exc
     except Exception as exc:
-        raise GenerationError("source_unreadable", f"cannot read the source image or mask: {exc}") from exc
+        raise _store_fault(store, f"read {key} from", exc) from exc
+
+
+def load_source(store: DatasetStore, row: dict) -> SourceImage:
+    image_bytes = _read_source_file(store, row["image_key"])
+    mask_bytes = _read_source_file(store, row["mask_key"])
+    try:
+        img = Image.open(io.BytesIO(image_bytes))
+        img.load()
+        mask = Image.open(io.BytesIO(mask_bytes))
+        mask.load()
+    except Exception as exc:  # undecodable bytes: this source only
+        raise GenerationError("source_unreadable", f"cannot decode the source image or mask: {exc}") from exc
     if mask.size != img.size:
         raise GenerationError("mask_size_mismatch", f"mask is {mask.size}, image is {img.size}")
     return SourceImage(row["source_id"], img, mask.convert("L"), row.get("product"))
@@ -217,7 +238,11 @@ def _cid(source_id: str, generator: Generator, slot: int, g: GeneratedImage) -> 
 
 def _candidate_record(store: DatasetStore, generator: Generator, source_id: str, a: _Accepted) -> dict:
     params = dict(a.image.params, slot=a.slot)
-    image_id, key = store.put_image(encode_png(a.image.image), "png")  # the image lands before its row
+    png = encode_png(a.image.image)
+    try:
+        image_id, key = store.put_image(png, "png")  # the image lands before its row
+    except Exception as exc:
+        raise _store_fault(store, "write a candidate image to", exc) from exc
     return validate(
         "candidate",
         {
@@ -272,7 +297,9 @@ def generate_candidates(
 
     Idempotent: a source whose group (same generator settings, base seed and dedupe settings)
     is in the ledger is skipped. A bad source is a reject and the run goes on. A missing model
-    (:class:`~aescot.generate.diffusion.ModelNotAvailable`) stops the run at once: nothing could succeed.
+    (:class:`~aescot.generate.diffusion.ModelNotAvailable`) or a store that cannot be read or written
+    (:class:`~aescot.errors.StoreError`) stops the run at once: nothing could succeed, and an outage
+    must not be recorded as every source's reject.
 
     Cost follows the work: without ``source_ids`` the backlog is one anti-join (:func:`_pending`);
     then every chunk of sources reads only its own source rows (the columns generation needs) and
@@ -326,7 +353,7 @@ def generate_candidates(
         except ContractError as exc:  # a bug or a generator returning odd parameters: this source only
             pending_rejects.append(Reject(STAGE, sid, "invalid_candidate", str(exc)))
             continue
-        except (ModelNotAvailable, MemoryError):
+        except (ModelNotAvailable, MemoryError, StoreError):
             raise  # nothing else could succeed either: stop the run, keep what is flushed
         except Exception as exc:  # one source's failure (odd size, pipeline error) is its reject
             if (

@@ -52,3 +52,16 @@ def test_bad_options_are_one_line_errors(ingested):
     assert res.exit_code == 2 and "--mode" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["dedupe", "--root", ingested.root, "--hash-size", "12"])
     assert res.exit_code == 2 and "--hash-size" in res.output
+
+
+def test_a_store_that_cannot_be_written_is_exit_3_and_no_reject(ingested, monkeypatch):
+    from aescot.store import DatasetStore
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(DatasetStore, "put_image", full_disk)
+    res = CliRunner().invoke(app, ["generate", "--root", ingested.root])
+    assert res.exit_code == 3, res.output
+    assert "No space left on device" in res.output and "re-run to resume" in res.output
+    assert "Traceback" not in res.output and ingested.count("rejects") == 0

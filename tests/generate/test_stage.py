@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from aescot.errors import StoreError
 from aescot.generate import (
     DiffusersConfig,
     GenerateConfig,
@@ -92,6 +93,40 @@ def test_unreadable_source_is_rejected_and_the_run_goes_on(ingested):
     assert report.generated == 4
     assert [(r.subject, r.reason) for r in report.rejects] == [(victim["source_id"], "source_unreadable")]
     assert {r["reason"] for r in store.read("rejects")} >= {"source_unreadable"}
+
+
+def test_a_store_fault_stops_the_run_and_is_no_sources_reject(ingested, monkeypatch):
+    """An object store down past its retries (here: every read after the first source's fails) is not
+    the sources' fault: the run stops with a StoreError, records no reject, and keeps what it flushed."""
+    store = ingested
+    ids = sorted(r["source_id"] for r in store.read("sources"))
+    cat_file, reads = store.fs.cat_file, []
+
+    def flaky(path, *args, **kwargs):
+        reads.append(path)
+        if len(reads) > 2:  # the first source's image and mask read, then the store goes away
+            raise ConnectionError("Could not connect to the endpoint URL")
+        return cat_file(path, *args, **kwargs)
+
+    monkeypatch.setattr(store.fs, "cat_file", flaky)
+    with pytest.raises(StoreError, match="cannot read .* from the store .*ConnectionError.*re-run to resume"):
+        generate_candidates(store, GenerateConfig(flush_every=1), source_ids=ids)
+    assert store.count("rejects") == 0 and store.count(GROUPS.name) == 1
+    monkeypatch.setattr(store.fs, "cat_file", cat_file)
+    report = generate_candidates(store, GenerateConfig(flush_every=1), source_ids=ids)
+    assert (report.skipped, report.generated, report.rejects) == (1, 4, [])
+
+
+def test_a_failed_image_write_stops_the_run(ingested, monkeypatch):
+    store = ingested
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "put_image", full_disk)
+    with pytest.raises(StoreError, match="cannot write a candidate image to the store .*No space left"):
+        generate_candidates(store, GenerateConfig())
+    assert store.count("rejects") == 0 and store.count("candidates") == 0
 
 
 class _Degenerate(Generator):
