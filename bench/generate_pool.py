@@ -30,7 +30,6 @@ import os
 import re
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,12 +43,6 @@ POOL = "aescot-process"
 RELEASING = re.compile(r"gpu slot releasing: batch (\w+) \(generated (\d+), skipped (\d+) of (\d+)\)")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def children_cpu() -> float:
     """CPU seconds of waited-for children (the workers) and theirs (their flow-run processes)."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -57,30 +50,12 @@ def children_cpu() -> float:
 
 
 def start_server(env: dict, home: Path) -> tuple[subprocess.Popen, str]:
-    import httpx
+    from flows.prefect_api import PrefectUnavailable, start_prefect_server
 
-    port = free_port()
-    log = open(home / "server.log", "wb")  # noqa: SIM115 (held open for the server's lifetime)
-    proc = subprocess.Popen(
-        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    api = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                return proc, api
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"prefect server exited: {(home / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("prefect server not healthy after 300 s")
+    try:
+        return start_prefect_server(env, home / "server.log", timeout_s=300, new_session=True)
+    except PrefectUnavailable as exc:
+        raise SystemExit(f"{exc}: {(home / 'server.log').read_text()[-2000:]}") from None
 
 
 def cli(env: dict, *args: str) -> None:

@@ -42,7 +42,6 @@ import json
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -261,48 +260,17 @@ def child(root: str, manifest: str, batch_size: int) -> dict:
 # --- the parent: servers, sources, runs, rows --------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_prefect(home: Path) -> tuple[subprocess.Popen, str]:
     """``prefect server start`` on loopback with ``home`` as ``PREFECT_HOME``; its API URL once healthy."""
-    import httpx
+    from flows.prefect_api import PrefectUnavailable, start_prefect_server
 
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
-    port = _free_port()
-    log = open(home / "server.log", "ab")  # noqa: SIM115 - held for the server's lifetime
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("prefect")),
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    api = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                return proc, api
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit(f"prefect server did not become healthy; log: {home / 'server.log'}")
+    try:
+        return start_prefect_server(env, home / "server.log", timeout_s=300)
+    except PrefectUnavailable as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,15 +42,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 STAGES = ("ingest", "generate", "items", "flow")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_moto(log: Path) -> tuple[subprocess.Popen, str]:
     """A ``moto_server`` process on loopback with the bucket ``aescot``; its endpoint URL."""
     import boto3
+
+    from aescot.labelstudio.server import free_port
 
     port = free_port()
     exe = Path(sys.executable).with_name("moto_server")

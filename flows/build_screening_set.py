@@ -19,7 +19,7 @@ from pydantic import Field
 
 from aescot.store import DatasetStore
 from flows import tasks
-from flows.limits import GPU_LIMIT, TEACHER_LIMIT, ensure_limit
+from flows.limits import GPU_LIMIT, TEACHER_LIMIT, ensure_limits
 from flows.summary import summary_markdown
 
 
@@ -57,8 +57,7 @@ def build_screening_set(
     log = get_run_logger()
     store = DatasetStore(root)
     log.info("store checked: %s", tasks.require_healthy_store(store.root))  # refuse a damaged store
-    ensure_limit(GPU_LIMIT, gpu_slots)
-    ensure_limit(TEACHER_LIMIT, teacher_slots)
+    ensure_limits({GPU_LIMIT: gpu_slots, TEACHER_LIMIT: teacher_slots})
     run: dict[str, Any] = {}
 
     if sources:
@@ -67,8 +66,7 @@ def build_screening_set(
     pending = tasks.sources_without_items(store.root)
     batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
     gen_config = tasks.generation_config(generator, model, steps, seconds_per_call)
-    for lock in tasks.batch_locks(store.root, batches, gen_config):
-        ensure_limit(lock, 1)
+    ensure_limits(dict.fromkeys(tasks.batch_locks(store.root, batches, gen_config), 1))  # one client
     made = []
     for wave in range(0, len(batches), gpu_slots):  # no more batches in flight than GPU slots: none idles
         futures = tasks.generate_batch.map(

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
+import os
+import threading
+from collections.abc import MutableMapping
 
 from prefect.client.orchestration import get_client
+
+log = logging.getLogger(__name__)
 
 GPU_LIMIT = "aescot-gpu"
 TEACHER_LIMIT = "aescot-teacher"
 # Slots are leases, renewed while held. A run killed while holding one (SIGKILL, a lost machine)
 # frees it when the lease lapses: 60 s is the shortest lease Prefect's server accepts.
 SLOT_LEASE_S = 60.0
+
+# Where the server keeps those leases. Prefect's default keeps them in the server's memory: a server
+# restarted (or an ephemeral API started anew by the next run) has no lease for a slot a killed run
+# held, so nothing ever frees it and every later run waits for it forever. In files under
+# PREFECT_HOME they outlive the server: a restarted server's lease service frees the lapsed ones, and
+# for an ephemeral API (which runs no services) :class:`LeaseReclaimer` does.
+LEASE_STORAGE_SETTING = "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"
+FILE_LEASES = "prefect.server.concurrency.lease_storage.filesystem"
+RECLAIM_EVERY_S = 10.0
 
 
 # Batch locks: a generate task takes its GPU slot and the lock of its batch in one atomic request
@@ -31,19 +47,61 @@ def batch_lock(batch_id: str) -> str:
     return f"{BATCH_LOCK_PREFIX}{int.from_bytes(digest[:4], 'big') % BATCH_LOCKS:02d}"
 
 
-def ensure_limit(name: str, limit: int) -> None:
-    """Create or resize a global concurrency limit (shared by every run on the same Prefect API).
-    Runs that start together may both find it missing: the one that loses the create retries."""
+def ensure_limits(limits: dict[str, int]) -> None:
+    """Create or resize global concurrency limits (shared by every run on the same Prefect API), over
+    one client. Runs that start together may both find one missing: the one that loses the create
+    retries."""
     from prefect.exceptions import ObjectAlreadyExists
 
     with get_client(sync_client=True) as client:
-        try:
-            client.upsert_global_concurrency_limit_by_name(name=name, limit=limit)
-        except ObjectAlreadyExists:
-            client.upsert_global_concurrency_limit_by_name(name=name, limit=limit)
+        for name, limit in limits.items():
+            try:
+                client.upsert_global_concurrency_limit_by_name(name=name, limit=limit)
+            except ObjectAlreadyExists:
+                client.upsert_global_concurrency_limit_by_name(name=name, limit=limit)
 
 
 def active_slots(name: str) -> int:
     """Slots of a global concurrency limit held now (a killed holder's slot counts until its lease lapses)."""
     with get_client(sync_client=True) as client:
         return client.read_global_concurrency_limit_by_name(name).active_slots
+
+
+def persistent_leases(env: MutableMapping[str, str] = os.environ) -> None:
+    """Have a Prefect server started with ``env`` keep slot leases in files (:data:`FILE_LEASES`);
+    a person's own :data:`LEASE_STORAGE_SETTING` wins."""
+    env.setdefault(LEASE_STORAGE_SETTING, FILE_LEASES)
+
+
+def release_expired_leases() -> int:
+    """Free the slots of every lease in ``$PREFECT_HOME`` that lapsed (its holder stopped renewing:
+    a killed run), through the API, as a server's lease service would; returns how many. Holders
+    that live renew theirs long before they lapse, so this never frees a slot in use."""
+    from prefect.server.concurrency.lease_storage.filesystem import ConcurrencyLeaseStorage
+
+    expired = asyncio.run(ConcurrencyLeaseStorage().read_expired_lease_ids(limit=1000))
+    if expired:
+        with get_client(sync_client=True) as client:
+            for lease_id in expired:
+                client.release_concurrency_slots_with_lease(lease_id)
+        log.warning("freed the slots of %d lapsed lease(s) (runs killed while holding them)", len(expired))
+    return len(expired)
+
+
+class LeaseReclaimer(threading.Thread):
+    """For an ephemeral API, which runs no lease service: every ``every_s`` seconds, frees the slots
+    of lapsed leases (:func:`release_expired_leases`), so a run started right after a killed one
+    gets the killed run's GPU slot a minute later instead of never. A daemon: it ends with the run."""
+
+    def __init__(self, every_s: float = RECLAIM_EVERY_S):
+        super().__init__(name="aescot-lease-reclaimer", daemon=True)
+        self.every_s = every_s
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                release_expired_leases()
+            except Exception as exc:  # noqa: BLE001 - a failed pass is retried at the next one
+                log.debug("lease reclaim pass failed: %s", exc)
+            self.stopped.wait(self.every_s)

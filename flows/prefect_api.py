@@ -12,6 +12,10 @@ process then reuse that server.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from aescot.errors import ServiceUnavailable
 
@@ -49,11 +53,15 @@ def ensure_prefect_api(attempts: int = 2) -> str:
     timeout_s = int(os.environ[TIMEOUT_ENV])
     from prefect.server.api.server import SubprocessASGIServer
 
+    from flows.limits import LeaseReclaimer, persistent_leases
+
+    persistent_leases()  # slot leases in $PREFECT_HOME: the next run can free a killed run's slots
     last = ""
     for _ in range(attempts):
         server = SubprocessASGIServer()
         try:
             server.start(timeout=timeout_s)
+            LeaseReclaimer().start()  # the ephemeral server runs no lease service: this process does
             return server.api_url
         except Exception as exc:  # noqa: BLE001 - any start failure gets the same one-line fix
             last = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
@@ -62,3 +70,42 @@ def ensure_prefect_api(attempts: int = 2) -> str:
         f"the ephemeral Prefect API did not start ({attempts} tries, {timeout_s} s each: {last}); "
         + fix_hint(timeout_s)
     )
+
+
+def start_prefect_server(
+    env: dict[str, str], log_path: Path, timeout_s: float = 180, new_session: bool = False
+) -> tuple[subprocess.Popen, str]:
+    """``prefect server start`` on a free loopback port, as users run it, with ``env`` (its
+    ``PREFECT_HOME``); its output is appended to ``log_path``. Returns the process and its API URL
+    once ``/health`` answers. A server that exits, or is not healthy within ``timeout_s`` (then
+    killed), raises :class:`PrefectUnavailable`; the log says why."""
+    import httpx
+
+    from aescot.labelstudio.server import free_port
+    from flows.limits import persistent_leases
+
+    env = dict(env)
+    persistent_leases(env)  # a restarted server still knows (and frees) a killed run's slot leases
+    port = free_port()
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    with open(log_path, "ab") as log:  # the server holds its own copy of the handle
+        proc = subprocess.Popen(
+            [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=new_session,
+        )
+    api = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                return proc, api
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise PrefectUnavailable(f"prefect server exited with code {proc.returncode} (log: {log_path})")
+        time.sleep(0.5)
+    proc.kill()
+    raise PrefectUnavailable(f"prefect server not healthy after {timeout_s:.0f} s (log: {log_path})")

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests import realparts
@@ -36,17 +32,10 @@ def prefect_api():
         harness.__exit__(None, None, None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
     """`prefect server start` as users run it, on loopback; yields the env to talk to it."""
     home = tmp_path_factory.mktemp("prefect-server-home")
-    port = _free_port()
     env = {
         **os.environ,
         "PREFECT_HOME": str(home),
@@ -55,36 +44,18 @@ def prefect_server(tmp_path_factory):
         "PREFECT_UI_ENABLED": "false",
     }
     env.pop("PREFECT_API_URL", None)
-    log = open(home / "server.log", "wb")  # noqa: SIM115 (held open for the server process lifetime)
-    prefect = str(Path(sys.executable).with_name("prefect"))
-    proc = subprocess.Popen(
-        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    api = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            log.close()
-            realparts.broken(
-                "Prefect server", f"exited with code {proc.returncode}", (home / "server.log").read_text()
-            )
-        time.sleep(0.5)
-    else:
-        proc.kill()
-        log.close()
-        realparts.broken("Prefect server", "not healthy after 180 s", (home / "server.log").read_text())
+    from flows.prefect_api import PrefectUnavailable, start_prefect_server
+
+    try:
+        proc, api = start_prefect_server(env, home / "server.log")
+        failed = None
+    except PrefectUnavailable as exc:
+        failed = str(exc)
+    if failed:
+        realparts.broken("Prefect server", failed, (home / "server.log").read_text())
     yield {**env, "PREFECT_API_URL": api}
     proc.terminate()
     try:
         proc.wait(20)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()

@@ -1,0 +1,94 @@
+"""A run on the ephemeral API killed while it holds the GPU slot; the next run gets the slot back.
+
+The ephemeral API (the demo, ``python -m flows.build_screening_set`` without ``PREFECT_API_URL``)
+runs no lease service, and by default its leases live in its memory: before the fix the next run,
+with a new ephemeral server over the same database, found the slot held with no lease to lapse and
+waited for it forever. Now leases are files under ``PREFECT_HOME`` and the run frees lapsed ones.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from aescot.samples import write_sample_sources
+from aescot.store import DatasetStore
+from flows.limits import LEASE_STORAGE_SETTING, SLOT_LEASE_S
+from tests.flows.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+N_SOURCES = 24
+
+
+def flow_command(root, manifest) -> list[str]:
+    # the latency stand-in holds each batch's GPU slot for 6 x 0.3 s, so the kill lands while it is held
+    return [
+        sys.executable,
+        "-m",
+        "flows.build_screening_set",
+        "--root",
+        str(root),
+        "--sources",
+        str(manifest),
+        "-p",
+        "teacher=off",
+        "-p",
+        "labelstudio=false",
+        "-p",
+        "batch_size=6",
+        "-p",
+        'generator="latency"',
+        "-p",
+        "seconds_per_call=0.3",
+    ]
+
+
+def test_a_killed_runs_gpu_slot_is_freed_for_the_next_run(tmp_path):
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "DO_NOT_TRACK": "1"}
+    env.pop("PREFECT_API_URL", None)  # the ephemeral API, as the README's one-run command uses it
+    env.pop(LEASE_STORAGE_SETTING, None)
+    manifest = write_sample_sources(tmp_path / "src", n=N_SOURCES, size=64)
+    root = tmp_path / "ds"
+    log1 = tmp_path / "run1.log"
+    with open(log1, "wb") as out:
+        proc = subprocess.Popen(
+            flow_command(root, manifest), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # kill while the last slot line says "held"
+        slot_lines = [line for line in log1.read_text().splitlines() if "gpu slot" in line]
+        if slot_lines and "gpu slot held" in slot_lines[-1]:
+            break
+        assert proc.poll() is None, log1.read_text()[-3000:]
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    store = DatasetStore(root)
+    assert store.count("items") < N_SOURCES, "the kill must land mid-generation"
+    leases = tmp_path / "prefect-home" / "concurrency_leases"
+    assert any(p.name != "expirations.json" for p in leases.iterdir()), "the held slot's lease is a file"
+
+    started = time.monotonic()
+    done = subprocess.run(
+        flow_command(root, manifest),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    took = time.monotonic() - started
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "freed the slots of 1 lapsed lease" in done.stdout + done.stderr
+    assert took > SLOT_LEASE_S * 0.5, "the slot was freed only once the killed run's lease lapsed"
+    assert store.count("items") == N_SOURCES == store.count("sources")
+    assert store.count("candidates") == 4 * N_SOURCES
