@@ -53,7 +53,7 @@ def ensure_prefect_api(attempts: int = 2) -> str:
     timeout_s = int(os.environ[TIMEOUT_ENV])
     from prefect.server.api.server import SubprocessASGIServer
 
-    from flows.limits import LeaseReclaimer, persistent_leases
+    from flows.limits import FILE_LEASES, LEASE_STORAGE_SETTING, LeaseReclaimer, persistent_leases
 
     persistent_leases()  # slot leases in $PREFECT_HOME: the next run can free a killed run's slots
     last = ""
@@ -61,7 +61,8 @@ def ensure_prefect_api(attempts: int = 2) -> str:
         server = SubprocessASGIServer()
         try:
             server.start(timeout=timeout_s)
-            LeaseReclaimer().start()  # the ephemeral server runs no lease service: this process does
+            if os.environ[LEASE_STORAGE_SETTING] == FILE_LEASES:  # not for a person's own storage
+                LeaseReclaimer().start()  # the ephemeral server runs no lease service: this process does
             return server.api_url
         except Exception as exc:  # noqa: BLE001 - any start failure gets the same one-line fix
             last = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

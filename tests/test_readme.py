@@ -73,6 +73,9 @@ COVERAGE: dict[str, dict[str, str]] = {
         "export DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false": DEPLOY_TEST,
         "export PREFECT_PORT=${PREFECT_PORT:-4200}": DEPLOY_TEST,
         "export PREFECT_API_URL=http://127.0.0.1:$PREFECT_PORT/api": DEPLOY_TEST,
+        "export PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=prefect.server.concurrency.lease_storage.filesystem": (
+            DEPLOY_TEST
+        ),
         "prefect server start --host 127.0.0.1 --port $PREFECT_PORT > prefect-server.log 2>&1 &": DEPLOY_TEST,
         "SERVER_PID=$!": DEPLOY_TEST,
         "prefect server status --wait --timeout 300": DEPLOY_TEST,
@@ -136,6 +139,9 @@ COVERAGE: dict[str, dict[str, str]] = {
         ".venv/bin/python bench/ingest_throughput.py": DEV_TEST,
     },
     INLINE: {
+        "prefect gcl update aescot-gpu --active-slots 0": (
+            "tests/flows/test_ephemeral_leases.py::test_the_readme_command_frees_a_slot_held_without_a_lease"
+        ),
         "aescot compact": "tests/cli/test_cli_store.py::test_compact_prints_fragments_and_files_before_and_after",
         "aescot --help": "tests/cli/test_startup.py::test_help_imports_none_of_the_heavy_libraries",
         "aescot generate --backend latency": "tests/generate/test_latency.py::test_cli_backend_option",

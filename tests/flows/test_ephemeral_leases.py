@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,29 @@ def test_a_killed_runs_gpu_slot_is_freed_for_the_next_run(tmp_path):
     assert took > SLOT_LEASE_S * 0.5, "the slot was freed only once the killed run's lease lapsed"
     assert store.count("items") == N_SOURCES == store.count("sources")
     assert store.count("candidates") == 4 * N_SOURCES
+
+
+def test_the_readme_command_frees_a_slot_held_without_a_lease(prefect_server):
+    """A slot a run killed before the fix still holds (no lease file): the README's one-off command,
+    as pasted, frees it."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.limits import GPU_LIMIT, active_slots, ensure_limits
+
+    with temporary_settings({PREFECT_API_URL: prefect_server["PREFECT_API_URL"]}):
+        ensure_limits({GPU_LIMIT: 1})
+        with get_client(sync_client=True) as client:  # a held slot with no lease, as a killed run left it
+            client.increment_concurrency_slots([GPU_LIMIT], slots=1, mode="concurrency")
+        assert active_slots(GPU_LIMIT) == 1
+        done = subprocess.run(
+            "prefect gcl update aescot-gpu --active-slots 0",  # as pasted, with the venv's prefect on PATH
+            shell=True,
+            env={**prefect_server, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert active_slots(GPU_LIMIT) == 0
