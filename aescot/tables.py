@@ -537,6 +537,13 @@ _UNREACHABLE = re.compile(
     re.IGNORECASE,
 )
 
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether a failed store request failed at the service or the network (retry later), not at a
+    file: a connection or timeout error, or a message that says so (Lance's and botocore's)."""
+    return isinstance(exc, (ConnectionError, TimeoutError)) or bool(_UNREACHABLE.search(str(exc)))
+
+
 # Lance's object-store client retries a failed request only briefly by default: with an S3 server's
 # port shut for 30 s an upsert failed after 0.6 s (tests/test_store_s3_outage.py, "refused"), and with
 # 30 retries a request still gave up after 15 s (its backoff is short). These retry, with backoff,

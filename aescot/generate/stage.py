@@ -119,8 +119,12 @@ class GenerateReport:
 
 def _store_fault(store: DatasetStore, action: str, exc: Exception) -> StoreError:
     """A read or write of the store that failed for a reason not of the source's making (a disk, a
-    permission, an object store down past its retries): the run stops, it must not become rejects."""
-    return StoreError(
+    permission, an object store down past its retries): the run stops, it must not become rejects.
+    :class:`StoreUnreachable` (exit 4) when the service or network failed, else ``StoreError`` (3)."""
+    from aescot.tables import StoreUnreachable, is_unreachable
+
+    kind = StoreUnreachable if is_unreachable(exc) else StoreError
+    return kind(
         f"cannot {action} the store at {store.root} ({type(exc).__name__}: {one_line(exc, 300)}); "
         "groups flushed so far are kept: fix the store and re-run to resume"
     )

@@ -17,6 +17,7 @@ from aescot.generate import (
 )
 from aescot.generate.groups import GROUPS
 from aescot.items import LETTERS, build_items, planted_answers
+from aescot.tables import StoreUnreachable
 
 
 def _version(store, table):
@@ -109,8 +110,10 @@ def test_a_store_fault_stops_the_run_and_is_no_sources_reject(ingested, monkeypa
         return cat_file(path, *args, **kwargs)
 
     monkeypatch.setattr(store.fs, "cat_file", flaky)
-    with pytest.raises(StoreError, match="cannot read .* from the store .*ConnectionError.*re-run to resume"):
-        generate_candidates(store, GenerateConfig(flush_every=1), source_ids=ids)
+    with pytest.raises(
+        StoreUnreachable, match="cannot read .* from the store .*ConnectionError.*re-run to resume"
+    ):
+        generate_candidates(store, GenerateConfig(flush_every=1), source_ids=ids)  # exit 4: retry later
     assert store.count("rejects") == 0 and store.count(GROUPS.name) == 1
     monkeypatch.setattr(store.fs, "cat_file", cat_file)
     report = generate_candidates(store, GenerateConfig(flush_every=1), source_ids=ids)
@@ -124,8 +127,11 @@ def test_a_failed_image_write_stops_the_run(ingested, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(store, "put_image", full_disk)
-    with pytest.raises(StoreError, match="cannot write a candidate image to the store .*No space left"):
+    with pytest.raises(
+        StoreError, match="cannot write a candidate image to the store .*No space left"
+    ) as err:
         generate_candidates(store, GenerateConfig())
+    assert not isinstance(err.value, StoreUnreachable)  # exit 3: the store itself needs fixing
     assert store.count("rejects") == 0 and store.count("candidates") == 0
 
 
