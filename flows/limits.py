@@ -7,7 +7,9 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import MutableMapping
+import time
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 
 from prefect.client.orchestration import get_client
 
@@ -27,6 +29,7 @@ SLOT_LEASE_S = 60.0
 LEASE_STORAGE_SETTING = "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"
 FILE_LEASES = "prefect.server.concurrency.lease_storage.filesystem"
 RECLAIM_EVERY_S = 10.0
+SAY_WAITING_EVERY_S = 120.0  # a task still waiting for its slots says so, with who may hold them
 
 
 # Batch locks: a generate task takes its GPU slot and the lock of its batch in one atomic request
@@ -105,3 +108,44 @@ class LeaseReclaimer(threading.Thread):
             except Exception as exc:  # noqa: BLE001 - a failed pass is retried at the next one
                 log.debug("lease reclaim pass failed: %s", exc)
             self.stopped.wait(self.every_s)
+
+
+def _holders(names: list[str]) -> str:
+    try:
+        with get_client(sync_client=True) as client:
+            limits = [client.read_global_concurrency_limit_by_name(n) for n in names]
+    except Exception as exc:  # noqa: BLE001 - the message is help, not a result
+        return f"(limits unreadable: {exc})"
+    return ", ".join(f"{lim.name} {lim.active_slots} of {lim.limit} held" for lim in limits)
+
+
+@contextmanager
+def hold_slots(names: list[str], log: logging.Logger | logging.LoggerAdapter) -> Iterator[None]:
+    """Hold one slot of each limit in ``names`` (one all-or-nothing leased request, as Prefect's
+    ``concurrency``), and never wait in silence: every :data:`SAY_WAITING_EVERY_S` seconds a task
+    still waiting logs a warning with the limits' holds and what to do about a slot that never frees."""
+    from prefect.concurrency.sync import concurrency
+
+    started = time.monotonic()
+    while True:
+        acquired = False
+        try:
+            with concurrency(
+                names, occupy=1, lease_duration=SLOT_LEASE_S, timeout_seconds=SAY_WAITING_EVERY_S
+            ):
+                acquired = True
+                yield
+            return
+        except TimeoutError:
+            if acquired:
+                raise  # the work inside timed out: not ours to retry
+            log.warning(
+                "still waiting for a slot after %.0f s: %s. Other runs hold them, or a killed run "
+                "until its lease lapses (%.0f s); a slot a run killed before leases were kept in "
+                "files still holds never frees: `prefect gcl update %s --active-slots 0` while no "
+                "run is going",
+                time.monotonic() - started,
+                _holders(names),
+                SLOT_LEASE_S,
+                names[0],
+            )

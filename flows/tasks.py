@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 
 from aescot.errors import is_retryable
@@ -20,7 +19,7 @@ from aescot.ids import derive_id
 from aescot.ingest import ingest
 from aescot.items import build_items
 from aescot.store import DatasetStore
-from flows.limits import GPU_LIMIT, SLOT_LEASE_S, TEACHER_LIMIT, batch_lock
+from flows.limits import GPU_LIMIT, TEACHER_LIMIT, batch_lock, hold_slots
 
 
 def retryable(task: Any, task_run: Any, state: Any) -> bool:
@@ -111,7 +110,7 @@ def generate_batch(
     batch = _batch_id(root, source_ids, config_json)
     # the GPU slot and the batch's lock in one request: no other run generates this batch meanwhile,
     # and the ledger read inside skips what a run before it generated
-    with concurrency([GPU_LIMIT, batch_lock(batch)], occupy=1, lease_duration=SLOT_LEASE_S):
+    with hold_slots([GPU_LIMIT, batch_lock(batch)], log):
         # the hold, in the task run's own log records (its Running span also covers the wait)
         log.info("gpu slot held: batch %s", batch)
         outcome = "failed"
@@ -188,7 +187,7 @@ def write_rationales(root: str, samples: int) -> dict[str, Any]:
     from aescot.teacher.config import RationaleConfig
     from aescot.teacher.rationales import generate_rationales
 
-    with concurrency(TEACHER_LIMIT, occupy=1, lease_duration=SLOT_LEASE_S):
+    with hold_slots([TEACHER_LIMIT], get_run_logger()):
         report = generate_rationales(DatasetStore(root), RationaleConfig(samples=samples))
     return {
         "calls": report.calls,

@@ -140,7 +140,7 @@ COVERAGE: dict[str, dict[str, str]] = {
     },
     INLINE: {
         "prefect gcl update aescot-gpu --active-slots 0": (
-            "tests/flows/test_ephemeral_leases.py::test_the_readme_command_frees_a_slot_held_without_a_lease"
+            "tests/flows/test_ephemeral_leases.py::test_a_slot_held_without_a_lease_is_said_and_the_readme_command_frees_it"
         ),
         "aescot compact": "tests/cli/test_cli_store.py::test_compact_prints_fragments_and_files_before_and_after",
         "aescot --help": "tests/cli/test_startup.py::test_help_imports_none_of_the_heavy_libraries",

@@ -95,19 +95,47 @@ def test_a_killed_runs_gpu_slot_is_freed_for_the_next_run(tmp_path):
     assert store.count("candidates") == 4 * N_SOURCES
 
 
-def test_the_readme_command_frees_a_slot_held_without_a_lease(prefect_server):
-    """A slot a run killed before the fix still holds (no lease file): the README's one-off command,
-    as pasted, frees it."""
+def test_a_slot_held_without_a_lease_is_said_and_the_readme_command_frees_it(
+    prefect_server, monkeypatch, caplog
+):
+    """A slot a run killed before the fix still holds (no lease file): a task waiting for it warns,
+    with the holds and the fix, instead of waiting in silence; the README's one-off command, as
+    pasted, frees it and the task gets its slot."""
+    import logging
+    import threading
+
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.limits import GPU_LIMIT, active_slots, ensure_limits
+    from flows import limits
+    from flows.limits import GPU_LIMIT, active_slots, ensure_limits, hold_slots
 
-    with temporary_settings({PREFECT_API_URL: prefect_server["PREFECT_API_URL"]}):
+    monkeypatch.setattr(limits, "SAY_WAITING_EVERY_S", 1.0)
+    log = logging.getLogger("tests.slot_wait")
+    held = threading.Event()
+
+    def task() -> None:
+        with (
+            temporary_settings({PREFECT_API_URL: prefect_server["PREFECT_API_URL"]}),
+            hold_slots([GPU_LIMIT], log),
+        ):
+            held.set()
+
+    with (
+        temporary_settings({PREFECT_API_URL: prefect_server["PREFECT_API_URL"]}),
+        caplog.at_level(logging.WARNING),
+    ):
         ensure_limits({GPU_LIMIT: 1})
         with get_client(sync_client=True) as client:  # a held slot with no lease, as a killed run left it
             client.increment_concurrency_slots([GPU_LIMIT], slots=1, mode="concurrency")
         assert active_slots(GPU_LIMIT) == 1
+        waiter = threading.Thread(target=task, daemon=True)
+        waiter.start()
+        deadline = time.monotonic() + 60
+        while "still waiting for a slot" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "aescot-gpu 1 of 1 held" in caplog.text and "prefect gcl update aescot-gpu" in caplog.text
+        assert not held.is_set()
         done = subprocess.run(
             "prefect gcl update aescot-gpu --active-slots 0",  # as pasted, with the venv's prefect on PATH
             shell=True,
@@ -118,4 +146,6 @@ def test_the_readme_command_frees_a_slot_held_without_a_lease(prefect_server):
             check=False,
         )
         assert done.returncode == 0, done.stdout + done.stderr
-        assert active_slots(GPU_LIMIT) == 0
+        waiter.join(60)
+        assert held.is_set(), "the waiting task got its slot once the README command freed it"
+        assert active_slots(GPU_LIMIT) == 0  # and released it
