@@ -21,33 +21,18 @@ from aescot.samples import write_sample_sources
 from aescot.store import DatasetStore
 from flows.limits import LEASE_STORAGE_SETTING, SLOT_LEASE_S
 from tests.flows.conftest import REPO
+from tests.flows.test_local_entry import _run as run_local_entry
 
 pytestmark = pytest.mark.slow
 
 N_SOURCES = 24
 
 
-def flow_command(root, manifest) -> list[str]:
+def flow_args(root, manifest) -> list[str]:
     # the latency stand-in holds each batch's GPU slot for 6 x 0.3 s, so the kill lands while it is held
-    return [
-        sys.executable,
-        "-m",
-        "flows.build_screening_set",
-        "--root",
-        str(root),
-        "--sources",
-        str(manifest),
-        "-p",
-        "teacher=off",
-        "-p",
-        "labelstudio=false",
-        "-p",
-        "batch_size=6",
-        "-p",
-        'generator="latency"',
-        "-p",
-        "seconds_per_call=0.3",
-    ]
+    return ["--root", str(root), "--sources", str(manifest), "-p", "teacher=off", "-p", "labelstudio=false"] + [
+        "-p", "batch_size=6", "-p", 'generator="latency"', "-p", "seconds_per_call=0.3"
+    ]  # fmt: skip
 
 
 def test_a_killed_runs_gpu_slot_is_freed_for_the_next_run(tmp_path):
@@ -58,10 +43,10 @@ def test_a_killed_runs_gpu_slot_is_freed_for_the_next_run(tmp_path):
     root = tmp_path / "ds"
     log1 = tmp_path / "run1.log"
     with open(log1, "wb") as out:
+        command = [sys.executable, "-m", "flows.build_screening_set", *flow_args(root, manifest)]
         proc = subprocess.Popen(
-            flow_command(root, manifest), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+            command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # kill while the last slot line says "held"
         slot_lines = [line for line in log1.read_text().splitlines() if "gpu slot" in line]
@@ -78,15 +63,7 @@ def test_a_killed_runs_gpu_slot_is_freed_for_the_next_run(tmp_path):
     assert any(p.name != "expirations.json" for p in leases.iterdir()), "the held slot's lease is a file"
 
     started = time.monotonic()
-    done = subprocess.run(
-        flow_command(root, manifest),
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-        check=False,
-    )
+    done = run_local_entry(tmp_path, *flow_args(root, manifest))  # PREFECT_HOME: the same folder
     took = time.monotonic() - started
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert "freed the slots of 1 lapsed lease" in done.stdout + done.stderr
