@@ -6,7 +6,10 @@ Prefect starts a temporary API server in a subprocess when ``PREFECT_API_URL`` i
 that is too short and the run dies with a 40-line traceback. :func:`ensure_prefect_api` starts it
 up front with a longer wait (default 180 s), retries once, and otherwise raises
 :class:`PrefectUnavailable` whose message is one line with the fix. The flow runs of the same
-process then reuse that server.
+process then reuse that server. Every server started here keeps concurrency-slot leases in files
+under ``PREFECT_HOME`` (:func:`flows.limits.persistent_leases`), and for the ephemeral one, which
+runs no lease service, this process frees lapsed leases (:class:`flows.limits.LeaseReclaimer`): a
+run killed while it held the GPU slot no longer blocks every later run.
 """
 
 from __future__ import annotations
