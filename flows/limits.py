@@ -110,13 +110,15 @@ class LeaseReclaimer(threading.Thread):
             self.stopped.wait(self.every_s)
 
 
-def _holders(names: list[str]) -> str:
+def _holders(names: list[str]) -> tuple[str, list[str]]:
+    """("aescot-gpu 1 of 1 held, ...", the names of the limits with no slot free)."""
     try:
         with get_client(sync_client=True) as client:
             limits = [client.read_global_concurrency_limit_by_name(n) for n in names]
     except Exception as exc:  # noqa: BLE001 - the message is help, not a result
-        return f"(limits unreadable: {exc})"
-    return ", ".join(f"{lim.name} {lim.active_slots} of {lim.limit} held" for lim in limits)
+        return f"(limits unreadable: {exc})", list(names)
+    text = ", ".join(f"{lim.name} {lim.active_slots} of {lim.limit} held" for lim in limits)
+    return text, [lim.name for lim in limits if lim.active_slots >= lim.limit] or list(names)
 
 
 @contextmanager
@@ -139,13 +141,13 @@ def hold_slots(names: list[str], log: logging.Logger | logging.LoggerAdapter) ->
         except TimeoutError:
             if acquired:
                 raise  # the work inside timed out: not ours to retry
+            holds, full = _holders(names)
             log.warning(
                 "still waiting for a slot after %.0f s: %s. Other runs hold them, or a killed run "
                 "until its lease lapses (%.0f s); a slot a run killed before leases were kept in "
-                "files still holds never frees: `prefect gcl update %s --active-slots 0` while no "
-                "run is going",
+                "files still holds never frees: %s while no run is going",
                 time.monotonic() - started,
-                _holders(names),
+                holds,
                 SLOT_LEASE_S,
-                names[0],
+                "; ".join(f"`prefect gcl update {name} --active-slots 0`" for name in full),
             )
