@@ -40,6 +40,7 @@ import pytest
 
 from aescot.labelstudio.server import free_port
 from tests import realparts
+from tests.s3 import moto_client
 
 OUTAGE_S = 30
 N_SOURCES = 64
@@ -138,7 +139,6 @@ print(json.dumps({"stage": "generate", "generated": gen.generated, "candidates":
 def moto_process(tmp_path):
     """``moto_server`` in a process of its own (so it can be frozen), bucket ``aescot``; its URL."""
     realparts.need("moto.server", "the S3 server (moto)", "the dev extra: pip install -e '.[dev]'")
-    import boto3
 
     exe = Path(sys.executable).with_name("moto_server")
     if not exe.exists():
@@ -149,13 +149,7 @@ def moto_process(tmp_path):
         [str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=url,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    )
+    client = moto_client(url)
     deadline = time.monotonic() + 60
     failed = None
     while True:

@@ -176,16 +176,11 @@ def s3_dataset(endpoint: str, bucket: str, config: Any) -> tuple[Any, DatasetSto
     """A bucket on the S3 server at ``endpoint`` (moto's test keys), a dataset at ``s3://bucket/ds``
     and ``config`` (a LabelStudioConfig) with the S3 storage settings Label Studio presigns with:
     ``(boto3 client, store, config)``."""
-    import boto3
     from pydantic import SecretStr
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    )
+    from tests.s3 import moto_client
+
+    s3 = moto_client(endpoint)
     s3.create_bucket(Bucket=bucket)
     store = DatasetStore(
         f"s3://{bucket}/ds",
