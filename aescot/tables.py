@@ -97,8 +97,8 @@ def _lance():
 
 # One lance Session per process: the caches of opened indexes and file metadata outlive each open.
 # Without it every keyed read and upsert (a fresh ``lance.dataset``) loaded the key's B-tree index
-# again, which grows with the table: 64 keys read from a 256k-row table took 30 ms, 7.4x the 16k
-# table's; with the session 3.7 ms, 2.6x (bench/lance_session.py). Bounded, so RSS stays flat.
+# again, which grows with the table: 256 keys read from a 256k-row table took 74 ms, 7.3x the 16k
+# table's; with the session 15 ms, 1.6x (bench/lance_session.py). Bounded, so RSS stays flat.
 SESSION_CACHE_BYTES = 128 * 1024 * 1024  # each of the index cache and the metadata cache
 _session: tuple[int, Any] | None = None  # (pid, Session): a forked child makes its own
 

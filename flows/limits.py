@@ -99,15 +99,14 @@ class LeaseReclaimer(threading.Thread):
     def __init__(self, every_s: float = RECLAIM_EVERY_S):
         super().__init__(name="aescot-lease-reclaimer", daemon=True)
         self.every_s = every_s
-        self.stopped = threading.Event()
 
     def run(self) -> None:
-        while not self.stopped.is_set():
+        while True:
             try:
                 release_expired_leases()
             except Exception as exc:  # noqa: BLE001 - a failed pass is retried at the next one
                 log.debug("lease reclaim pass failed: %s", exc)
-            self.stopped.wait(self.every_s)
+            time.sleep(self.every_s)
 
 
 def _holders(names: list[str]) -> tuple[str, list[str]]:

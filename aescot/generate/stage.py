@@ -33,6 +33,7 @@ from aescot.ids import candidate_id, canonical_json, derive_id
 from aescot.images import encode_png
 from aescot.rejects import Reject, count_reasons, record_rejects
 from aescot.store import DatasetStore
+from aescot.tables import StoreUnreachable, is_unreachable
 from aescot.timeutil import now_iso
 from aescot.vocab import SLOTS
 
@@ -121,8 +122,6 @@ def _store_fault(store: DatasetStore, action: str, exc: Exception) -> StoreError
     """A read or write of the store that failed for a reason not of the source's making (a disk, a
     permission, an object store down past its retries): the run stops, it must not become rejects.
     :class:`StoreUnreachable` (exit 4) when the service or network failed, else ``StoreError`` (3)."""
-    from aescot.tables import StoreUnreachable, is_unreachable
-
     kind = StoreUnreachable if is_unreachable(exc) else StoreError
     return kind(
         f"cannot {action} the store at {store.root} ({type(exc).__name__}: {one_line(exc, 300)}); "

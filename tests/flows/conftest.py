@@ -48,11 +48,8 @@ def prefect_server(tmp_path_factory):
 
     try:
         proc, api = start_prefect_server(env, home / "server.log")
-        failed = None
     except PrefectUnavailable as exc:
-        failed = str(exc)
-    if failed:
-        realparts.broken("Prefect server", failed, (home / "server.log").read_text())
+        realparts.broken("Prefect server", str(exc), (home / "server.log").read_text())
     yield {**env, "PREFECT_API_URL": api}
     proc.terminate()
     try:
