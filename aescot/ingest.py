@@ -12,18 +12,12 @@ resized or slightly cropped copy is not. A source stored before colour signature
 ``colour_hash``) is compared on the grey hash alone.
 
 A crop moves the pHash far (16-62 bits for 2 % per side), so the grey half of the rule has a
-second way in (``crop_distance``): central crops (:func:`aescot.neardup.crop_hashes`). A file is
-searched with its plain and 1-5 % crop hashes, each source is found by its plain and 5 % crop
-hash (``crop_phash``): a file's ``a`` % crop near a source's plain hash means the source is a crop
-of the file, near the source's 5 % crop, the file is the source cropped about ``5 - a`` %. The
-pHash is too sensitive to the half-pixel shifts of a real crop to find these pairs within 12
-bits, and a search at a wider radius costs too much, so the search runs on 64-bit (8x8) hashes
-of the same crops (``coarse_phash``, ``coarse_crop_phash``) within ``crop_coarse_distance`` bits,
-and each match is verified on the 256-bit hashes: the nearest pair with a crop in it within
-``crop_distance`` bits, and colours within ``crop_colour_distance`` (a crop match reaches the
-products that look alike up to scale, so its limits are tighter than the plain rule's). The
-reject says which crops met. Sources stored before crop hashes (null columns), and images under
-:data:`CROP_MIN_SIDE` (their crops are a pixel or two), are compared plainly.
+second way in: the **object hash** (:func:`aescot.neardup.object_hash`, the pHash of the image
+reframed on its object, stored as ``object_phash``), which a crop that leaves the product whole, a
+border, a shift or a resize barely move. A file whose object hash is within ``object_distance``
+bits of a source's, with colours within ``object_colour_distance``, is that source (the limits are
+tighter than the plain rule's: the object hash also meets products that look alike up to scale and
+position). Sources stored before object hashes (null column) are compared plainly.
 
 Cost follows the new files: one scan of the projected ``source_id`` and ``phash`` columns per
 call; a window finds its ids among the store's by binary search and reads by key only those
@@ -31,9 +25,8 @@ present, and near-duplicates are found with one :class:`~aescot.neardup.HammingI
 call, built from the projected ``phash`` column (the persisted form of the index) and extended
 after each batch commits, so a search costs O(log n) probes per file, not a pass over the store.
 The index is searched on the pHash only; the colour check is applied to its matches (each index
-row carries its source's colour signature as part of its label). The crop index (64-bit hashes,
-two rows per source) is a second :class:`~aescot.neardup.HammingIndex` built and extended alike,
-whose labels carry the 256-bit hashes its matches are verified on.
+row carries its source's colour signature as part of its label). The object hashes have a second
+:class:`~aescot.neardup.HammingIndex`, built and extended alike.
 """
 
 from __future__ import annotations
@@ -62,13 +55,12 @@ from aescot.ids import sha256_bytes
 from aescot.images import ImageLimits, ImageRejected, encode_png, normalise_image
 from aescot.mask import MaskConfig, MaskError, product_mask
 from aescot.neardup import (
-    CROP_PERCENT,
     HammingIndex,
     colour_apart,
     colour_hash,
     colour_match,
-    crop_hashes,
     get_hasher,
+    object_hash,
     radius_search,
 )
 from aescot.rejects import Reject, count_reasons, record_rejects
@@ -81,31 +73,19 @@ STAGE = "ingest"
 # Measured by bench/colour_pairs.py (120 rendered products at 256 and at 128 px, 256-bit pHash
 # within 12 bits): the JPEG q75 and 70 % resized copies the grey rule merges are 0-13 % apart in
 # colour, a product recoloured (hue +90 or +180 degrees) 22-100 % (and 148 of 328 recolour pairs are
-# grey-near: the grey rule alone merges them). Every threshold from 13 to 21 % merges all 480
-# grey-near copies and none of the recolours or distinct products (480 errors over both sizes, all
-# of them 2-4 % crops the 12-bit grey radius never reaches, against 628 for the grey rule alone);
-# 17 is the middle of that range.
+# grey-near: the grey rule alone merges them). Every threshold from 13 to 21 % has the fewest errors
+# with the object hashes on: 11 over both sizes (crops the rule misses), none a recolour or a
+# distinct product merged; 17 is the middle of that range.
 COLOUR_DISTANCE = 17
-COARSE_HASH_SIZE = 8  # the crop search's hashes: 8x8 = 64 bits (half the 16x16 pHash's frequencies)
-# Measured by the same bench (crop hashes 1-5 %, see the module doc): the 2 % and 4 % crops are 0-6
-# bits apart on the 64-bit crop hashes (median 0-2) and 2-52 on their nearest 256-bit crops (median
-# 8-14), their colour signatures 0-9 %; a pair of crops meeting widens the plain radius to the
-# products that look alike up to scale, so a crop match has its own, tighter limits: on 400
-# distinct products (79,800 pairs) at 128 and at 256 px, 18 bits with colours within 12 % merge none
-# (20 bits: 1 at 256 px; 24 bits and 17 %: 9 and 7) and catch 111 of 120 2 % crops at 256 px, 91 at
-# 128 (bench/colour_pairs.py prints both; crops 0-9 % apart in colour keep well inside 12 %).
-CROP_COARSE_DISTANCE = 4
-CROP_DISTANCE = 18
-CROP_COLOUR_DISTANCE = 12
-# Off by default (IngestConfig.crop_distance -1): bench/ingest_index.py at 128 px, crops on, found the
-# 64-bit crop search too weak on many similar products: 16,000 distinct rendered shots in one call
-# spent 37.8 % of the call's wall time (21.5 % CPU) in the index and 1,333 were merged (1,000: 13,
-# 3.6 %), against 0.46 % and none with crops off. The pair-level figures above hold; the search
-# does not scale. CROP_DISTANCE is the limit to pass to turn it on.
-# Crops of a smaller image are a pixel or two, rounded (1 % and 2 % of 64 px are both 1 px): its crop
-# hashes are not taken and it is compared plainly. bench/ingest_index.py's 1,000 distinct 64 px shots
-# had 39 pairs within 24 bits through crops (merged), against 3 on the plain pHash.
-CROP_MIN_SIDE = 128
+# Measured by the same bench (bench/colour_pairs.py: the labelled pairs above, and every pair of 3,000
+# distinct products for the false matches): 2 % and 4 % border crops are a median of 2-4 bits from
+# their original's object hash (the plain pHash: 16-62 bits); with 8 bits and colours within 12 % the
+# rule catches 117 and 116 of 120 at 256 px, 118 and 118 at 128 px (the plain rule: 0), keeps every
+# recolour apart and merges 0 of 7,140 labelled distinct pairs; of the 4.5 million pairs of 3,000
+# distinct products it merges 12 at 256 px and 1 at 128 px, where the plain rule merges 12 and 10.
+# 10 bits and 17 % would merge 40 at 256 px, 12 bits and 17 %: 68.
+OBJECT_DISTANCE = 8
+OBJECT_COLOUR_DISTANCE = 12
 
 
 class IngestConfig(BaseModel):
@@ -126,27 +106,18 @@ class IngestConfig(BaseModel):
         description="a grey-near pair is one source only if its colour signatures are at most this many "
         "percent apart (another colour: another source); -1: the grey pHash alone",
     )
-    crop_distance: int = Field(
-        -1,
+    object_distance: int = Field(
+        OBJECT_DISTANCE,
         ge=-1,
-        description=f"a pair whose central crops (1-{CROP_PERCENT} % off each side) match is grey-near when "
-        "its nearest 256-bit crop hashes are at most this many bits apart (a copy cropped by up to about "
-        f"{CROP_PERCENT} % per side); -1 (the default): crops not compared, the plain pHash only. "
-        f"Experimental: {CROP_DISTANCE} is the measured limit, but at that setting bench/ingest_index.py "
-        "spent 38 % of a 16k-file call in the index and merged 1,333 of 16,000 distinct rendered products",
+        description="a file whose object hash (the pHash of the image reframed on its object) is within "
+        "this many bits of a source's is that source (a crop that leaves the product whole, a border, a "
+        "shift, a resize); -1: not compared, the plain pHash only",
     )
-    crop_colour_distance: int = Field(
-        CROP_COLOUR_DISTANCE,
+    object_colour_distance: int = Field(
+        OBJECT_COLOUR_DISTANCE,
         ge=0,
-        description="a crop match is one source only if its colour signatures are at most this many percent "
-        "apart (and within colour_distance; with colour_distance -1 colours are not compared)",
-    )
-    crop_coarse_distance: int = Field(
-        CROP_COARSE_DISTANCE,
-        ge=0,
-        le=64,
-        description="the crop search's radius in bits of the 64-bit crop hashes (matches are then "
-        "verified with crop_distance)",
+        description="an object-hash match is one source only if its colour signatures are at most this many "
+        "percent apart (and within colour_distance; with colour_distance -1 colours are not compared)",
     )
     batch_size: int = Field(
         128, ge=1, description="files per window, written in one commit (a crash loses at most one batch)"
@@ -304,23 +275,7 @@ class Prepared:
     notes: list[str]
     phash: str
     colour_hash: str
-    # pHashes of the central crops 1 .. CROP_PERCENT % off each side, and 64-bit pHashes (plain, then
-    # the same crops); both empty for an image under CROP_MIN_SIDE (compared plainly)
-    crops: list[str]
-    coarse: list[str]
-
-    @property
-    def fine(self) -> list[str]:
-        """The 256-bit hashes a crop match is verified with: plain, then crops 1, 2, ... %."""
-        return [self.phash, *self.crops]
-
-    def stored(self) -> dict[str, str | None]:
-        """The crop columns of its source row (null without crop hashes)."""
-        return {
-            "crop_phash": self.crops[-1] if self.crops else None,
-            "coarse_phash": self.coarse[0] if self.coarse else None,
-            "coarse_crop_phash": self.coarse[-1] if self.coarse else None,
-        }
+    object_phash: str | None  # None: a blank image, or object hashes off
 
 
 def _read(path: str) -> bytes:
@@ -371,8 +326,7 @@ def decode(item: Loaded, cfg: IngestConfig) -> Prepared | Reject:
     except (ImageRejected, MaskError) as exc:
         return Reject(STAGE, file.path, exc.reason, exc.detail)
     img = norm.image
-    hasher, coarse = get_hasher(cfg.hash_method, cfg.hash_size), get_hasher(cfg.hash_method, COARSE_HASH_SIZE)
-    cropped = cfg.crop_distance >= 0 and min(img.size) >= CROP_MIN_SIDE
+    hasher = get_hasher(cfg.hash_method, cfg.hash_size)
     return Prepared(
         file=file,
         source_id=item.source_id,
@@ -388,8 +342,7 @@ def decode(item: Loaded, cfg: IngestConfig) -> Prepared | Reject:
         notes=norm.notes,
         phash=hasher.hash(img),
         colour_hash=colour_hash(img),
-        crops=crop_hashes(img, hasher) if cropped else [],
-        coarse=[coarse.hash(img), *crop_hashes(img, coarse)] if cropped else [],
+        object_phash=object_hash(img, hasher) if cfg.object_distance >= 0 else None,
     )
 
 
@@ -472,7 +425,7 @@ def _record(store: DatasetStore, p: Prepared) -> dict:
         "notes": p.notes,
         "phash": p.phash,
         "colour_hash": p.colour_hash,
-        **p.stored(),
+        "object_phash": p.object_phash,
         "product": p.file.product,
         "ingested_at": now_iso(),
     }
@@ -514,76 +467,51 @@ def _strings(values) -> pa.Array:
     return values.cast(pa.string()) if isinstance(values, pa.Array) else pa.array(values, pa.string())
 
 
-CROP_COLUMNS = ("crop_phash", "coarse_phash", "coarse_crop_phash")
-
-
-def _crop_rows(ids, colours, phash, crop_phash, coarse, coarse_crop) -> tuple[pa.Array, pa.StructArray]:
-    """The crop index's rows of sources: each one's 64-bit plain hash, then its 64-bit crop hash,
-    labelled ``{"id", "colour", "crop": 0 or CROP_PERCENT, "phash", "crop_phash"}`` (the 256-bit
-    hashes a match is verified on)."""
-    cols = [_strings(x) for x in (ids, colours, phash, crop_phash)]
-    n = len(cols[0])
-    labels = pa.StructArray.from_arrays(
-        [pa.concat_arrays([c, c]) for c in cols[:2]]
-        + [pa.array(np.repeat(np.array([0, CROP_PERCENT], np.int8), n))]
-        + [pa.concat_arrays([c, c]) for c in cols[2:]],
-        ["id", "colour", "crop", "phash", "crop_phash"],
-    )
-    return pa.concat_arrays([_strings(coarse), _strings(coarse_crop)]), labels
-
-
 def _store_columns(store: DatasetStore, cfg: IngestConfig) -> tuple[_StoreIds, HammingIndex, HammingIndex]:
     """One scan of the projected id (and hash) columns of ``sources``: the ids present when the
     call began, the near-duplicate index of their hashes, each labelled ``{"id": source id,
     "colour": colour signature}`` (null colour: a row stored before colour signatures, or the
-    colour check off), and the crop index (:func:`_crop_rows`; rows stored before crop hashes
-    are left out)."""
+    colour check off), and the index of their object hashes, labelled alike (rows stored before
+    object hashes are left out)."""
     check = cfg.near_duplicate_distance >= 0
     colour = check and cfg.colour_distance >= 0
-    crops = check and cfg.crop_distance >= 0
-    names = ["source_id", "phash", "colour_hash"][: 1 + check + colour] + list(CROP_COLUMNS) * crops
+    objects = check and cfg.object_distance >= 0
+    names = ["source_id", "phash", "colour_hash"][: 1 + check + colour] + ["object_phash"] * objects
     cols = store.read_arrow("sources", columns=names)
     ids = cols.column("source_id").combine_chunks()
-    index, crop_index = HammingIndex(), HammingIndex()
+    index, object_index = HammingIndex(), HammingIndex()
     if check:
         colours = cols.column("colour_hash").combine_chunks() if colour else pa.nulls(len(ids), pa.string())
         labels = pa.StructArray.from_arrays(
             [ids.cast(pa.string()), colours.cast(pa.string())], ["id", "colour"]
         )
         index = HammingIndex.from_arrow(cols.column("phash"), labels)
-        if crops:
-            have = pc.is_valid(cols.column("crop_phash")).combine_chunks()
-            part = cols.filter(have)
-            hashes, crop_labels = _crop_rows(
-                part.column("source_id"),
-                part.column("colour_hash") if colour else pa.nulls(len(part), pa.string()),
-                *(part.column(c) for c in ("phash", *CROP_COLUMNS)),
+        if objects:
+            have = pc.is_valid(cols.column("object_phash")).combine_chunks()
+            object_index = HammingIndex.from_arrow(
+                cols.column("object_phash").filter(have), labels.filter(have)
             )
-            crop_index = HammingIndex.from_arrow(hashes, crop_labels)
-    return _StoreIds(ids), index, crop_index
+    return _StoreIds(ids), index, object_index
 
 
 @dataclass(frozen=True)
 class _Near:
     """The source a file is a near-duplicate of: its id, grey bits and colour difference in percent
-    (None: compared on the grey hash alone), and which crops met (per cent off each side; 0: the
-    plain pHash): the file's, the source's."""
+    (None: compared on the grey hash alone), and whether the object hashes met (else the plain pHash)."""
 
     source_id: str
     bits: int
     colour: int | None
-    crop: int = 0
-    source_crop: int = 0
+    framed: bool = False
 
     def detail(self, cfg: IngestConfig) -> str:
-        mine = f" of its {self.crop}% central crop" if self.crop else ""
-        theirs = f"'s {self.source_crop}% central crop" if self.source_crop else ""
-        grey = f"perceptual hash{mine} within {self.bits} bits of source {self.source_id[:12]}{theirs}"
-        apart = self.source_crop - self.crop
-        if apart > 0:
-            grey += f" (a crop of it by about {apart}% per side)"
-        elif apart < 0:
-            grey += f" (it is a crop of this file by about {-apart}% per side)"
+        if self.framed:
+            grey = (
+                f"object hash within {self.bits} bits of source {self.source_id[:12]}'s (the same object "
+                "framed otherwise: a crop, a border, a shift or a resize)"
+            )
+        else:
+            grey = f"perceptual hash within {self.bits} bits of source {self.source_id[:12]}"
         if cfg.colour_distance < 0:
             return grey
         if self.colour is None:
@@ -591,55 +519,24 @@ class _Near:
         return grey + f", colour signatures {self.colour}% apart"
 
 
-def _index_hit(hits: list[tuple[dict, int]], colour: str, cfg: IngestConfig) -> tuple[_Near | None, bool]:
+def _index_hit(
+    hits: list[tuple[dict, int]], colour: str, limit: int, framed: bool = False
+) -> tuple[_Near | None, bool]:
     """The nearest of a file's index matches (grey-near sources, nearest first) whose colour
-    matches too, and whether a grey-near source was passed over for its colour."""
+    is within ``limit`` too, and whether a grey-near source was passed over for its colour."""
     for label, d in hits:
-        if colour_match(colour, label["colour"], cfg.colour_distance):
-            return _Near(
-                str(label["id"]), d, colour_apart(colour, label["colour"], cfg.colour_distance)
-            ), False
+        if colour_match(colour, label["colour"], limit):
+            return _Near(str(label["id"]), d, colour_apart(colour, label["colour"], limit), framed), False
     return None, bool(hits)
 
 
-def _crop_bits(
-    fine: list[int], width: int, phash: str | None, crop_phash: str | None
-) -> tuple[int, int, int]:
-    """The nearest pair of a file's 256-bit hashes (``fine``: plain, crops 1, 2, ... %, as integers
-    of ``width`` hex digits) and a source's (plain, :data:`CROP_PERCENT` % crop) with at least one
-    crop in it (plain against plain is the plain rule's): ``(bits, the file's crop, the source's
-    crop)``; hashes of another length are not compared."""
-    rows = [(b, int(r, 16)) for b, r in ((0, phash), (CROP_PERCENT, crop_phash)) if r and len(r) == width]
-    pairs = [((q ^ r).bit_count(), a, b) for a, q in enumerate(fine) for b, r in rows if a or b]
-    return min(pairs, default=(1 << 30, 0, 0))
-
-
-def _crop_hit(
-    hits: list[list[tuple[dict, int]]], fine: list[str], colour: str, cfg: IngestConfig
-) -> tuple[_Near | None, bool]:
-    """The nearest verified match of a file's crop-index matches (``hits``: per 64-bit query hash,
-    plain first, then its crops) whose colour matches too, and whether a verified match was
-    passed over for its colour. A match is verified when its nearest 256-bit hashes
-    (:func:`_crop_bits`) are within ``crop_distance`` bits."""
-    seen: dict[str, tuple[int, int, int, dict]] = {}
-    ints, width = [int(h, 16) for h in fine], len(fine[0])
-    for qhits in hits:
-        for label, _ in qhits:
-            if label["id"] not in seen:
-                seen[label["id"]] = (*_crop_bits(ints, width, label["phash"], label["crop_phash"]), label)
-    near = sorted((v for v in seen.values() if v[0] <= cfg.crop_distance), key=lambda v: v[:3])
-    limit = _crop_colour(cfg)
-    for d, a, b, label in near:
-        if colour_match(colour, label["colour"], limit):
-            c = colour_apart(colour, label["colour"], limit)
-            return _Near(str(label["id"]), d, c, a, b), False
-    return None, bool(near)
-
-
-def _crop_colour(cfg: IngestConfig) -> int:
-    """The colour limit of a crop match: ``crop_colour_distance`` within ``colour_distance`` (-1: off)."""
+def _object_colour(cfg: IngestConfig) -> int:
+    """The colour limit of an object-hash match: ``object_colour_distance`` within ``colour_distance``
+    (-1: off)."""
     return (
-        cfg.colour_distance if cfg.colour_distance < 0 else min(cfg.colour_distance, cfg.crop_colour_distance)
+        cfg.colour_distance
+        if cfg.colour_distance < 0
+        else min(cfg.colour_distance, cfg.object_colour_distance)
     )
 
 
@@ -657,7 +554,7 @@ def _near(
     best = (index_hit.bits, -1, index_hit) if index_hit else None
     for d, i, m in inner:
         if i in accepted and (best is None or (d, i) < best[:2]):
-            best = (d, i, _Near(accepted[i], d, m.colour, m.crop, m.source_crop))
+            best = (d, i, replace(m, source_id=accepted[i]))
     return best[2] if best else None
 
 
@@ -670,31 +567,13 @@ def _window_pair(
     match: _Near,
     limit: int,
 ) -> None:
-    """A grey-near pair of window slots (``j`` after ``i``; ``match``: its bits and crops): ``i`` is
+    """A grey-near pair of window slots (``j`` after ``i``; ``match``: its bits and hash): ``i`` is
     a partner of ``j`` when their colours are within ``limit``, else ``j`` is grey-near a recolour."""
     if colour_match(colours[i], colours[j], limit):
         colour = colour_apart(colours[i], colours[j], limit)
         inner[j].append((match.bits, i, replace(match, colour=colour)))
     else:
         recoloured[j] = True
-
-
-def _window_crop_pairs(preps: list[tuple[int, Prepared]], cfg: IngestConfig) -> Iterator[tuple[int, int]]:
-    """``(later, earlier)`` slots of the window's files whose 64-bit crop hashes match as the crop
-    index would see them: the later file's plain and crop hashes against the earlier one's plain
-    and stored crop hash."""
-    queries, owner, rows, row_owner = [], [], [], []
-    for j, (_, p) in enumerate(preps):
-        queries.extend(p.coarse)
-        owner.extend([j] * len(p.coarse))
-        if p.coarse:
-            rows.extend([p.coarse[0], p.coarse[-1]])
-            row_owner.extend([j, j])
-    if not queries:
-        return iter(())
-    pairs = radius_search(queries, rows, cfg.crop_coarse_distance)
-    found = {(owner[q], row_owner[r]) for q, r in zip(pairs.left.tolist(), pairs.right.tolist())}
-    return iter(sorted((j, i) for j, i in found if j > i))
 
 
 def ingest(
@@ -720,9 +599,9 @@ def ingest(
     if on_discovered:
         on_discovered(len(files))
     radius = cfg.near_duplicate_distance
-    crops = radius >= 0 and cfg.crop_distance >= 0
+    objects = radius >= 0 and cfg.object_distance >= 0
     with _timed(report.seconds, "index"):  # the id column comes with the hashes, in the same scan
-        store_ids, index, crop_index = _store_columns(store, cfg)
+        store_ids, index, object_index = _store_columns(store, cfg)
     seen_now: dict[str, str] = {}  # sources added by this call: source id -> path
     batch: list[dict] = []
     pending: list[Reject] = []  # this window's rejects: written with (before) its sources
@@ -742,24 +621,20 @@ def ingest(
                 hashes = [p.phash for _, p in preps]
                 colours = [p.colour_hash for _, p in preps]
                 for j, hits in enumerate(index.search(hashes, radius)):
-                    index_hits[j], recoloured[j] = _index_hit(hits, colours[j], cfg)
+                    index_hits[j], recoloured[j] = _index_hit(hits, colours[j], cfg.colour_distance)
                 for i, j, d in radius_search(hashes, None, radius).as_tuples():
                     _window_pair(inner, recoloured, colours, i, j, _Near("", d, None), cfg.colour_distance)
-                if crops:
-                    found = iter(
-                        crop_index.search([h for _, p in preps for h in p.coarse], cfg.crop_coarse_distance)
-                    )
-                    for j, (_, p) in enumerate(preps):
-                        hit, passed = _crop_hit([next(found) for _ in p.coarse], p.fine, colours[j], cfg)
+                framed = [(j, p.object_phash) for j, (_, p) in enumerate(preps) if p.object_phash]
+                if objects and framed:
+                    slots, objs = [j for j, _ in framed], [h for _, h in framed]
+                    limit = _object_colour(cfg)
+                    for j, hits in zip(slots, object_index.search(objs, cfg.object_distance)):
+                        hit, passed = _index_hit(hits, colours[j], limit, framed=True)
                         index_hits[j] = _nearer(index_hits[j], hit)
                         recoloured[j] |= passed
-                    for j, i in _window_crop_pairs(preps, cfg):
-                        p, q = preps[j][1], preps[i][1]
-                        d, a, b = _crop_bits([int(h, 16) for h in p.fine], len(p.phash), q.phash, q.crops[-1])
-                        if d <= cfg.crop_distance:
-                            _window_pair(
-                                inner, recoloured, colours, i, j, _Near("", d, None, a, b), _crop_colour(cfg)
-                            )
+                    for a, b, d in radius_search(objs, None, cfg.object_distance).as_tuples():
+                        i, j = sorted((slots[a], slots[b]))
+                        _window_pair(inner, recoloured, colours, i, j, _Near("", d, None, True), limit)
         accepted: dict[int, str] = {}  # slot in preps -> source id, for this window
         for k, item in enumerate(window):
             report.seen += 1
@@ -810,15 +685,12 @@ def ingest(
                     [r["phash"] for r in batch],
                     [{"id": r["source_id"], "colour": r["colour_hash"]} for r in batch],
                 )
-                cropped = [r for r in batch if r["crop_phash"]]
-                if crops and cropped:
-                    hashes, labels = _crop_rows(
-                        *(
-                            [r[k] for r in cropped]
-                            for k in ("source_id", "colour_hash", "phash", *CROP_COLUMNS)
-                        )
+                framed_rows = [r for r in batch if r["object_phash"]]
+                if objects and framed_rows:
+                    object_index.add_many(
+                        [r["object_phash"] for r in framed_rows],
+                        [{"id": r["source_id"], "colour": r["colour_hash"]} for r in framed_rows],
                     )
-                    crop_index.add_many(hashes.to_pylist(), labels.to_pylist())
         batch.clear()
         pending.clear()
     return report

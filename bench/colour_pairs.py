@@ -17,11 +17,10 @@ Labelled pairs from rendered product shots (procedural, with their product masks
   inside its mask, for products with a saturated body only (a grey product has no other colour);
 * distinct products (must be kept): every pair of two different rendered products.
 
-For each decision (ingest: 256-bit pHash within ``IngestConfig.near_duplicate_distance``, or a crop
-match: 64-bit crop hashes within ``crop_coarse_distance`` and the nearest 256-bit crop hashes within
-``crop_distance``, the new file's plain and 1-5 % crops against the source's plain and 5 % crop; dedupe:
-``DedupeConfig`` 64-bit pHash within its ``threshold``), each signature and colour threshold T it
-prints precision and recall for both kinds of pair:
+For each decision (ingest: 256-bit pHash within ``IngestConfig.near_duplicate_distance``, or the
+object hashes (:func:`aescot.neardup.object_hash`) within ``object_distance`` with colours within
+``object_colour_distance``; dedupe: ``DedupeConfig`` 64-bit pHash within its ``threshold``), each
+signature and colour threshold T it prints precision and recall for both kinds of pair:
 
 * copies, positive = merged: recall = copies merged / copies, precision = copies merged / all pairs
   merged (copies + recolours + distinct);
@@ -33,12 +32,13 @@ recolours and distinct products merged) summed over both image sizes (``--sizes`
 128 px); on a tie, the middle of the tied thresholds (the widest margin both ways), rounded down. The
 shipped defaults (``IngestConfig.colour_distance``, ``DedupeConfig.colour_threshold``) are this
 choice; the run says whether they still are. Then ingest's rule per kind of pair without and with
-the crop match (both orders: the copy after its original, and before it), what a wider plain grey
-radius would do instead (option (a): candidates for a verification; its search costs 40-430 ms per
-window of 128 at 100k sources, radius 24-48, against 9 ms at 12), and what the colour signatures and
-crop hashes cost beside the pHash at two image sizes (ratios in the same run).
+the object hashes (and how many copies of each kind are within 4-12 object-hash bits), the object
+rule on ``--distinct-n`` distinct products (every pair: the false matches the labelled set is too
+small to show, at the shipped limits and looser ones, beside the plain rule's), what a wider plain
+grey radius would do instead, and what the colour signatures and the object hash cost beside the
+pHash at two image sizes (ratios in the same run).
 
-    .venv/bin/python bench/colour_pairs.py [--n 120] [--sizes 256,128]
+    .venv/bin/python bench/colour_pairs.py [--n 120] [--sizes 256,128] [--distinct-n 3000]
 """
 
 from __future__ import annotations
@@ -54,14 +54,15 @@ import numpy as np
 from PIL import Image
 
 from aescot.dedupe.hashing import DedupeConfig
-from aescot.ingest import COARSE_HASH_SIZE, CROP_DISTANCE, CROP_MIN_SIDE, IngestConfig
+from aescot.ingest import IngestConfig
 from aescot.neardup import (
     colour_difference,
     colour_hash,
     colour_match,
-    crop_hashes,
     get_hasher,
     hamming,
+    object_hash,
+    radius_search,
 )
 from aescot.samples import render_product_shot
 
@@ -127,14 +128,7 @@ class Pair:
     label: str  # copy | recolour | distinct | extra (a copy outside the labelled set)
     kind: str  # the perturbation, or "distinct"
     grey: int  # grey pHash bits apart
-    # ingest's crop match (IngestConfig.crop_distance, crop_coarse_distance): the new file's plain and
-    # 1-5 % crop hashes against the source's plain and stored 5 % crop hash, nearest 64-bit pair
-    # (``coarse``) and nearest 256-bit pair (``crop``). Copies: the copy is the new file (``near_first``:
-    # the original arrives after its copy); recolours and distinct pairs: either order (the worst case)
-    crop: int
-    coarse: int
-    near: bool  # grey-near by the crop match
-    near_first: bool
+    obj: int  # object hash bits apart (ingest's second way in; symmetric, so order does not matter)
     a: str  # the shipped colour signatures
     b: str
     lib: int  # imagehash.colorhash bits apart
@@ -154,20 +148,22 @@ class Tally:
         return self.copies - self.copies_merged + self.recolours_merged + self.distinct_merged
 
 
-def _merged(p: Pair, radius: int, t: int, crops: bool = True, first: bool = False) -> bool:
+def _merged(p: Pair, radius: int, t: int, objects: bool = True) -> bool:
     """Ingest's decision with colour threshold ``t``: the plain pHash within ``radius`` and colours
-    within ``t``, or (``crops``) a crop match with colours within ``t`` and crop_colour_distance."""
+    within ``t``, or (``objects``) the object hashes within object_distance and colours within ``t``
+    and object_colour_distance."""
     if p.grey <= radius and colour_match(p.a, p.b, t):
         return True
-    crop_t = t if t < 0 else min(t, IngestConfig().crop_colour_distance)  # opt-in limits
-    return crops and (p.near_first if first else p.near) and colour_match(p.a, p.b, crop_t)
+    cfg = IngestConfig()
+    object_t = t if t < 0 else min(t, cfg.object_colour_distance)
+    return objects and p.obj <= cfg.object_distance and colour_match(p.a, p.b, object_t)
 
 
-def _tally(pairs: list[Pair], radius: int, t: int, lib: bool = False, crops: bool = False) -> Tally:
+def _tally(pairs: list[Pair], radius: int, t: int, lib: bool = False, objects: bool = False) -> Tally:
     def merged(p: Pair) -> bool:  # the shipped decision: grey-near and colours match
         if lib:
-            return (p.grey <= radius or (crops and p.near)) and p.lib <= t
-        return _merged(p, radius, t, crops)
+            return (p.grey <= radius or (objects and p.obj <= IngestConfig().object_distance)) and p.lib <= t
+        return _merged(p, radius, t, objects)
 
     by = {k: [p for p in pairs if p.label == k] for k in ("copy", "recolour", "distinct")}
     return Tally(
@@ -187,82 +183,53 @@ def _ratio(a: int, b: int) -> str:
 @dataclass(frozen=True)
 class Hashes:
     grey: str  # plain pHash
-    crops: list[str]  # crop hashes 1 .. CROP_PERCENT % (the last one is what a source stores)
-    coarse: list[str]  # 64-bit: plain, then the same crops
+    obj: str | None  # object hash (None: a blank image)
     colour: str
     lib: str
 
     @staticmethod
     def of(img: Image.Image, phash) -> Hashes:
-        coarse = get_hasher("phash", COARSE_HASH_SIZE)
-        if min(img.size) < CROP_MIN_SIDE:  # ingest takes no crop hashes of it: compared plainly
-            return Hashes(phash.hash(img), [], [], colour_hash(img), _lib(img))
-        return Hashes(
-            phash.hash(img),
-            crop_hashes(img, phash),
-            [coarse.hash(img), *crop_hashes(img, coarse)],
-            colour_hash(img),
-            _lib(img),
-        )
+        return Hashes(phash.hash(img), object_hash(img, phash), colour_hash(img), _lib(img))
 
 
-def _crop_bits(new: Hashes, source: Hashes) -> tuple[int, int]:
-    """Ingest's crop match of a new file against a source: its plain and crop hashes (the crop
-    index's queries) against the source's plain and stored crop hash (its rows), the nearest
-    64-bit pair and the nearest 256-bit pair."""
-    if not new.coarse or not source.coarse:
-        return 1 << 30, 1 << 30
-    coarse = min(hamming(q, r) for q in new.coarse for r in (source.coarse[0], source.coarse[-1]))
-    fine = min(  # plain against plain is the plain rule's
-        hamming(q, r)
-        for a, q in enumerate((new.grey, *new.crops))
-        for b, r in enumerate((source.grey, source.crops[-1]))
-        if a or b
-    )
-    return coarse, fine
+def _obj_bits(a: Hashes, b: Hashes) -> int:
+    return hamming(a.obj, b.obj) if a.obj and b.obj else 1 << 30
 
 
 def _distinct_check(n: int, size: int, hash_size: int, cfg: IngestConfig) -> None:
-    """The crop match on many more distinct products than the labelled set (``n * (n - 1) / 2``
-    pairs, either order): how many are grey-near through crops, and how many the shipped rule merges
-    (the colour check included), at the shipped limits and wider ones."""
+    """The object rule on many more distinct products than the labelled set (every one of the
+    ``n * (n - 1) / 2`` pairs, found by radius search): how many are object-near, and how many the
+    rule merges with the colour check, at the shipped limits and looser ones; the plain rule's beside."""
     phash = get_hasher("phash", hash_size)
     hashes = [Hashes.of(render_product_shot(seed, size)[0], phash) for seed in range(n)]
-    ints = [
-        ([int(h, 16) for h in (x.grey, *x.crops)], [int(h, 16) for h in x.coarse], x.colour) for x in hashes
+    colours = [h.colour for h in hashes]
+    print(f"\n== the object rule on {n} distinct products at {size} px ({n * (n - 1) // 2} pairs) ==")
+    framed = [i for i, h in enumerate(hashes) if h.obj]
+    obj = [
+        (framed[i], framed[j], d)
+        for i, j, d in radius_search([hashes[k].obj for k in framed], None, 12).as_tuples()
     ]
-
-    def bits(new, source) -> tuple[int, int]:
-        if not new[1] or not source[1]:
-            return 1 << 30, 1 << 30
-        coarse = min((q ^ r).bit_count() for q in new[1] for r in (source[1][0], source[1][-1]))
-        rows = ((0, source[0][0]), (1, source[0][-1]))
-        fine = min((q ^ r).bit_count() for a, q in enumerate(new[0]) for b, r in rows if a or b)
-        return coarse, fine
-
-    found = []
-    for i in range(n):
-        for j in range(i + 1, n):
-            (c1, f1), (c2, f2) = bits(ints[j], ints[i]), bits(ints[i], ints[j])
-            found.append((min(c1, c2), min(f1, f2), colour_difference(ints[i][2], ints[j][2])))
-    arr = np.array(found)
-    print(f"\n== crop match on {n} distinct products at {size} px ({len(arr)} pairs, either order) ==")
-    for fine, colour in sorted({(cfg.crop_distance, cfg.crop_colour_distance), (20, 12), (24, 12), (24, 17)}):
-        near = (arr[:, 0] <= cfg.crop_coarse_distance) & (arr[:, 1] <= fine)
-        merged = near & (arr[:, 2] <= min(colour, cfg.colour_distance))
-        shipped = " (shipped)" if (fine, colour) == (cfg.crop_distance, cfg.crop_colour_distance) else ""
+    limits = sorted(
+        {(cfg.object_distance, cfg.object_colour_distance), (6, 12), (10, 12), (10, 17), (12, 17)}
+    )
+    for bits, colour in limits:
+        near = [(i, j) for i, j, d in obj if d <= bits]
+        merged = [
+            1 for i, j in near if colour_match(colours[i], colours[j], min(colour, cfg.colour_distance))
+        ]
+        shipped = " (shipped)" if (bits, colour) == (cfg.object_distance, cfg.object_colour_distance) else ""
         print(
-            f"  64-bit within {cfg.crop_coarse_distance}, 256-bit within {fine}, colour within {colour}%"
-            f"{shipped}: {int(near.sum())} grey-near through crops, {int(merged.sum())} merged"
+            f"  object hash within {bits:>2d} bits, colour within {colour}%{shipped}: {len(near)} object-near, {len(merged)} merged"
         )
+    r, t = cfg.near_duplicate_distance, cfg.colour_distance
+    plain = radius_search([h.grey for h in hashes], None, r).as_tuples()
+    merged = sum(colour_match(colours[i], colours[j], t) for i, j, _ in plain)
+    print(
+        f"  beside it, the plain rule (pHash within {r} bits, colour within {t}%): {len(plain)} grey-near, {merged} merged"
+    )
 
 
-def _crop_near(bits: tuple[int, int], cfg: IngestConfig) -> bool:
-    return cfg.crop_distance >= 0 and bits[0] <= cfg.crop_coarse_distance and bits[1] <= cfg.crop_distance
-
-
-def _pairs(n: int, hash_size: int, size: int, cfg: IngestConfig | None = None) -> list[Pair]:
-    cfg = cfg or IngestConfig()
+def _pairs(n: int, hash_size: int, size: int) -> list[Pair]:
     phash = get_hasher("phash", hash_size)
     pairs: list[Pair] = []
     bases: list[Hashes] = []
@@ -276,24 +243,16 @@ def _pairs(n: int, hash_size: int, size: int, cfg: IngestConfig | None = None) -
             others += [("recolour", kind, _recolour(img, mask, s)) for kind, s in RECOLOURS.items()]
         for label, kind, other in others:
             o = Hashes.of(other, phash)
-            after, first = _crop_bits(o, base), _crop_bits(base, o)
-            near, near_first = _crop_near(after, cfg), _crop_near(first, cfg)
-            if label not in ("copy", "extra"):
-                near = near_first = near or near_first
             pairs.append(
-                Pair(
-                    label, kind, hamming(base.grey, o.grey), after[1], after[0], near, near_first,
-                    base.colour, o.colour, hamming(base.lib, o.lib),
-                )
+                Pair(label, kind, hamming(base.grey, o.grey), _obj_bits(base, o), base.colour, o.colour,
+                     hamming(base.lib, o.lib))
             )  # fmt: skip
     for i in range(n):
         for j in range(i + 1, n):
             a, b = bases[i], bases[j]
-            x, y = _crop_bits(b, a), _crop_bits(a, b)
-            near = _crop_near(x, cfg) or _crop_near(y, cfg)
             pairs.append(
-                Pair("distinct", "distinct", hamming(a.grey, b.grey), min(x[1], y[1]), min(x[0], y[0]),
-                     near, near, a.colour, b.colour, hamming(a.lib, b.lib))
+                Pair("distinct", "distinct", hamming(a.grey, b.grey), _obj_bits(a, b), a.colour, b.colour,
+                     hamming(a.lib, b.lib))
             )  # fmt: skip
     return pairs
 
@@ -311,11 +270,11 @@ def _row(name: str, r: Tally) -> str:
 
 
 def _decision(
-    title: str, pairs: list[Pair], radius: int, shipped: int, crops: bool = False
+    title: str, pairs: list[Pair], radius: int, shipped: int, objects: bool = False
 ) -> dict[int, int]:
-    t0 = _tally(pairs, radius, -1, crops=crops)
-    how = ", or a crop match (64-bit crop hashes, then 256-bit ones)" if crops else ""
-    print(f"\n== {title}: grey pHash{how} within {radius} bits ==")
+    t0 = _tally(pairs, radius, -1, objects=objects)
+    how = f", or the object hashes within {IngestConfig().object_distance}" if objects else ""
+    print(f"\n== {title}: grey pHash within {radius} bits{how} ==")
     print(
         f"{t0.copies} copy pairs, {t0.recolours} recolour pairs (saturated products), "
         f"{t0.distinct} distinct-product pairs"
@@ -333,12 +292,11 @@ def _decision(
             f"{kind:12s} {min(g):>10d}/{int(np.median(g)):>3d}/{max(g):<8d}"
             f"{min(c):>10d}/{int(np.median(c)):>3d}/{max(c):<6d}"
             f"{min(lb):>6d}/{int(np.median(lb)):>3d}/{max(lb):<6d}"
-            f"{sum(x <= radius or (crops and p.near) for x, p in zip(g, rows)):>5d}/{len(rows)}"
+            f"{sum(x <= radius or (objects and p.obj <= IngestConfig().object_distance) for x, p in zip(g, rows)):>5d}/{len(rows)}"
             + (
-                f"   crop match: 64-bit {min(p.coarse for p in rows)}/{int(np.median([p.coarse for p in rows]))}"
-                f"/{max(p.coarse for p in rows)}, 256-bit {min(p.crop for p in rows)}/"
-                f"{int(np.median([p.crop for p in rows]))}/{max(p.crop for p in rows)}"
-                if crops
+                f"   object hash bits {min(p.obj for p in rows)}/{int(np.median([p.obj for p in rows]))}"
+                f"/{max(p.obj for p in rows)}"
+                if objects
                 else ""
             )
         )
@@ -347,11 +305,12 @@ def _decision(
         f"{'recolours kept':>14s} {'precision':>9s} {'recall':>7s} | {'distinct merged':>15s} | errors"
     )
     for t in THRESHOLDS:
-        print(_row("off" if t < 0 else f"{t}%", _tally(pairs, radius, t, crops=crops)))
-    errors = {t: _tally(pairs, radius, t, crops=crops).errors for t in CHOICES}
+        print(_row("off" if t < 0 else f"{t}%", _tally(pairs, radius, t, objects=objects)))
+    errors = {t: _tally(pairs, radius, t, objects=objects).errors for t in CHOICES}
     for t in LIB_THRESHOLDS:
-        print(_row(f"colorhash {t}b", _tally(pairs, radius, t, lib=True, crops=crops)))
-    grey_only = [p for p in pairs if p.label == "copy" and (p.grey <= radius or (crops and p.near))]
+        print(_row(f"colorhash {t}b", _tally(pairs, radius, t, lib=True, objects=objects)))
+    near = IngestConfig().object_distance
+    grey_only = [p for p in pairs if p.label == "copy" and (p.grey <= radius or (objects and p.obj <= near))]
     kept_copies = sum(colour_match(p.a, p.b, shipped) for p in grey_only)
     print(
         f"shipped default T = {shipped}%: of the {len(grey_only)} copies the grey rule merges, "
@@ -387,7 +346,8 @@ def _choose(title: str, errors: list[dict[int, int]], shipped: int) -> int:
 
 
 def _by_kind(pairs: list[Pair], radius: int, t: int) -> None:
-    """Ingest's rule without and with the crop hashes, per kind of pair (colour T = ``t``)."""
+    """Ingest's rule without and with the object hashes, per kind of pair (colour T = ``t``), and how
+    many copies of each kind are within 4-12 bits of their original's object hash."""
     print(f"\n== ingest per kind of pair: grey within {radius} bits, colour within {t}% ==")
     kinds = [*COPIES, *EXTRA_COPIES]
     print(
@@ -396,9 +356,8 @@ def _by_kind(pairs: list[Pair], radius: int, t: int) -> None:
         + " | copies precision recall | recolours kept | distinct merged"
     )
     rules = (
-        ("plain pHash (before)", lambda p: _merged(p, radius, t, crops=False)),
-        ("plain + crops (copy after)", lambda p: _merged(p, radius, t)),
-        ("plain + crops (copy first)", lambda p: _merged(p, radius, t, first=True)),
+        ("plain pHash (before)", lambda p: _merged(p, radius, t, objects=False)),
+        ("plain + object hash (shipped)", lambda p: _merged(p, radius, t)),
     )
     for name, merged in rules:
         caught = [sum(map(merged, (p for p in pairs if p.kind == k))) for k in kinds]
@@ -407,7 +366,6 @@ def _by_kind(pairs: list[Pair], radius: int, t: int) -> None:
         n_copies = sum(n for n, k in zip(totals, kinds) if k in COPIES)
         rec = [p for p in pairs if p.label == "recolour"]
         dis = [p for p in pairs if p.label == "distinct"]
-        # recolours and distinct pairs: p.near is already either order
         rec_merged = sum(map(merged, rec))
         dis_merged = sum(map(merged, dis))
         print(
@@ -416,6 +374,13 @@ def _by_kind(pairs: list[Pair], radius: int, t: int) -> None:
             + f" | {_ratio(copies, copies + rec_merged + dis_merged):>16s} {_ratio(copies, n_copies):>6s} | "
             f"{len(rec) - rec_merged:>6d}/{len(rec):<7d} | {dis_merged:>6d}/{len(dis)}"
         )
+    for bits in (4, 6, 8, 10, 12):
+        within = [sum(p.obj <= bits for p in pairs if p.kind == k) for k in kinds]
+        totals = [sum(p.kind == k for p in pairs) for k in kinds]
+        print(
+            f"{f'object hash within {bits} bits':>30s} | "
+            + " ".join(f"{c:>4d}/{n:<5d}" for c, n in zip(within, totals))
+        )
     print(
         f"  (copies precision and recall over {', '.join(COPIES)}; "
         f"{', '.join(EXTRA_COPIES)} are outside the labelled set)"
@@ -423,7 +388,7 @@ def _by_kind(pairs: list[Pair], radius: int, t: int) -> None:
 
 
 def _wider(pairs: list[Pair], t: int) -> None:
-    print(f"\n== ingest without crop hashes, what a wider plain-pHash radius would do (colour T = {t}%) ==")
+    print(f"\n== ingest without object hashes, what a wider plain-pHash radius would do (colour T = {t}%) ==")
     print(
         f"{'grey radius':>11s} | "
         + " ".join(f"{k:>11s}" for k in COPIES)
@@ -443,15 +408,15 @@ def _wider(pairs: list[Pair], t: int) -> None:
 
 
 def _cost() -> None:
-    phash, coarse = get_hasher("phash", 16), get_hasher("phash", COARSE_HASH_SIZE)
+    phash = get_hasher("phash", 16)
     print(
-        "\n== cost per image (median of 15): colour signatures and the crop hashes beside the 256-bit pHash =="
+        "\n== cost per image (median of 15): colour signatures and the object hash beside the 256-bit pHash =="
     )
     fns = (
         ("phash", phash.hash),
         ("colour", colour_hash),
         ("colorhash", _lib),
-        ("crops", lambda im: (crop_hashes(im, phash), crop_hashes(im, coarse), coarse.hash(im))),
+        ("object", lambda im: object_hash(im, phash)),
     )
     for side in (256, 2048):
         img = render_product_shot(7, 256)[0].resize((side, side))
@@ -464,8 +429,7 @@ def _cost() -> None:
         p, c, lb, cr = (float(np.median(times[k])) * 1e3 for k, _ in fns)
         print(
             f"  {side:>4d} px: pHash {p:6.2f} ms, colour signature {c:6.2f} ms ({c / p:.2f} x pHash), "
-            f"colorhash {lb:6.2f} ms ({lb / p:.2f} x pHash), crop hashes (5 + 6 coarse) {cr:6.2f} ms "
-            f"({cr / p:.2f} x pHash)"
+            f"colorhash {lb:6.2f} ms ({lb / p:.2f} x pHash), object hash {cr:6.2f} ms ({cr / p:.2f} x pHash)"
         )
 
 
@@ -476,22 +440,22 @@ def main() -> None:
         "--sizes", default="256,128", help="sides of the rendered shots (pixels), comma-separated"
     )
     ap.add_argument(
-        "--distinct-n", type=int, default=400, help="distinct products for the crop match's false merges"
+        "--distinct-n", type=int, default=3000, help="distinct products for the object rule's false merges"
     )
     args = ap.parse_args()
-    ing, dd = IngestConfig(crop_distance=CROP_DISTANCE), DedupeConfig()  # the crop match is opt-in
+    ing, dd = IngestConfig(), DedupeConfig()
     sizes = [int(x) for x in args.sizes.split(",")]
     ingest_errors, dedupe_errors = [], []
     for size in sizes:
         print(f"\n######## {args.n} rendered products at {size} px ########")
-        ingest_pairs = _pairs(args.n, ing.hash_size, size, ing)
+        ingest_pairs = _pairs(args.n, ing.hash_size, size)
         ingest_errors.append(
             _decision(
                 f"ingest at {size} px (IngestConfig: {ing.hash_size**2}-bit pHash)",
                 ingest_pairs,
                 ing.near_duplicate_distance,
                 ing.colour_distance,
-                crops=ing.crop_distance >= 0,
+                objects=ing.object_distance >= 0,
             )
         )
         dedupe_errors.append(

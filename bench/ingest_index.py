@@ -60,8 +60,8 @@ def _random_hex(rng: np.random.Generator, n: int, words: int) -> list[str]:
 
 def synthetic_sources(start: int, n: int, rng: np.random.Generator) -> pa.Table:
     """``n`` valid source rows (no image files: ingest never reads an existing source's image), with
-    every hash column ingest indexes (random 256-bit pHash and 5 % crop hash, random 64-bit crop
-    search hashes, random colour signatures), so the big store's index costs what a real one's does."""
+    every hash column ingest indexes (random 256-bit pHash and object hash, random colour
+    signatures), so the big store's indexes cost what a real one's do."""
     ids = [hashlib.sha256(f"synthetic-{i}".encode()).hexdigest() for i in range(start, start + n)]
     phash = _random_hex(rng, n, 4)
     colours = [bytes(rng.integers(0, 22, size=12, dtype=np.uint8).tobytes()).hex() for _ in range(n)]
@@ -82,9 +82,7 @@ def synthetic_sources(start: int, n: int, rng: np.random.Generator) -> pa.Table:
         "notes": [[] for _ in range(n)],
         "phash": phash,
         "colour_hash": colours,
-        "crop_phash": _random_hex(rng, n, 4),
-        "coarse_phash": _random_hex(rng, n, 1),
-        "coarse_crop_phash": _random_hex(rng, n, 1),
+        "object_phash": _random_hex(rng, n, 4),
         "product": [None] * n,
         "ingested_at": [at] * n,
     }
@@ -206,17 +204,17 @@ def main() -> None:
     ap.add_argument("--first-release-max", type=int, default=16_000)
     ap.add_argument("--no-dedupe", dest="dedupe", action="store_false", help="skip part 4 (the dedupe pass)")
     ap.add_argument(
-        "--crop-distance",
+        "--object-distance",
         type=int,
-        default=IngestConfig().crop_distance,
-        help="IngestConfig.crop_distance (-1: no crop index, the rule before crop hashes)",
+        default=IngestConfig().object_distance,
+        help="IngestConfig.object_distance (-1: no object index, the plain pHash only)",
     )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="aescot-bench-ingest-index-"))
-    cfg = IngestConfig(crop_distance=args.crop_distance)
+    cfg = IngestConfig(object_distance=args.object_distance)
     print(
         f"{args.image_size}x{args.image_size} PNGs, {cfg.hash_size**2}-bit pHash, radius "
-        f"{cfg.near_duplicate_distance}, crop distance {cfg.crop_distance} (coarse {cfg.crop_coarse_distance}), "
+        f"{cfg.near_duplicate_distance}, object distance {cfg.object_distance}, "
         f"batch {cfg.batch_size}, {cfg.workers} workers; scratch {tmp}"
     )
     warm = write_images(tmp / "warm", range(10_000_000, 10_000_004), args.image_size)
@@ -261,13 +259,13 @@ def main() -> None:
     )
     # both indexes as ingest builds them per call (one projected scan), then one window's search
     t0 = time.perf_counter()
-    _, plain, crop_index = _store_columns(big, cfg)
+    _, plain, object_index = _store_columns(big, cfg)
     t1 = time.perf_counter()
     probe = big.column("sources", "phash").slice(0, cfg.batch_size).to_pylist()
     plain.search(probe, cfg.near_duplicate_distance)
-    crop_index.search([h[:16] for h in probe for _ in range(6)], cfg.crop_coarse_distance)
+    object_index.search(probe, max(cfg.object_distance, 0))
     print(
-        f"   ingest's indexes of the big store ({len(plain)} plain rows, {len(crop_index)} crop rows): "
+        f"   ingest's indexes of the big store ({len(plain)} plain rows, {len(object_index)} object rows): "
         f"scan + build {t1 - t0:.3f} s, first window's searches (sort the levels) {time.perf_counter() - t1:.3f} s"
     )
     # Option A's cost, alone: the persisted form of the index is the phash column itself

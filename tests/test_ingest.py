@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from aescot.contracts import validate
-from aescot.ingest import CROP_DISTANCE, IngestConfig, discover, ingest
+from aescot.ingest import IngestConfig, discover, ingest
 from aescot.samples import write_sample_sources
 from tests.awkward import make_awkward_corpus
 
@@ -287,13 +287,18 @@ def _recoloured(img, mask, shift: int = 128):
 @pytest.mark.parametrize("frac", [0.02, 0.04])
 @pytest.mark.parametrize("when", ["same call", "later call", "original later"])
 def test_a_slightly_cropped_copy_is_a_near_duplicate_with_its_reason(store, tmp_path, frac, when):
-    """A copy with 2 % or 4 % cut off each side is 16-62 bits from its original's pHash: the crop
-    hashes catch it whether it comes in the same window as its original, in a later call (the
-    store's crop index), or before its original (then the original holds it as a crop)."""
+    """A copy with 2 % or 4 % cut off each side is 16-62 bits from its original's pHash: the object
+    hashes catch it, by default, whether it comes in the same window as its original, in a later
+    call (the store's object index), or before its original."""
+    from aescot.neardup import get_hasher, hamming
     from aescot.samples import render_product_shot
 
     img, _ = render_product_shot(4, 256)
     crop = _cropped(img, frac)
+    hasher = get_hasher("phash", 16)
+    assert (
+        hamming(hasher.hash(img), hasher.hash(crop.resize(img.size))) > IngestConfig().near_duplicate_distance
+    )
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
@@ -303,7 +308,7 @@ def test_a_slightly_cropped_copy_is_a_near_duplicate_with_its_reason(store, tmp_
     (first / files[0][0]).write_bytes(_png_bytes(files[0][1]))
     target = first if when == "same call" else second
     (target / files[1][0]).write_bytes(_png_bytes(files[1][1]))
-    cfg = IngestConfig(workers=1, crop_distance=CROP_DISTANCE)  # opt-in (off by default)
+    cfg = IngestConfig(workers=1)
     report = ingest(store, [str(first)], cfg)
     if when != "same call":
         assert report.added == 1 and not report.rejects
@@ -313,13 +318,13 @@ def test_a_slightly_cropped_copy_is_a_near_duplicate_with_its_reason(store, tmp_
     (r,) = report.rejects
     assert (r.reason, r.related_id) == ("near_duplicate", kept["source_id"])
     assert Path(r.subject).name == files[1][0]
-    assert "central crop" in r.detail and "% apart" in r.detail, r.detail
-    # the plain rule alone (crop_distance -1, the default) keeps it: the pHash is too far
+    assert "object hash within" in r.detail and "% apart" in r.detail, r.detail
+    # the plain rule alone (object_distance -1) keeps it: the pHash is too far
     from aescot.store import DatasetStore
 
     plain = DatasetStore(tmp_path / "plain")
     for folder in [first] if when == "same call" else [first, second]:
-        ingest(plain, [str(folder)], IngestConfig(workers=1))
+        ingest(plain, [str(folder)], IngestConfig(workers=1, object_distance=-1))
     assert plain.count("sources") == 2
 
 
@@ -341,7 +346,7 @@ def test_a_recolour_and_a_distinct_product_stay_sources_beside_a_cropped_copy(st
         "e-other.png": other,
     }.items():
         (folder / name).write_bytes(_png_bytes(im))
-    report = ingest(store, [str(folder)], IngestConfig(workers=1, crop_distance=CROP_DISTANCE))
+    report = ingest(store, [str(folder)], IngestConfig(workers=1))
     kept = {r["original_name"]: r["source_id"] for r in store.read("sources")}
     assert sorted(kept) == ["a-original.png", "c-recolour.png", "e-other.png"], report.reasons()
     got = {Path(r.subject).name: (r.reason, r.related_id) for r in report.rejects}
@@ -352,17 +357,41 @@ def test_a_recolour_and_a_distinct_product_stay_sources_beside_a_cropped_copy(st
     }
     assert report.colour_kept >= 1  # the recolour was grey-near the original and kept for its colour
     rows = store.read("sources")
-    assert all(len(r["crop_phash"]) == 64 and len(r["coarse_phash"]) == 16 for r in rows)
-    assert all(len(r["coarse_crop_phash"]) == 16 for r in rows)
+    assert all(len(r["object_phash"]) == 64 for r in rows)
+    assert all(r[c] is None for r in rows for c in ("crop_phash", "coarse_phash", "coarse_crop_phash"))
 
 
-def test_sources_stored_without_crop_hashes_are_compared_plainly(store, tmp_path):
-    """A store written before crop hashes has no crop columns: ingest still works on it, its
-    sources are found by the plain pHash (a re-encoded copy is rejected), and they read as null."""
+def test_a_padded_or_shifted_copy_is_one_source_and_a_blank_image_has_no_object_hash(store, tmp_path):
+    """The object hash follows the object: a copy with a border added, or the product moved in its
+    frame, is the same source; an image with nothing on it stores a null object hash."""
+    from PIL import Image
+
+    from aescot.samples import render_product_shot
+
+    img, _ = render_product_shot(4, 256)
+    bg = img.getpixel((0, 0))
+    padded = Image.new("RGB", (296, 296), bg)
+    padded.paste(img, (20, 20))
+    shifted = Image.new("RGB", (256, 256), bg)
+    shifted.paste(img.crop((0, 0, 240, 256)), (16, 0))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, im in {"a.png": img, "b-padded.png": padded, "c-shifted.png": shifted}.items():
+        (folder / name).write_bytes(_png_bytes(im))
+    report = ingest(store, [str(folder)], IngestConfig(workers=1))
+    assert report.added == 1, [r.detail for r in report.rejects]
+    assert sorted(Path(r.subject).name for r in report.rejects) == ["b-padded.png", "c-shifted.png"]
+    from aescot.neardup import get_hasher, object_hash
+
+    assert object_hash(Image.new("RGB", (128, 128), (240, 240, 240)), get_hasher("phash", 16)) is None
+
+
+def test_sources_stored_without_object_hashes_are_compared_plainly(store, tmp_path):
+    """A store written before object hashes has no ``object_phash`` column: ingest still works on it,
+    its sources are found by the plain pHash (a re-encoded copy is rejected), and they read as null."""
     import pyarrow as pa
 
     from aescot.contracts import arrow_schema
-    from aescot.ingest import CROP_COLUMNS
     from aescot.neardup import colour_hash, get_hasher
     from aescot.samples import render_product_shot
 
@@ -387,16 +416,16 @@ def test_sources_stored_without_crop_hashes_are_compared_plainly(store, tmp_path
         "ingested_at": "2026-01-01T00:00:00Z",
     }
     schema = arrow_schema("source")
-    for name in CROP_COLUMNS:
-        schema = schema.remove(schema.get_field_index(name))
+    schema = schema.remove(schema.get_field_index("object_phash"))
     store.tables.upsert("sources", pa.Table.from_pylist([old], schema=schema), ("source_id",))
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "copy.jpg").write_bytes(_png_bytes(img, "JPEG"))
+    (folder / "crop.png").write_bytes(_png_bytes(_cropped(img, 0.02)))  # its object hash meets no row
     (folder / "new.png").write_bytes(_png_bytes(render_product_shot_rgb(9)))
-    report = ingest(store, [str(folder)], IngestConfig(workers=1, crop_distance=CROP_DISTANCE))
+    report = ingest(store, [str(folder)], IngestConfig(workers=1))
     (r,) = report.rejects
-    assert (r.reason, r.related_id) == ("near_duplicate", "c" * 64) and report.added == 1
+    assert (r.reason, r.related_id) == ("near_duplicate", "c" * 64) and report.added == 2
     rows = {r["original_name"]: r for r in store.read("sources")}
-    assert all(rows["old.png"][c] is None for c in CROP_COLUMNS)
-    assert all(rows["new.png"][c] for c in CROP_COLUMNS)
+    assert rows["old.png"]["object_phash"] is None
+    assert rows["new.png"]["object_phash"] and rows["crop.png"]["object_phash"]

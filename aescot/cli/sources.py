@@ -37,13 +37,12 @@ def ingest_cmd(
             min=-1,
         ),
     ] = None,
-    crop_distance: Annotated[
+    object_distance: Annotated[
         int | None,
         typer.Option(
-            help="A file whose central crops (1-5 % off each side) match a source's is the same source "
-            "when its nearest 256-bit crop hashes are at most this many bits apart (a slightly cropped "
-            "copy; experimental: 18 is the measured limit, slow and merging look-alikes on large sets) "
-            "[default: -1, the plain pHash only].",
+            help="A file whose object hash (the pHash of the image reframed on its object) is at most this "
+            "many bits from a source's is the same source: a crop that leaves the product whole, a border, "
+            "a shift, a resize (-1: plain pHash only) [default: ingest's, measured].",
             min=-1,
         ),
     ] = None,
@@ -62,8 +61,8 @@ def ingest_cmd(
 
     store = open_store(root, create=True)
     colour = {} if colour_distance is None else {"colour_distance": colour_distance}
-    crops = {} if crop_distance is None else {"crop_distance": crop_distance}
-    cfg = IngestConfig(near_duplicate_distance=near_duplicate_distance, workers=workers, **colour, **crops)
+    objects = {} if object_distance is None else {"object_distance": object_distance}
+    cfg = IngestConfig(near_duplicate_distance=near_duplicate_distance, workers=workers, **colour, **objects)
     cfg.limits.max_side, cfg.limits.min_side = max_side, min_side
     with progress_bar("ingest") as bar:
         task = bar.task_ids[0]

@@ -3,15 +3,14 @@
 
 * :mod:`aescot.neardup.hashers`: :class:`Hasher` and its family (phash, dhash, ahash, whash), and
   the colour signature that tells a recoloured product from a copy (:func:`colour_hash`,
-  :func:`colour_match`), and the hashes of its central crops that catch a cropped copy
-  (:func:`crop_hashes`);
+  :func:`colour_match`), and the hash of the image reframed on its object that catches a cropped,
+  padded or shifted copy (:func:`object_hash`);
 * :mod:`aescot.neardup.search`: :func:`hamming`, :func:`radius_search` (``method`` = auto, mih,
   brute: swappable, identical results), :func:`near_pairs`, :class:`HammingIndex`.
 """
 
 from aescot.neardup.hashers import (
     COLOUR_BINS,
-    CROP_PERCENT,
     HASHERS,
     AHash,
     DHash,
@@ -22,14 +21,14 @@ from aescot.neardup.hashers import (
     colour_difference,
     colour_hash,
     colour_match,
-    crop_hashes,
     get_hasher,
+    object_frame,
+    object_hash,
 )
 from aescot.neardup.search import HammingIndex, NearPairs, hamming, near_pairs, radius_search
 
 __all__ = [
     "COLOUR_BINS",
-    "CROP_PERCENT",
     "HASHERS",
     "AHash",
     "DHash",
@@ -42,9 +41,10 @@ __all__ = [
     "colour_difference",
     "colour_hash",
     "colour_match",
-    "crop_hashes",
     "get_hasher",
     "hamming",
     "near_pairs",
+    "object_frame",
+    "object_hash",
     "radius_search",
 ]

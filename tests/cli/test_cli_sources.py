@@ -47,9 +47,9 @@ def test_ingest_colour_distance_option(tmp_path):
     assert "1 added" in grey.output and "near_duplicate" in grey.output
 
 
-def test_ingest_crop_distance_option(tmp_path):
-    """A product shot and a copy with 2 % cut off each side: two sources by default (the plain pHash
-    only), one with --crop-distance 18 (a near-duplicate through its crops)."""
+def test_ingest_object_distance_option(tmp_path):
+    """A product shot and a copy with 2 % cut off each side: one source by default (the object hashes
+    meet), two with --object-distance -1 (the plain pHash only)."""
     from aescot.samples import render_product_shot
     from tests.test_ingest import _cropped, _png_bytes
 
@@ -58,14 +58,12 @@ def test_ingest_crop_distance_option(tmp_path):
     (tmp_path / "in" / "a.png").write_bytes(_png_bytes(img))
     (tmp_path / "in" / "b-crop.png").write_bytes(_png_bytes(_cropped(img, 0.02)))
     result = runner.invoke(
-        app,
-        ["ingest", str(tmp_path / "in"), "--root", str(tmp_path / "a"), "--crop-distance", "18"],
-        env={"COLUMNS": "250"},
+        app, ["ingest", str(tmp_path / "in"), "--root", str(tmp_path / "a")], env={"COLUMNS": "250"}
     )
     assert result.exit_code == 0, result.output
-    assert (
-        "1 added" in result.output and "near_duplicate" in result.output and "central crop" in result.output
+    assert "1 added" in result.output and "near_duplicate" in result.output and "object hash" in result.output
+    plain = runner.invoke(
+        app, ["ingest", str(tmp_path / "in"), "--root", str(tmp_path / "b"), "--object-distance", "-1"]
     )
-    plain = runner.invoke(app, ["ingest", str(tmp_path / "in"), "--root", str(tmp_path / "b")])
     assert plain.exit_code == 0, plain.output
     assert "2 added" in plain.output

@@ -99,43 +99,46 @@ def test_colour_signature_tells_hues_apart_and_ignores_resolution_and_alpha():
     assert colour_difference(sig, sig[:14]) is None and colour_match(sig, turned, -1)
 
 
-def test_crop_hashes_are_the_hashes_of_central_crops():
-    from aescot.neardup import CROP_PERCENT, crop_hashes
+def test_object_frame_follows_the_object_not_the_picture():
+    """The frame is where the product is: moving the product moves the frame by as much, scaling the
+    picture scales it, and JPEG noise barely moves it (a mask's bounding box moved up to 8 px)."""
+    import io
 
-    img, _ = render_product_shot(3, 200)
-    hasher = get_hasher("phash", 16)
-    hashes = crop_hashes(img, hasher)
-    assert len(hashes) == CROP_PERCENT and all(len(h) == 64 for h in hashes)
-    grey = img.convert("L")
-    for p, h in zip(range(1, CROP_PERCENT + 1), hashes):
-        d = round(200 * p / 100)
-        assert h == hasher.hash(grey.crop((d, d, 200 - d, 200 - d)))
-    assert crop_hashes(img, hasher, [2, 4]) == [hashes[1], hashes[3]]
-    # a large image is box-reduced first: its crop hashes are those of the reduced copy, near the full one's
-    big = img.resize((1600, 1600))
-    reduced = crop_hashes(big, hasher)
-    assert reduced == crop_hashes(big.convert("L").reduce(3), hasher)
-    full = big.convert("L")
-    for p, h in zip(range(1, CROP_PERCENT + 1), reduced):
-        d = round(1600 * p / 100)
-        assert hamming(h, hasher.hash(full.crop((d, d, 1600 - d, 1600 - d)))) <= 12
+    from PIL import Image
+
+    from aescot.neardup import object_frame
+
+    img, mask = render_product_shot(4, 256)
+    (x0, y0, x1, y1), bg = object_frame(img)
+    bx0, by0, bx1, by1 = mask.getbbox()
+    assert x0 < bx0 + 8 and x1 > bx1 - 8 and y0 < by0 + 8 and y1 > by1 - 8  # the product is inside
+    assert (x1 - x0) * (y1 - y0) < 0.8 * 256 * 256  # and the frame is not the whole picture
+    assert bg == tuple(int(v) for v in bg)
+    moved = Image.new("RGB", (256, 256), img.getpixel((0, 0)))
+    moved.paste(img.crop((0, 0, 236, 256)), (20, 0))
+    (m0, _, m1, _), _ = object_frame(moved)
+    assert abs(m0 - x0 - 20) < 3 and abs(m1 - x1 - 20) < 3
+    (s0, t0, s1, t1), _ = object_frame(img.resize((512, 512)))
+    assert max(abs(s0 - 2 * x0), abs(t0 - 2 * y0), abs(s1 - 2 * x1), abs(t1 - 2 * y1)) < 4
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=75)
+    (j0, k0, j1, k1), _ = object_frame(Image.open(buf))
+    assert max(abs(j0 - x0), abs(k0 - y0), abs(j1 - x1), abs(k1 - y1)) < 3
 
 
-def test_a_cropped_copys_crop_hashes_meet_its_originals():
-    """The relation ingest relies on: a copy cropped ``c`` % per side and its original are near
-    through some pair of crop hashes (the copy's ``a`` % against the original's 5 %, or the
-    original's ``c`` % against the copy's plain pHash), though far apart on the plain pHash."""
-    from aescot.neardup import CROP_PERCENT, crop_hashes
+def test_a_cropped_copys_object_hash_meets_its_originals():
+    """The relation ingest relies on: a copy cropped 2 % or 4 % per side is far from its original on
+    the plain pHash and near it on the object hash; another product is far on both."""
+    from aescot.neardup import object_hash
 
     hasher = get_hasher("phash", 16)
     img, _ = render_product_shot(4, 256)
+    other, _ = render_product_shot(5, 256)
+    mine = object_hash(img, hasher)
+    assert len(mine) == 64 and object_hash(img, hasher) == mine  # deterministic
     for frac in (0.02, 0.04):
         w = img.width
         copy = img.crop((int(w * frac), int(w * frac), int(w * (1 - frac)), int(w * (1 - frac))))
-        plain = hamming(hasher.hash(img), hasher.hash(copy))
-        assert plain > 12
-        ours = [hasher.hash(copy), *crop_hashes(copy, hasher)]
-        theirs = crop_hashes(img, hasher)
-        to_their_crop = min(hamming(q, theirs[CROP_PERCENT - 1]) for q in ours)
-        their_crop_to_plain = min(hamming(t, ours[0]) for t in theirs)
-        assert min(to_their_crop, their_crop_to_plain) < plain / 2
+        assert hamming(hasher.hash(img), hasher.hash(copy)) > 12
+        assert hamming(mine, object_hash(copy, hasher)) <= 8
+    assert hamming(mine, object_hash(other, hasher)) > 24
