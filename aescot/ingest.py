@@ -74,16 +74,16 @@ STAGE = "ingest"
 # within 12 bits): the JPEG q75 and 70 % resized copies the grey rule merges are 0-13 % apart in
 # colour, a product recoloured (hue +90 or +180 degrees) 22-100 % (and 148 of 328 recolour pairs are
 # grey-near: the grey rule alone merges them). Every threshold from 13 to 21 % has the fewest errors
-# with the object hashes on: 11 over both sizes (crops the rule misses), none a recolour or a
+# with the object hashes on: 13 over both sizes (crops the rule misses), none a recolour or a
 # distinct product merged; 17 is the middle of that range.
 COLOUR_DISTANCE = 17
 # Measured by the same bench (bench/colour_pairs.py: the labelled pairs above, and every pair of 3,000
 # distinct products for the false matches): 2 % and 4 % border crops are a median of 2-4 bits from
 # their original's object hash (the plain pHash: 16-62 bits); with 8 bits and colours within 12 % the
-# rule catches 117 and 116 of 120 at 256 px, 118 and 118 at 128 px (the plain rule: 0), keeps every
+# rule catches 116 and 116 of 120 at 256 px, 117 and 118 at 128 px (the plain rule: 0), keeps every
 # recolour apart and merges 0 of 7,140 labelled distinct pairs; of the 4.5 million pairs of 3,000
-# distinct products it merges 12 at 256 px and 1 at 128 px, where the plain rule merges 12 and 10.
-# 10 bits and 17 % would merge 40 at 256 px, 12 bits and 17 %: 68.
+# distinct products it merges 8 at 256 px and 1 at 128 px, where the plain rule merges 12 and 10.
+# 10 bits and 17 % would merge 40 at 256 px, 12 bits and 17 %: 75.
 OBJECT_DISTANCE = 8
 OBJECT_COLOUR_DISTANCE = 12
 
