@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
-from aescot.ids import derive_id
+from aescot.ids import derive_id, sha256_bytes
 from aescot.labelstudio.client import (
     LabelStudioUnavailable,
     get_json,
@@ -185,8 +185,12 @@ def reconcile(
 
 
 def _order_key(item_id: str) -> str:
-    """A stable pseudo-random order so gold tasks are interleaved, not clustered at the end."""
-    return derive_id("labelstudio-order", item_id)
+    """A stable pseudo-random order so gold tasks are interleaved, not clustered at the end:
+    ``derive_id("labelstudio-order", item_id)``, with the canonical JSON of a hex id written out (nothing
+    to escape; the JSON encoder per item was 3 % of a 1k-task push)."""
+    if not item_id.isalnum():
+        return derive_id("labelstudio-order", item_id)
+    return sha256_bytes(f'["labelstudio-order","{item_id}"]'.encode())
 
 
 def _select(
