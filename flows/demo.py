@@ -256,7 +256,7 @@ class Demo:
     # --- the report ------------------------------------------------------------------------------
 
     def _report(self, labeled, evaluated, teacher_calls, wall: float) -> None:
-        from aescot.status import status_report
+        from aescot.status import stage_counts
 
         steps = self.steps
         pushed = sum(v.get("pushed", 0) for v in steps.get("push", []) if isinstance(v, dict))
@@ -282,8 +282,8 @@ class Demo:
         console.print(table)
 
         totals = Table("stage", "count", "detail", title="dataset totals", title_justify="left")
-        for stage, count, detail in status_report(self.store)["stages"]:  # also the `aescot status` cache
-            totals.add_row(stage, str(count), detail)
+        for row in stage_counts(self.store):
+            totals.add_row(row.stage, str(row.count), row.detail)
         console.print(totals)
         timing = ", ".join(f"{k} {v:.1f} s" for k, v in self.times.items())
         console.print(f"[bold]Wall time:[/] {wall:.1f} s ({timing})", soft_wrap=True)
