@@ -460,13 +460,6 @@ class _StoreIds:
         return [i for i, hit in zip(ids, self.sorted[pos] == q) if hit]
 
 
-def _strings(values) -> pa.Array:
-    """An Arrow string array of a list or an Arrow array of strings (or of nulls)."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    return values.cast(pa.string()) if isinstance(values, pa.Array) else pa.array(values, pa.string())
-
-
 def _store_columns(store: DatasetStore, cfg: IngestConfig) -> tuple[_StoreIds, HammingIndex, HammingIndex]:
     """One scan of the projected id (and hash) columns of ``sources``: the ids present when the
     call began, the near-duplicate index of their hashes, each labelled ``{"id": source id,

@@ -68,6 +68,7 @@ from aescot.samples import render_product_shot
 
 THRESHOLDS = (-1, 5, 10, 12, 14, 17, 18, 20, 22, 25, 30)  # percent; -1: the colour check off (grey alone)
 LIB_THRESHOLDS = (2, 4, 5, 6)  # imagehash.colorhash, Hamming bits
+SHIPPED = IngestConfig()  # the shipped ingest rule (built once: the tallies ask it per pair)
 CHOICES = range(41)  # every percent the default is chosen among (the table prints THRESHOLDS)
 
 
@@ -154,15 +155,14 @@ def _merged(p: Pair, radius: int, t: int, objects: bool = True) -> bool:
     and object_colour_distance."""
     if p.grey <= radius and colour_match(p.a, p.b, t):
         return True
-    cfg = IngestConfig()
-    object_t = t if t < 0 else min(t, cfg.object_colour_distance)
-    return objects and p.obj <= cfg.object_distance and colour_match(p.a, p.b, object_t)
+    object_t = t if t < 0 else min(t, SHIPPED.object_colour_distance)
+    return objects and p.obj <= SHIPPED.object_distance and colour_match(p.a, p.b, object_t)
 
 
 def _tally(pairs: list[Pair], radius: int, t: int, lib: bool = False, objects: bool = False) -> Tally:
     def merged(p: Pair) -> bool:  # the shipped decision: grey-near and colours match
         if lib:
-            return (p.grey <= radius or (objects and p.obj <= IngestConfig().object_distance)) and p.lib <= t
+            return (p.grey <= radius or (objects and p.obj <= SHIPPED.object_distance)) and p.lib <= t
         return _merged(p, radius, t, objects)
 
     by = {k: [p for p in pairs if p.label == k] for k in ("copy", "recolour", "distinct")}
@@ -273,7 +273,7 @@ def _decision(
     title: str, pairs: list[Pair], radius: int, shipped: int, objects: bool = False
 ) -> dict[int, int]:
     t0 = _tally(pairs, radius, -1, objects=objects)
-    how = f", or the object hashes within {IngestConfig().object_distance}" if objects else ""
+    how = f", or the object hashes within {SHIPPED.object_distance}" if objects else ""
     print(f"\n== {title}: grey pHash within {radius} bits{how} ==")
     print(
         f"{t0.copies} copy pairs, {t0.recolours} recolour pairs (saturated products), "
@@ -292,7 +292,7 @@ def _decision(
             f"{kind:12s} {min(g):>10d}/{int(np.median(g)):>3d}/{max(g):<8d}"
             f"{min(c):>10d}/{int(np.median(c)):>3d}/{max(c):<6d}"
             f"{min(lb):>6d}/{int(np.median(lb)):>3d}/{max(lb):<6d}"
-            f"{sum(x <= radius or (objects and p.obj <= IngestConfig().object_distance) for x, p in zip(g, rows)):>5d}/{len(rows)}"
+            f"{sum(x <= radius or (objects and p.obj <= SHIPPED.object_distance) for x, p in zip(g, rows)):>5d}/{len(rows)}"
             + (
                 f"   object hash bits {min(p.obj for p in rows)}/{int(np.median([p.obj for p in rows]))}"
                 f"/{max(p.obj for p in rows)}"
@@ -309,7 +309,7 @@ def _decision(
     errors = {t: _tally(pairs, radius, t, objects=objects).errors for t in CHOICES}
     for t in LIB_THRESHOLDS:
         print(_row(f"colorhash {t}b", _tally(pairs, radius, t, lib=True, objects=objects)))
-    near = IngestConfig().object_distance
+    near = SHIPPED.object_distance
     grey_only = [p for p in pairs if p.label == "copy" and (p.grey <= radius or (objects and p.obj <= near))]
     kept_copies = sum(colour_match(p.a, p.b, shipped) for p in grey_only)
     print(
@@ -443,7 +443,7 @@ def main() -> None:
         "--distinct-n", type=int, default=3000, help="distinct products for the object rule's false merges"
     )
     args = ap.parse_args()
-    ing, dd = IngestConfig(), DedupeConfig()
+    ing, dd = SHIPPED, DedupeConfig()
     sizes = [int(x) for x in args.sizes.split(",")]
     ingest_errors, dedupe_errors = [], []
     for size in sizes:

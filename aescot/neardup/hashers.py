@@ -168,7 +168,11 @@ def object_frame(img: Image.Image) -> tuple[tuple[float, float, float, float], t
     axis: soft moments, which a few stray pixels barely move (a mask's bounding box moved up to 8 px
     under JPEG q75, measured). Found on a copy box-reduced to about :data:`OBJECT_SIDE` px.
     """
-    rgb = _on_white(img).convert("RGB")
+    return _frame(_on_white(img).convert("RGB"))
+
+
+def _frame(rgb: Image.Image) -> tuple[tuple[float, float, float, float], tuple[int, ...]] | None:
+    """:func:`object_frame` of an RGB image."""
     factor = max(1, max(rgb.size) // OBJECT_SIDE)
     small = rgb.reduce(factor) if factor > 1 else rgb
     a = np.asarray(small, dtype=np.float32)
@@ -199,13 +203,13 @@ def object_hash(img: Image.Image, hasher: Hasher) -> str | None:
     plain pHash puts them 16-62 bits apart. The framed copy is at most :data:`OBJECT_OUT` px and never
     upsampled (upsampling small frames to 256 px cost 2-5x the time and caught 2 more of 480 crops).
     """
-    frame = object_frame(img)
+    rgb = _on_white(img).convert("RGB")
+    frame = _frame(rgb)
     if frame is None:
         return None
     box, bg = frame
-    rgb = _on_white(img).convert("RGB")
     side = max(
         16, min(OBJECT_OUT, round(max(box[2] - box[0], box[3] - box[1])))
-    )  # upsampling costs, adds nothing
+    )  # never upsampled: see above
     framed = rgb.transform((side, side), Image.Transform.EXTENT, box, Image.Resampling.BILINEAR, fillcolor=bg)
     return hasher.hash(framed)
