@@ -16,9 +16,16 @@ Each table is ``<root>/tables/<name>.lance``:
   batch on its key, so a retried or concurrent batch can never leave two rows for one key. Lance
   commits by an atomic manifest swap (put-if-absent on object stores): a writer killed mid-way
   leaves only unreferenced data files, which the next clean-up removes.
-* **maintenance**: once a table holds more than :data:`MAX_FRAGMENTS` fragments (one per upsert),
-  the next upsert compacts it, brings the key index up to date and drops versions older than
-  :data:`KEEP_VERSIONS_FOR` that no tag protects. File counts stay bounded as the store grows.
+* **maintenance**: once a table holds more than :data:`MAX_FRAGMENTS` small fragments (one per
+  upsert), the next upsert compacts them, indexes their keys and drops versions older than
+  :data:`KEEP_VERSIONS_FOR` that no tag protects. File counts stay bounded as the store grows, and
+  so does the cost of one compaction: only fragments under :data:`TARGET_FRAGMENT_ROWS` rows are
+  rewritten, and their keys go into a small delta segment of the key index, so the indexed pages a
+  process has cached stay valid. Lance's defaults rewrite every fragment under 1M rows and the whole
+  B-tree on each compaction (at 400k rows 1.7 + 0.24 s CPU against 0.03 + 0.02 at 16k, measured):
+  O(table) per compaction, which made a batch's cost grow with the store. Every
+  :data:`MAX_INDEX_SEGMENTS` delta segments are merged into one (once per hundreds of upserts), after
+  which their small fragments can be merged too; ``aescot compact`` does that at once.
 * **versions**: every commit is a version; an export tags the versions it read, so
   ``aescot export --as-of TAG`` reads exactly those rows again even after clean-ups.
 """
@@ -41,9 +48,22 @@ from aescot.errors import DamagedStore, ServiceUnavailable, StoreError
 if TYPE_CHECKING:  # lance is imported only when a table is touched (CLI start stays fast)
     import lance
 
-__all__ = ["KEEP_VERSIONS_FOR", "MAX_FRAGMENTS", "Dropped", "LanceTables", "TableState", "keep_last"]
+__all__ = [
+    "KEEP_VERSIONS_FOR",
+    "MAX_FRAGMENTS",
+    "MAX_INDEX_SEGMENTS",
+    "TARGET_FRAGMENT_ROWS",
+    "Dropped",
+    "LanceTables",
+    "TableState",
+    "keep_last",
+]
 
-MAX_FRAGMENTS = 32
+MAX_FRAGMENTS = 32  # small fragments (under TARGET_FRAGMENT_ROWS) before an upsert compacts them
+TARGET_FRAGMENT_ROWS = (
+    65_536  # a compacted fragment's rows (~20-30 MB here); larger ones are left as they are
+)
+MAX_INDEX_SEGMENTS = 8  # delta segments of a key index before a compaction merges them into one
 # Larger merges into an indexed table exceed lance's default memory pool ("Resources exhausted ...
 # HashJoinInput" at ~100k rows, measured); bigger upserts (migrations) commit in chunks of this many.
 MAX_UPSERT_ROWS = 50_000  # far above any stage batch (tens to thousands), which stay one commit
@@ -251,25 +271,48 @@ class LanceTables:
 
     def _maintain_if_due(self, table: str, key: Sequence[str]) -> None:
         ds = self._open(table)
-        if ds is not None and len(ds.get_fragments()) > MAX_FRAGMENTS:
-            self.compact(table, key)
+        if ds is None:
+            return
+        small = sum(f.metadata.physical_rows < TARGET_FRAGMENT_ROWS for f in ds.get_fragments())
+        if small > MAX_FRAGMENTS:
+            self.compact(table, key, full=False)
+
+    @staticmethod
+    def _segments(ds: lance.LanceDataset, key: Sequence[str]) -> int:
+        """Segments of the key's index (0: none)."""
+        if len(key) != 1:
+            return 0
+        with contextlib.suppress(Exception):  # an index is an optimisation, never a failure
+            for ix in ds.describe_indices():
+                if ix.name == f"{key[0]}_idx":
+                    return len(ix.segments)
+        return 0
 
     def compact(
-        self, table: str, key: Sequence[str] = (), keep_for: timedelta = KEEP_VERSIONS_FOR
+        self, table: str, key: Sequence[str] = (), keep_for: timedelta = KEEP_VERSIONS_FOR, full: bool = True
     ) -> TableState | None:
-        """Merge small fragments, update the key index (building it if a killed writer never did),
-        drop old untagged versions."""
+        """Merge small fragments, index their keys (building the index if a killed writer never did),
+        drop old untagged versions. ``full``: first merge the key index's delta segments into one,
+        so that every small fragment can be merged (the upserts' automatic compaction does this
+        every :data:`MAX_INDEX_SEGMENTS` compactions only: it rewrites the whole index)."""
         ds = self._open(table)
         if ds is None:
             return None
         if key:
             self._index(ds, key)
             ds = self._open(table)
+        segments = self._segments(ds, key)
+        if segments and (full or segments >= MAX_INDEX_SEGMENTS):
+            # lance merges fragments only within one index segment: one segment (of every row) first
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
+                ds.optimize.optimize_indices(num_indices_to_merge=segments)
+            ds = self._open(table)
         with contextlib.suppress(OSError, ValueError, RuntimeError):  # a concurrent compaction won
-            ds.optimize.compact_files()
+            ds.optimize.compact_files(target_rows_per_fragment=TARGET_FRAGMENT_ROWS)
         ds = self._open(table)
         with contextlib.suppress(OSError, ValueError, RuntimeError):
-            ds.optimize.optimize_indices()
+            # the new rows' keys as a delta segment: the indexed pages stay as they are (and cached)
+            ds.optimize.optimize_indices(num_indices_to_merge=0)
         ds = self._open(table)
         with contextlib.suppress(OSError, ValueError, RuntimeError):
             ds.cleanup_old_versions(older_than=keep_for, error_if_tagged_old_versions=False)
