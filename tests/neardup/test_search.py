@@ -120,6 +120,27 @@ def test_hamming_index_extended_batch_by_batch_equals_brute_force(monkeypatch, w
     assert all(a > 2 * b for a, b in pairwise(sizes)) and sizes[0] > 64
 
 
+def test_a_few_queries_are_brute_forced_and_the_levels_sorted_once_many_come(monkeypatch):
+    """A small batch against a large index compares by brute force (no sort of the store); once
+    more than SORT_AFTER_QUERIES queries came, the rows are sorted into levels. Same answers."""
+    from aescot.neardup import search
+
+    monkeypatch.setattr(search, "TAIL_ROWS", 64)
+    base, near = _planted(1500, 300, 6, words=1, seed=3)
+    allw = np.concatenate([base, near])
+    hexes = [f"{int(row[0]):016x}" for row in allw]
+    idx = HammingIndex(hexes[:1500], [f"s{i}" for i in range(1500)])
+    table = idx._tables[16]
+    for start in range(1500, 1800, 30):  # 10 batches of 30 queries, none added
+        batch = hexes[start : start + 30]
+        ref = brute_force_search(hashes_to_words(batch), allw[:1500], 6)
+        expected = [[] for _ in batch]
+        for q, x, d in sorted(ref.as_tuples(), key=lambda t: (t[0], t[2], t[1])):
+            expected[q].append((f"s{x}", d))
+        assert idx.search(batch, 6) == expected
+        assert bool(table.levels) == (start - 1500 + 30 > search.SORT_AFTER_QUERIES)
+
+
 def test_arrow_column_with_nulls_and_two_widths():
     import pyarrow as pa
 
