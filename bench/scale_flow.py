@@ -409,7 +409,9 @@ def print_table(rows: list[dict], args) -> None:
     print("|---|" + "---:|" * (len(picks) + 1 + same))
 
     def ratio_text(a: float, b: float, goal: bool) -> str:
-        ratio = b / a if a > 0 else float("nan")
+        if not a > 0:
+            return "n/a"  # nothing at the baseline size (a stage that had no work then)
+        ratio = b / a
         return f"{ratio:.2f}x" + (" **over 1.3x**" if goal and ratio > GOAL else "")
 
     def line(name: str, values: list[float], fmt: str, goal: bool) -> None:
