@@ -60,9 +60,8 @@ __all__ = [
 ]
 
 MAX_FRAGMENTS = 32  # small fragments (under TARGET_FRAGMENT_ROWS) before an upsert compacts them
-TARGET_FRAGMENT_ROWS = (
-    65_536  # a compacted fragment's rows (~20-30 MB here); larger ones are left as they are
-)
+# a compacted fragment's rows (~20-30 MB here); fragments this large are left as they are
+TARGET_FRAGMENT_ROWS = 65_536
 MAX_INDEX_SEGMENTS = 8  # delta segments of a key index before a compaction merges them into one
 # Larger merges into an indexed table exceed lance's default memory pool ("Resources exhausted ...
 # HashJoinInput" at ~100k rows, measured); bigger upserts (migrations) commit in chunks of this many.
