@@ -256,29 +256,15 @@ class LanceTables:
         self._index(ds, key)
         return ds
 
-    @staticmethod
-    def _index(ds: lance.LanceDataset, key: Sequence[str]) -> None:
-        if len(key) != 1:
-            return
-        try:
-            names = {ix["name"] for ix in ds.list_indices()}
-        except Exception:  # noqa: BLE001 - an index is an optimisation, never a failure
-            names = set()
-        if f"{key[0]}_idx" not in names:
+    @classmethod
+    def _index(cls, ds: lance.LanceDataset, key: Sequence[str]) -> None:
+        if len(key) == 1 and not cls._segments(ds, key):
             with contextlib.suppress(OSError, ValueError, RuntimeError):  # a concurrent writer won
                 ds.create_scalar_index(key[0], index_type="BTREE")
 
-    def _maintain_if_due(self, table: str, key: Sequence[str]) -> None:
-        ds = self._open(table)
-        if ds is None:
-            return
-        small = sum(f.metadata.physical_rows < TARGET_FRAGMENT_ROWS for f in ds.get_fragments())
-        if small > MAX_FRAGMENTS:
-            self.compact(table, key, full=False)
-
     @staticmethod
     def _segments(ds: lance.LanceDataset, key: Sequence[str]) -> int:
-        """Segments of the key's index (0: none)."""
+        """Segments of the key's B-tree index (0: no index, or a key of several columns)."""
         if len(key) != 1:
             return 0
         with contextlib.suppress(Exception):  # an index is an optimisation, never a failure
@@ -286,6 +272,16 @@ class LanceTables:
                 if ix.name == f"{key[0]}_idx":
                     return len(ix.segments)
         return 0
+
+    @staticmethod
+    def _small_fragments(ds: lance.LanceDataset) -> list:
+        """The fragments a compaction rewrites: those under :data:`TARGET_FRAGMENT_ROWS` rows."""
+        return [f for f in ds.get_fragments() if f.metadata.physical_rows < TARGET_FRAGMENT_ROWS]
+
+    def _maintain_if_due(self, table: str, key: Sequence[str]) -> None:
+        ds = self._open(table)
+        if ds is not None and len(self._small_fragments(ds)) > MAX_FRAGMENTS:
+            self.compact(table, key, full=False)
 
     def compact(
         self, table: str, key: Sequence[str] = (), keep_for: timedelta = KEEP_VERSIONS_FOR, full: bool = True

@@ -13,8 +13,7 @@ def batch(keys, value):
 
 
 def small_fragments(lt):
-    ds = lt._open("t")
-    return [f for f in ds.get_fragments() if f.metadata.physical_rows < tables.TARGET_FRAGMENT_ROWS]
+    return tables.LanceTables._small_fragments(lt._open("t"))
 
 
 def test_compaction_leaves_settled_fragments_and_bounds_index_segments(tmp_path, monkeypatch):
