@@ -64,6 +64,7 @@ from aescot.neardup import (
     radius_search,
 )
 from aescot.rejects import Reject, count_reasons, record_rejects
+from aescot.source_index import SourceIndex, load_source_index
 from aescot.store import DatasetStore
 from aescot.timeutil import now_iso
 
@@ -432,59 +433,56 @@ def _record(store: DatasetStore, p: Prepared) -> dict:
 
 
 class _StoreIds:
-    """The source ids in the store when the call began, sorted as fixed-width bytes (one projected
-    key column per call): a window asks which of its ids are there with a binary search, and only
-    those few are read by key (for their original names). Ids added by the call are its own."""
+    """The source ids in the store when the call began: each index segment's id column, sorted, seen
+    as fixed-width bytes (no copy): a window asks which of its ids are there with a binary search
+    per segment, and only those few are read by key (for their original names). Ids added by the
+    call are its own."""
 
-    def __init__(self, column: pa.ChunkedArray | pa.Array):
-        arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-        arr = arr.cast(pa.large_string())
-        self.sorted: np.ndarray | None = np.zeros(0, dtype="S64")
-        if len(arr):
+    def __init__(self, columns: list[pa.Array]):
+        self.sorted: list[np.ndarray] | None = []
+        for arr in columns:
+            if not len(arr):
+                continue
+            arr = arr.cast(pa.large_string())
             lengths = pc.utf8_length(arr)
             if arr.null_count or pc.min(lengths).as_py() != 64 or pc.max(lengths).as_py() != 64:
                 self.sorted = None  # not all SHA-256 hex: every window is looked up by key instead
-            else:
-                start = int(np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset])
-                raw = arr.buffers()[2].to_pybytes()[start : start + 64 * len(arr)]
-                self.sorted = np.sort(np.frombuffer(raw, dtype="S64"))
+                return
+            start = int(np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset])
+            self.sorted.append(np.frombuffer(arr.buffers()[2], dtype="S64", count=len(arr), offset=start))
 
     def present(self, ids: list[str]) -> list[str]:
         """The ``ids`` that may be in the store (exactly those, when the ids are SHA-256 hex)."""
         if self.sorted is None:
             return ids
-        if not ids or not len(self.sorted):
+        if not ids:
             return []
         q = np.array(ids, dtype="S64")
-        pos = np.minimum(np.searchsorted(self.sorted, q), len(self.sorted) - 1)
-        return [i for i, hit in zip(ids, self.sorted[pos] == q) if hit]
+        hit = np.zeros(len(ids), dtype=bool)
+        for ids_sorted in self.sorted:
+            pos = np.minimum(np.searchsorted(ids_sorted, q), len(ids_sorted) - 1)
+            hit |= ids_sorted[pos] == q
+        return [i for i, h in zip(ids, hit) if h]
 
 
-def _store_columns(store: DatasetStore, cfg: IngestConfig) -> tuple[_StoreIds, HammingIndex, HammingIndex]:
-    """One scan of the projected id (and hash) columns of ``sources``: the ids present when the
-    call began, the near-duplicate index of their hashes, each labelled ``{"id": source id,
-    "colour": colour signature}`` (null colour: a row stored before colour signatures, or the
-    colour check off), and the index of their object hashes, labelled alike (rows stored before
-    object hashes are left out)."""
-    check = cfg.near_duplicate_distance >= 0
-    colour = check and cfg.colour_distance >= 0
-    objects = check and cfg.object_distance >= 0
-    names = ["source_id", "phash", "colour_hash"][: 1 + check + colour] + ["object_phash"] * objects
-    cols = store.read_arrow("sources", columns=names)
-    ids = cols.column("source_id").combine_chunks()
+def _store_columns(
+    store: DatasetStore, cfg: IngestConfig
+) -> tuple[_StoreIds, HammingIndex, HammingIndex, SourceIndex]:
+    """The persisted source index (:mod:`aescot.source_index`: read, or rebuilt from one scan of
+    the projected columns) and what the call searches in it: the ids present when the call began,
+    the near-duplicate index of their hashes, each labelled ``{"id": source id, "colour": colour
+    signature}`` (null colour: a row stored before colour signatures, or the colour check off), and
+    the index of their object hashes, labelled alike (rows stored before object hashes are left out)."""
+    stored = load_source_index(store)
     index, object_index = HammingIndex(), HammingIndex()
-    if check:
-        colours = cols.column("colour_hash").combine_chunks() if colour else pa.nulls(len(ids), pa.string())
-        labels = pa.StructArray.from_arrays(
-            [ids.cast(pa.string()), colours.cast(pa.string())], ["id", "colour"]
-        )
-        index = HammingIndex.from_arrow(cols.column("phash"), labels)
-        if objects:
-            have = pc.is_valid(cols.column("object_phash")).combine_chunks()
-            object_index = HammingIndex.from_arrow(
-                cols.column("object_phash").filter(have), labels.filter(have)
-            )
-    return _StoreIds(ids), index, object_index
+    if cfg.near_duplicate_distance >= 0:
+        searched = [("phash", index)] + [("object_phash", object_index)] * (cfg.object_distance >= 0)
+        for column, into in searched:
+            for groups, ids, colours in stored.hashes(column):
+                if cfg.colour_distance < 0:
+                    colours = pa.nulls(len(ids), pa.string())
+                into.add_groups(groups, pa.StructArray.from_arrays([ids, colours], ["id", "colour"]))
+    return _StoreIds(stored.sorted_ids()), index, object_index, stored
 
 
 @dataclass(frozen=True)
@@ -594,7 +592,7 @@ def ingest(
     radius = cfg.near_duplicate_distance
     objects = radius >= 0 and cfg.object_distance >= 0
     with _timed(report.seconds, "index"):  # the id column comes with the hashes, in the same scan
-        store_ids, index, object_index = _store_columns(store, cfg)
+        store_ids, index, object_index, stored = _store_columns(store, cfg)
     seen_now: dict[str, str] = {}  # sources added by this call: source id -> path
     batch: list[dict] = []
     pending: list[Reject] = []  # this window's rejects: written with (before) its sources
@@ -672,6 +670,7 @@ def ingest(
         # adds again, never a source whose duplicates were forgotten.
         record_rejects(store, pending)
         report.added += store.upsert("sources", batch)
+        stored.extend(batch)  # after the commit: an index never lists a row the table lacks
         if radius >= 0 and batch:
             with _timed(report.seconds, "index"):
                 index.add_many(

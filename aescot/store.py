@@ -259,6 +259,13 @@ class DatasetStore:
                     pass
         return removed
 
+    def delete(self, key: str) -> None:
+        """Remove one object; a missing one is not an error."""
+        try:
+            self.fs.rm_file(self._full(key))
+        except FileNotFoundError:
+            pass
+
     def write_json(self, key: str, obj: Any) -> None:
         self.write_bytes(key, json.dumps(obj, ensure_ascii=False, indent=1, default=str).encode("utf-8"))
 

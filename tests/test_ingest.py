@@ -136,11 +136,12 @@ def test_store_ids_found_by_binary_search_and_other_ids_looked_up_by_key():
     from aescot.ingest import _StoreIds
 
     ids = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(1000)]
-    known = _StoreIds(pa.chunked_array([ids[:600], ids[600:900]]))
-    asked = [ids[0], ids[899], ids[900], ids[999], "f" * 64, "0" * 64]
+    # one sorted id column per index segment, searched in place
+    known = _StoreIds([pa.array(sorted(ids[:600])), pa.array(sorted(ids[600:900])).slice(1)])
+    asked = [ids[0], ids[899], ids[900], ids[999], "f" * 64, "0" * 64, min(ids[600:900])]
     assert known.present(asked) == [ids[0], ids[899]]
-    assert _StoreIds(pa.array([], pa.string())).present(asked) == []
-    odd = _StoreIds(pa.array(["short-id", ids[0]]))  # not all SHA-256 hex: ask the key index for all
+    assert _StoreIds([pa.array([], pa.string())]).present(asked) == []
+    odd = _StoreIds([pa.array(["short-id", ids[0]])])  # not all SHA-256 hex: ask the key index for all
     assert odd.present(asked) == asked
 
 

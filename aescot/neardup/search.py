@@ -123,17 +123,17 @@ def brute_force_search(queries, index=None, radius: int = 8, block: int = 4096) 
     lefts, rights, dists = [], [], []
     for start in range(0, q.shape[0], block):
         qb = q[start : start + block]
-        # bit counts summed in 16 bits (a hash of up to 1024 bits): a quarter of the memory traffic
-        d = np.bitwise_count(qb[:, 0, None] ^ x[None, :, 0]).astype(np.uint16)
-        for w in range(1, q.shape[1]):
-            d += np.bitwise_count(qb[:, w, None] ^ x[None, :, w])
-        ok = d <= radius
+        # A pair within the radius is within it on every word, so the first word alone (8-bit counts)
+        # screens all pairs and only the few that pass have their other words compared.
+        ok = np.bitwise_count(qb[:, 0, None] ^ x[None, :, 0]) <= radius
         if index is None:  # keep j > i only
             ok &= np.arange(qb.shape[0])[:, None] + start < np.arange(x.shape[0])[None, :]
         i, j = np.nonzero(ok)
-        lefts.append(i + start)
-        rights.append(j)
-        dists.append(d[i, j].astype(np.int64))
+        d = _distance(qb[i], x[j])
+        keep = d <= radius
+        lefts.append(i[keep] + start)
+        rights.append(j[keep])
+        dists.append(d[keep])
     if not lefts:
         return NearPairs.build(*(np.zeros(0, np.int64) for _ in range(3)))
     return NearPairs.build(np.concatenate(lefts), np.concatenate(rights), np.concatenate(dists))
@@ -334,6 +334,60 @@ def arrow_hashes_to_words(column) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def pack_words(groups: dict[int, tuple[np.ndarray, np.ndarray]], n: int):
+    """The stored form of :func:`arrow_hashes_to_words`' groups for ``n`` rows: two Arrow arrays, each
+    row's native-order uint64 words as bytes (empty: no hash) and its hex width (0: none).
+    :func:`unpack_words` reads them back without parsing hex."""
+    import pyarrow as pa
+
+    widths = np.zeros(n, dtype=np.uint16)
+    nbytes = np.zeros(n, dtype=np.int64)
+    for width, (pos, words) in groups.items():
+        widths[pos] = width
+        nbytes[pos] = 8 * words.shape[1]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(nbytes, out=offsets[1:])
+    data = np.zeros(int(offsets[-1]), dtype=np.uint8)
+    for pos, words in groups.values():
+        size = 8 * words.shape[1]
+        if len(pos) == n:  # one width for every row (the usual case): the words are the data
+            data = np.ascontiguousarray(words).view(np.uint8).ravel()
+            break
+        data[offsets[pos][:, None] + np.arange(size)] = (
+            np.ascontiguousarray(words).view(np.uint8).reshape(-1, size)
+        )
+    packed = pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return packed, pa.array(widths)
+
+
+def unpack_words(packed, widths) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """:func:`pack_words`' arrays -> ``{hex width: (row positions, (k, w) uint64 words)}``, zero-copy
+    when every row has a hash of one width."""
+    import pyarrow as pa
+
+    if isinstance(packed, pa.ChunkedArray):
+        packed = packed.combine_chunks()
+    if isinstance(widths, pa.ChunkedArray):
+        widths = widths.combine_chunks()
+    n = len(packed)
+    if not n:
+        return {}
+    packed = packed.cast(pa.large_binary())
+    offsets = np.frombuffer(packed.buffers()[1], dtype=np.int64)[packed.offset : packed.offset + n + 1]
+    data = np.frombuffer(packed.buffers()[2], dtype=np.uint8)
+    hex_widths = widths.to_numpy(zero_copy_only=False)
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for width in np.unique(hex_widths[hex_widths > 0]).tolist():
+        pos = np.flatnonzero(hex_widths == width)
+        w = -(-int(width) // 16)
+        if len(pos) == n:
+            words = data[offsets[0] : offsets[0] + 8 * w * n].view(np.uint64).reshape(n, w)
+        else:
+            words = data[offsets[pos][:, None] + np.arange(8 * w)].reshape(-1).view(np.uint64).reshape(-1, w)
+        out[int(width)] = (pos, words)
+    return out
+
+
 class _Levels:
     """Multi-index tables of one radius over rows ``[0, hi)`` of a growing word matrix.
 
@@ -453,7 +507,8 @@ class _Table:
             parts = lv.search(q, words, radius)
             lo = lv.hi
         if lo < self.n:
-            tail = brute_force_search(q, words[lo:], radius, block=max(1, (1 << 22) // (self.n - lo)))
+            # ~1M pairs per block: its 64-bit XOR temporary is 8 MB whatever the store's size
+            tail = brute_force_search(q, words[lo:], radius, block=max(1, (1 << 20) // (self.n - lo)))
             parts.append((tail.left, tail.right + lo, tail.distance))
         if not parts:
             return (np.zeros(0, np.int64),) * 3
@@ -491,21 +546,33 @@ class HammingIndex:
         sequence of the same length), without a Python object per row."""
         if len(hashes) != len(labels):
             raise ValueError("one label per hash")
+        return cls.from_groups(arrow_hashes_to_words(hashes), labels)
+
+    @classmethod
+    def from_groups(cls, groups: dict[int, tuple[np.ndarray, np.ndarray]], labels) -> HammingIndex:
+        """An index of hashes already in words (:func:`arrow_hashes_to_words`, :func:`unpack_words`),
+        labelled by ``labels`` (indexed by row position)."""
+        index = cls()
+        index.add_groups(groups, labels)
+        return index
+
+    def add_groups(self, groups: dict[int, tuple[np.ndarray, np.ndarray]], labels) -> None:
+        """Index hashes already in words (as :meth:`from_groups` takes them), after those indexed."""
         import pyarrow as pa
 
         if isinstance(labels, pa.ChunkedArray):
             labels = labels.combine_chunks()
-        index = cls()
-        for width, (pos, words) in arrow_hashes_to_words(hashes).items():
-            if isinstance(labels, pa.Array):
+        for width, (pos, words) in groups.items():
+            if len(pos) == len(labels):  # every row has a hash of this width
+                picked = labels
+            elif isinstance(labels, pa.Array):
                 picked = labels.take(pa.array(pos))
             elif isinstance(labels, np.ndarray):
                 picked = labels[pos]
             else:
                 picked = [labels[i] for i in pos]
-            index._table(width, words.shape[1]).append(words, picked)
-            index._n += words.shape[0]
-        return index
+            self._table(width, words.shape[1]).append(words, picked)
+            self._n += words.shape[0]
 
     def __len__(self) -> int:
         return self._n

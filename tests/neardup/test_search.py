@@ -150,3 +150,29 @@ def test_arrow_column_with_nulls_and_two_widths():
     assert idx.nearest_many(["0" * 15 + "1", "0" * 64, "f" * 16], 2) == [("a", 1), ("d", 1), None]
     with pytest.raises(ValueError, match="hex"):
         HammingIndex.from_arrow(pa.array(["zz" * 8]), pa.array(["x"]))
+
+
+def test_packed_words_round_trip_with_mixed_widths_and_missing_hashes():
+    """The stored form of hashes (words + hex width per row) reads back as the parsed hex does,
+    for one width (the zero-copy path) and for several widths and missing hashes side by side."""
+    import pyarrow as pa
+
+    from aescot.neardup.search import arrow_hashes_to_words, pack_words, unpack_words
+
+    rng = np.random.default_rng(7)
+
+    def hexes(n, digits):
+        return ["".join(rng.choice(list("0123456789abcdef"), digits)) for _ in range(n)]
+
+    one = pa.array(hexes(50, 64))
+    mixed = pa.array(hexes(3, 64) + [None, ""] + hexes(2, 16) + hexes(2, 9) + hexes(1, 64))
+    for column in (one, mixed):
+        want = arrow_hashes_to_words(column)
+        got = unpack_words(*pack_words(want, len(column)))
+        assert sorted(got) == sorted(want)
+        for width, (pos, words) in want.items():
+            assert got[width][0].tolist() == pos.tolist()
+            assert got[width][1].tolist() == words.tolist()
+        index = HammingIndex.from_groups(got, list(range(len(column))))
+        probe = column[0].as_py()
+        assert index.nearest(probe, radius=0) == (0, 0)
