@@ -19,14 +19,15 @@ bits of a source's, with colours within ``object_colour_distance``, is that sour
 tighter than the plain rule's: the object hash also meets products that look alike up to scale and
 position). Sources stored before object hashes (null column) are compared plainly.
 
-Cost follows the new files: one scan of the projected ``source_id`` and ``phash`` columns per
-call; a window finds its ids among the store's by binary search and reads by key only those
-present, and near-duplicates are found with one :class:`~aescot.neardup.HammingIndex` per
-call, built from the projected ``phash`` column (the persisted form of the index) and extended
-after each batch commits, so a search costs O(log n) probes per file, not a pass over the store.
-The index is searched on the pHash only; the colour check is applied to its matches (each index
-row carries its source's colour signature as part of its label). The object hashes have a second
-:class:`~aescot.neardup.HammingIndex`, built and extended alike.
+Cost follows the new files: the store's sources come from the persisted source index
+(:mod:`aescot.source_index`: ids, colour signatures and hashes as words in a few memory-mapped
+segments, extended by each batch that commits; rebuilt from one projected scan of ``sources`` when
+it does not cover the table). A window finds its ids among the store's by binary search and reads
+by key only those present, and near-duplicates are found with one
+:class:`~aescot.neardup.HammingIndex` per call, built from the index's words and extended after each
+batch commits. The index is searched on the pHash only; the colour check is applied to its matches
+(each index row carries its source's colour signature as part of its label). The object hashes have
+a second :class:`~aescot.neardup.HammingIndex`, built and extended alike.
 """
 
 from __future__ import annotations
@@ -578,7 +579,7 @@ def ingest(
 
     Files go in windows of ``batch_size``: each window's ids are looked up by key, its new files
     decoded, checked for near-duplicates against one index of the store's sources (built once
-    per call from the projected ``phash`` column, extended after each batch commits) and against
+    per call from the persisted source index, extended after each batch commits) and against
     the window's earlier files (grey pHash within ``near_duplicate_distance``, then colour
     signature within ``colour_distance`` on those matches only), and its rows written in one commit. Images are written before the
     rows that reference them: a crash loses at most one batch of work, and a re-run completes it
