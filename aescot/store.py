@@ -21,6 +21,8 @@ creates its root unless ``create=True`` (read commands pass ``False``).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import posixpath
@@ -46,6 +48,7 @@ from aescot.tables import LanceTables, TableState, lance_storage_options
 __all__ = ["TABLES", "DamagedStore", "DatasetStore", "NoDataset", "StoreError", "TableSpec", "open_store"]
 
 TMP_PREFIX = ".tmp-"
+TMP_DIR = ".tmp"  # under the root: every local write's temp file, renamed into place when complete
 _HOST = socket.gethostname().replace("-", "_")[:32]
 STALE_TMP_S = 3600.0  # a temp file of another host (or an old-style name) is a dead writer's after this
 # Markers of a dataset root: a read-only open requires one of them.
@@ -212,18 +215,35 @@ class DatasetStore:
     def write_bytes(self, key: str, data: bytes) -> None:
         """Write a whole object atomically (temp file + rename locally, one PUT remotely)."""
         full = self._full(key)
-        if self.is_local:
-            parent = os.path.dirname(full)
-            self.fs.makedirs(parent, exist_ok=True)  # object stores have no folders (s3fs: a HEAD bucket)
-            self._clean_dead_temps(parent)
-            tmp = os.path.join(parent, f"{TMP_PREFIX}{_HOST}-{os.getpid()}-{uuid.uuid4().hex}")
+        if not self.is_local:
+            self.fs.pipe_file(full, data)
+            return
+        parent = os.path.dirname(full)
+        self.fs.makedirs(parent, exist_ok=True)  # object stores have no folders (s3fs: a HEAD bucket)
+        # Temps live in the root's own temp folder, not beside their target: finding a dead writer's
+        # temps then lists that small folder, not an image folder that grows with the store.
+        temps = os.path.join(self.path, TMP_DIR)
+        try:
+            self._write_via(temps, full, data)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            self._write_via(parent, full, data)  # the target is on another filesystem under the root
+
+    def _write_via(self, folder: str, full: str, data: bytes) -> None:
+        os.makedirs(folder, exist_ok=True)
+        self._clean_dead_temps(folder)
+        tmp = os.path.join(folder, f"{TMP_PREFIX}{_HOST}-{os.getpid()}-{uuid.uuid4().hex}")
+        try:
             with open(tmp, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, full)
-        else:
-            self.fs.pipe_file(full, data)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
 
     def _clean_dead_temps(self, folder: str) -> int:
         """Remove temp files left in ``folder`` by writers that died (once per folder and process).

@@ -183,14 +183,14 @@ def test_repair_of_a_deleted_file_says_nothing_was_left_to_copy(ingested):
 
 
 def test_temp_files_of_dead_writers_are_removed_by_the_next_write(store):
-    from aescot.store import _HOST
+    from aescot.store import _HOST, TMP_DIR
 
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True
     )
     pid = int(dead.stdout)
     store.write_json("snapshots/a.json", {"n": 1})
-    folder = store.local_path("snapshots")
+    folder = store.local_path(TMP_DIR)  # where every local write keeps its temp until the rename
     stale = folder / f".tmp-{_HOST}-{pid}-{'0' * 32}"
     stale.write_bytes(b"{half a file")
     alive = folder / f".tmp-{_HOST}-{os.getpid()}-{'1' * 32}"  # a live writer's: must stay
@@ -199,6 +199,29 @@ def test_temp_files_of_dead_writers_are_removed_by_the_next_write(store):
     fresh.write_json("snapshots/b.json", {"n": 2})
     assert not stale.exists() and alive.exists()
     assert fresh.list_keys("snapshots") == ["snapshots/a.json", "snapshots/b.json"]
+    assert sorted(p.name for p in store.local_path("snapshots").iterdir()) == ["a.json", "b.json"]
+
+
+def test_a_target_on_another_filesystem_is_written_through_a_temp_beside_it(store, monkeypatch):
+    """A folder under the root mounted from elsewhere cannot take a rename from the root's temp
+    folder (EXDEV): the write goes through a temp in the target's own folder instead."""
+    import errno
+
+    real = os.replace
+    renames: list[str] = []
+
+    def replace(src, dst):
+        renames.append(os.path.dirname(src))
+        if os.path.dirname(src) != os.path.dirname(dst):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    store.write_bytes("images/ab/x.png", b"png bytes")
+    assert store.read_bytes("images/ab/x.png") == b"png bytes"
+    assert renames == [store.local_path(".tmp").as_posix(), store.local_path("images/ab").as_posix()]
+    assert sorted(p.name for p in store.local_path("images/ab").iterdir()) == ["x.png"]
+    assert not list(store.local_path(".tmp").iterdir())  # the failed temp did not stay behind
 
 
 READ_COMMANDS = [
