@@ -444,12 +444,14 @@ class _StoreIds:
         for arr in columns:
             if not len(arr):
                 continue
-            arr = arr.cast(pa.large_string())
-            lengths = pc.utf8_length(arr)
+            if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+                arr = arr.cast(pa.string())
+            lengths = pc.binary_length(arr)  # bytes, from the offsets alone (the ids stay unread)
             if arr.null_count or pc.min(lengths).as_py() != 64 or pc.max(lengths).as_py() != 64:
                 self.sorted = None  # not all SHA-256 hex: every window is looked up by key instead
                 return
-            start = int(np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset])
+            offsets = np.int64 if pa.types.is_large_string(arr.type) else np.int32  # read in place
+            start = int(np.frombuffer(arr.buffers()[1], dtype=offsets)[arr.offset])
             self.sorted.append(np.frombuffer(arr.buffers()[2], dtype="S64", count=len(arr), offset=start))
 
     def present(self, ids: list[str]) -> list[str]:
