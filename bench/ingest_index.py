@@ -6,7 +6,7 @@ Three measurements, every baseline in the same run:
 
 1. One ingest call of N real images (64x64 PNGs rendered by aescot.samples) into an empty store,
    for each N in ``--sizes``: wall time, and the seconds the index took (``IngestReport.seconds``:
-   building it from the projected ``phash`` column, searching each window, extending it after each
+   reading the persisted source index (rebuilt from the table when stale), searching each window, extending it after each
    commit) as a share of the call. Goal: < 5% at 16k. Both wall time (which includes the index
    code waiting for the GIL the decoding threads hold) and CPU time (the index code's thread CPU
    against the process's CPU for the call) are shown.
@@ -266,16 +266,20 @@ def main() -> None:
         f"   built the big store: {big.count('sources')} rows in {time.perf_counter() - t0:.1f} s, "
         f"compacted to {big.table_state('sources').fragments} fragment(s)"
     )
-    # both indexes as ingest builds them per call (one projected scan), then one window's search
+    # both indexes as ingest builds them: the first call after rows the source index did not see
+    # (these were upserted directly) rebuilds it from one projected scan; later calls read it
     t0 = time.perf_counter()
-    _, plain, object_index = _store_columns(big, cfg)
+    _store_columns(big, cfg)
     t1 = time.perf_counter()
+    _, plain, object_index, _ = _store_columns(big, cfg)
+    t2 = time.perf_counter()
     probe = big.column("sources", "phash").slice(0, cfg.batch_size).to_pylist()
     plain.search(probe, cfg.near_duplicate_distance)
     object_index.search(probe, max(cfg.object_distance, 0))
     print(
         f"   ingest's indexes of the big store ({len(plain)} plain rows, {len(object_index)} object rows): "
-        f"scan + build {t1 - t0:.3f} s, first window's searches (sort the levels) {time.perf_counter() - t1:.3f} s"
+        f"source index rebuilt from the table {t1 - t0:.3f} s, read from its segments {t2 - t1:.3f} s, "
+        f"first window's searches {time.perf_counter() - t2:.3f} s"
     )
     # Option A's cost, alone: the persisted form of the index is the phash column itself
     t0 = time.perf_counter()
