@@ -105,17 +105,20 @@ class SourceIndex:
             [{k: r.get(k) for k in names} for r in records],
             schema=pa.schema([(k, pa.string()) for k in names]),
         )
-        self.tables.append(_packed(rows))
-        self.names.append(self._write(self.tables[-1]))
-        gone = []
-        while len(self.tables) >= 2 and self.tables[-2].num_rows <= 2 * self.tables[-1].num_rows:
-            merged = pa.concat_tables(self.tables[-2:]).sort_by("source_id")
-            gone += self.names[-2:]
-            del self.tables[-2:], self.names[-2:]
-            self.tables.append(merged)
-            self.names.append(self._write(merged))
+        segment = _packed(rows)
+        # the newest segments that merge with it: each at most twice the rows merged so far
+        merged, rows_so_far = 0, segment.num_rows
+        while merged < len(self.tables) and self.tables[-1 - merged].num_rows <= 2 * rows_so_far:
+            rows_so_far += self.tables[-1 - merged].num_rows
+            merged += 1
+        keep = len(self.tables) - merged
+        gone = self.names[keep:]
+        if merged:
+            segment = pa.concat_tables([*self.tables[keep:], segment]).sort_by("source_id")
+        self.tables = [*self.tables[:keep], segment]
+        self.names = [*self.names[:keep], self._write(segment)]
         self._list()
-        for name in gone:
+        for name in gone:  # after the listing no longer names them
             self.store.delete(f"{FOLDER}/{name}")
 
     def _write(self, segment: pa.Table) -> str:
