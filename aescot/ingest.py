@@ -594,7 +594,7 @@ def ingest(
         on_discovered(len(files))
     radius = cfg.near_duplicate_distance
     objects = radius >= 0 and cfg.object_distance >= 0
-    with _timed(report.seconds, "index"):  # the id column comes with the hashes, in the same scan
+    with _timed(report.seconds, "index"):  # the ids come with the hashes, from the source index
         store_ids, index, object_index, stored = _store_columns(store, cfg)
     seen_now: dict[str, str] = {}  # sources added by this call: source id -> path
     batch: list[dict] = []
