@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -141,6 +141,10 @@ class LanceTables:
         self.is_local = is_local
         self.pinned: dict[str, int | str] | None = None
         self.root = self.base.rsplit("/", 1)[0]  # the dataset root (``tables/`` sits in it), for messages
+        # called after each write that committed: (table, what it did, the rows upserted): "upsert" with
+        # its rows, "compact" (the same rows rewritten) or "repair" (rows dropped) with None. The store
+        # records there what ``aescot status`` shows.
+        self.on_commit: Callable[[str, str, pa.Table | None], None] | None = None
 
     # --- locating ----------------------------------------------------------------------------------
 
@@ -219,6 +223,8 @@ class LanceTables:
             if start + MAX_UPSERT_ROWS < data.num_rows:
                 ds = self._open(table)
         self._maintain_if_due(table, key)
+        if self.on_commit is not None:
+            self.on_commit(table, "upsert", data)
         return data.num_rows
 
     def _evolve(self, table: str, ds: lance.LanceDataset, schema: pa.Schema) -> lance.LanceDataset:
@@ -311,6 +317,8 @@ class LanceTables:
         ds = self._open(table)
         with contextlib.suppress(OSError, ValueError, RuntimeError):
             ds.cleanup_old_versions(older_than=keep_for, error_if_tagged_old_versions=False)
+        if self.on_commit is not None:
+            self.on_commit(table, "compact", None)
         return self.state(table)
 
     # --- reading -----------------------------------------------------------------------------------
@@ -386,11 +394,23 @@ class LanceTables:
 
     def state(self, table: str) -> TableState | None:
         ds = self._open(table)
-        if ds is None:
-            return None
+        return None if ds is None else self._state(table, ds)
+
+    @staticmethod
+    def _state(table: str, ds: lance.LanceDataset) -> TableState:
         frags = ds.get_fragments()
         data = tuple((df.path, df.file_size_bytes) for f in frags for df in f.data_files())
         return TableState(table, ds.version, ds.count_rows(), len(frags), len(data), data)
+
+    def snapshot(self, table: str, columns: Sequence[str] = ()) -> tuple[TableState, pa.Table | None] | None:
+        """One version of ``table``: its state and ``columns`` of every row (None when the table lacks
+        one of them), both read from the same version. None if the table was never written."""
+        ds = self._open(table)
+        if ds is None:
+            return None
+        have = set(ds.schema.names)
+        cols = self._scan(table, ds, list(columns), None) if columns and have.issuperset(columns) else None
+        return self._state(table, ds), cols
 
     def names(self) -> list[str]:
         """The tables written so far (local roots: by folder; object stores: the registry passes them)."""
@@ -481,6 +501,8 @@ class LanceTables:
         lance.LanceDataset.commit(
             self.uri(table), op, read_version=ds.version, storage_options=self.storage_options
         )
+        if self.on_commit is not None:
+            self.on_commit(table, "repair", None)
         return out
 
     # --- versions ----------------------------------------------------------------------------------
