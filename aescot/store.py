@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from fsspec.implementations.local import LocalFileSystem
 
+from aescot import status_cache
 from aescot.contracts import arrow_schema, validate_many
 from aescot.errors import DamagedStore, NoDataset, StoreError
 from aescot.ids import sha256_bytes
@@ -218,6 +219,19 @@ class DatasetStore:
         if not self.is_local:
             self.fs.pipe_file(full, data)
             return
+        if not status_cache.is_image_key(key):
+            self._write_local(full, data)
+            return
+        # an image: its folder's times around the write let status know the change was this addition
+        before = status_cache.before_image_write(self.path, key)
+        ok = False
+        try:
+            self._write_local(full, data)
+            ok = True
+        finally:
+            status_cache.image_written(self.path, key, before, ok)
+
+    def _write_local(self, full: str, data: bytes) -> None:
         parent = os.path.dirname(full)
         self.fs.makedirs(parent, exist_ok=True)  # object stores have no folders (s3fs: a HEAD bucket)
         # Temps live in the root's own temp folder, not beside their target: finding a dead writer's
@@ -316,7 +330,14 @@ class DatasetStore:
             self._check_layout()
         opts = lance_storage_options(self.storage_options) if not self.is_local else None
         self._tables = LanceTables(self.uri("tables"), opts, self.is_local)
+        if self.is_local:
+            self._tables.on_commit = self._committed
         return self._tables
+
+    def _committed(self, table: str, kind: str, batch: pa.Table | None) -> None:
+        from aescot.status_record import record_commit  # what ``aescot status`` shows, as it changes
+
+        record_commit(self.root, self.tables, table, kind, batch)
 
     def _check_layout(self) -> None:
         """Refuse a first-release store (part files) until ``aescot migrate`` has converted it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,14 +55,70 @@ def test_an_unchanged_store_is_counted_once_then_served_without_lance(ingested):
     assert "│ sources │ 4 │" in " ".join(again.split())
 
 
-def test_a_commit_makes_status_count_again(ingested, tmp_path):
+def _full_status(root: str) -> str:
+    """What the full path prints (the cache removed first), in a fresh interpreter."""
+    shutil.rmtree(status_cache.cache_path(root), ignore_errors=True)
+    code, shown, heavy = _status(root)
+    assert code == 0 and "lance" in heavy, shown
+    return shown
+
+
+def test_a_commit_keeps_status_current_without_lance(ingested, tmp_path):
     assert runner.invoke(app, ["status", "--root", ingested.root]).exit_code == 0
-    ingest(ingested, [str(write_sample_sources(tmp_path / "more", n=6, size=64, seed=7))])
+    bad = tmp_path / "bad" / "broken.png"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not a png")
+    ingest(ingested, [str(write_sample_sources(tmp_path / "more", n=6, size=64, seed=7)), str(bad)])
+    code, shown, heavy = _status(ingested.root)  # the ingest recorded its commits and its images
+    assert code == 0 and heavy == [], shown
+    flat = " ".join(shown.split())
+    assert f"│ sources │ {ingested.count('sources')} │" in flat and ingested.count("sources") == 10, shown
+    assert "│ rejected at ingest │ 1 │" in flat, shown
+    assert shown == _full_status(ingested.root)  # word for word what counting in full prints
+
+
+def test_a_commit_its_writer_did_not_record_makes_status_count_again(ingested, tmp_path):
+    assert runner.invoke(app, ["status", "--root", ingested.root]).exit_code == 0
+    ingested.tables.on_commit = None  # a writer killed between its commit and the record
+    ingest(ingested, [str(write_sample_sources(tmp_path / "more", n=3, size=64, seed=8))])
     assert status_cache.fresh_status(ingested.root) is None
     code, shown, heavy = _status(ingested.root)
     assert code == 0 and "lance" in heavy
-    assert f"│ sources │ {ingested.count('sources')} │" in " ".join(shown.split()), shown
-    assert ingested.count("sources") > 4
+    assert "│ sources │ 7 │" in " ".join(shown.split()), shown
+    assert _status(ingested.root)[2] == []  # and the full path recorded it again
+
+
+def test_an_image_added_by_hand_makes_status_count_again(ingested):
+    assert runner.invoke(app, ["status", "--root", ingested.root]).exit_code == 0
+    key = ingested.read_arrow("sources", ["image_key"])["image_key"][0].as_py()
+    shutil.copy(ingested.local_path(key), ingested.local_path(key).with_name("copy.png"))
+    assert status_cache.fresh_status(ingested.root) is None
+
+
+def test_rows_referencing_an_absent_image_are_counted_missing_at_their_commit(ingested):
+    assert runner.invoke(app, ["status", "--root", ingested.root]).exit_code == 0
+    row = ingested.read("sources")[0]
+    ghost = "images/ff/" + "f" * 64 + ".png"
+    ingested.upsert("sources", [{**row, "source_id": "e" * 64, "image_key": ghost}])
+    code, shown, heavy = _status(ingested.root)
+    assert code == 0 and heavy == [], shown
+    assert f"warning: 1 referenced images are missing (e.g. {ghost})" in " ".join(shown.split()), shown
+    assert shown == _full_status(ingested.root)
+
+
+def test_an_image_deleted_between_two_writes_is_not_taken_for_ours(ingested, tmp_path):
+    """A folder that changed between this process's image writes (or before its first) is dropped
+    from the record at its commit: status then lists the images in full."""
+    assert runner.invoke(app, ["status", "--root", ingested.root]).exit_code == 0
+    key = ingested.read_arrow("sources", ["image_key"])["image_key"][0].as_py()
+    folder = key.split("/")[1]
+    ingested.write_bytes(f"images/{folder}/" + "0" * 64 + ".png", b"one")
+    os.remove(ingested.local_path(key))  # by hand, between our writes
+    ingested.write_bytes(f"images/{folder}/" + "1" * 64 + ".png", b"two")
+    ingest(ingested, [str(write_sample_sources(tmp_path / "more", n=2, size=64, seed=11))])
+    assert status_cache.fresh_status(ingested.root) is None
+    result = runner.invoke(app, ["status", "--root", ingested.root])
+    assert result.exit_code == 0 and "warning: 1 referenced images are missing" in result.output
 
 
 def _data_file(store: DatasetStore, table: str) -> Path:
@@ -95,16 +152,11 @@ def test_an_image_deleted_after_the_last_status_is_warned_about(ingested):
     assert result.exit_code == 0 and "warning: 1 referenced images are missing" in result.output
 
 
-def test_counts_of_a_store_that_changed_while_counting_are_not_cached(ingested, tmp_path):
+def test_images_counted_while_the_store_changed_are_not_saved(ingested, tmp_path):
     before = status_cache.fingerprint(ingested.root)
-    report = status_report(ingested)  # writes the cache: nothing changed meanwhile
-    assert status_cache.fresh_status(ingested.root)["stages"] == report["stages"]
-    os.remove(status_cache.cache_path(ingested.root))
+    assert status_cache.save_images(ingested.root, before, [])
     ingest(ingested, [str(write_sample_sources(tmp_path / "more", n=2, size=64, seed=9))])
-    assert not status_cache.save_status(ingested.root, before, {**report, "files": {}})
-    assert not os.path.exists(status_cache.cache_path(ingested.root))
-    now = status_cache.fingerprint(ingested.root)  # counts of older versions under a newer fingerprint
-    assert not status_cache.save_status(ingested.root, now, {**report, "files": {}})
+    assert not status_cache.save_images(ingested.root, before, [])  # a commit landed meanwhile
 
 
 def test_a_first_release_folder_is_never_served_from_the_cache(ingested):
@@ -114,3 +166,21 @@ def test_a_first_release_folder_is_never_served_from_the_cache(ingested):
     assert status_cache.fingerprint(ingested.root) is None
     result = runner.invoke(app, ["status", "--root", ingested.root])
     assert result.exit_code != 0 and "aescot migrate" in result.output, result.output
+
+
+def test_two_writers_at_once_leave_a_record_that_is_right_or_unused(ingested, tmp_path):
+    """Two ingests in two processes, into the same image folders at the same moment: whatever the
+    record says afterwards is either what counting in full says, or not used."""
+    assert runner.invoke(app, ["status", "--root", ingested.root]).exit_code == 0
+    manifests = [write_sample_sources(tmp_path / f"w{i}", n=12, size=64, seed=20 + i) for i in range(2)]
+    code = (
+        "import sys; from aescot.ingest import ingest; from aescot.store import open_store; "
+        "ingest(open_store(sys.argv[1]), [sys.argv[2]])"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, ingested.root, str(m)]) for m in manifests]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    cached = status_cache.fresh_status(ingested.root)
+    full = status_report(DatasetStore(ingested.root))
+    assert full["stages"][0] == ["sources", 28, ""]
+    if cached is not None:
+        assert cached == full
