@@ -277,6 +277,17 @@ def save_images(root: str, before: dict[str, Any] | None, missing: list[str]) ->
         return _write(_images_path(root), {"folders": before["images"], "missing": sorted(missing)})
 
 
+def account_new_store(root: str) -> bool:
+    """Account for the images of a store that has neither tables nor images yet (there are none, none
+    missing), so the writers' records keep ``aescot status`` current from its first commit on. A few
+    stats when the store exists already."""
+    if os.path.exists(_images_path(root)):
+        return False
+    if any(os.path.exists(os.path.join(root, d)) for d in ("images", "tables")):
+        return False  # a store counted by no status yet: the first full count accounts for it
+    return save_images(root, fingerprint(root), [])
+
+
 @contextlib.contextmanager
 def _images_lock(root: str):
     """An exclusive lock on ``images.json`` among processes (so one writer's update is not lost

@@ -165,6 +165,8 @@ class DatasetStore:
             self.fs.makedirs(self.path, exist_ok=True)
         except Exception as exc:
             raise StoreError(f"cannot create dataset root {root!r}: {exc}") from exc
+        if self.is_local:
+            status_cache.account_new_store(self.path)  # a store begun here: status is known from the start
 
     def is_dataset(self) -> bool:
         """Whether the root holds a dataset (its tables, images or embedded Label Studio folder)."""

@@ -45,7 +45,15 @@ def _status(root: str) -> tuple[int, str, list[str]]:
     return exit_code, "\n".join(shown) + done.stderr, heavy
 
 
+def test_a_store_begun_by_this_release_is_served_without_lance_from_its_first_commit(ingested):
+    code, shown, heavy = _status(ingested.root)  # the ingest into a new root recorded everything
+    assert code == 0 and heavy == [], shown
+    assert "│ sources │ 4 │" in " ".join(shown.split())
+    assert shown == _full_status(ingested.root)
+
+
 def test_an_unchanged_store_is_counted_once_then_served_without_lance(ingested):
+    shutil.rmtree(status_cache.cache_path(ingested.root))  # a store no status has counted yet
     first_code, first, first_heavy = _status(ingested.root)
     assert first_code == 0 and "lance" in first_heavy, first  # counted with Lance, cache written
     assert os.path.exists(status_cache.cache_path(ingested.root))

@@ -8,7 +8,9 @@ import time
 import pytest
 from prefect.exceptions import ParameterTypeError
 
+from aescot import status_cache
 from aescot.samples import write_sample_sources
+from aescot.status import status_report
 from aescot.store import DatasetStore
 from flows.build_screening_set import build_screening_set
 
@@ -37,6 +39,9 @@ def test_summary_artifact_is_written(tmp_path):
 
     manifest = write_sample_sources(tmp_path / "src", n=2, size=128)
     build_screening_set(root=str(tmp_path / "ds"), sources=[str(manifest)], **OFFLINE)
+    # the flow's writers recorded what ``aescot status`` shows: it is served without counting again
+    served = status_cache.fresh_status(str(tmp_path / "ds"))
+    assert served is not None and served == status_report(DatasetStore(tmp_path / "ds"))
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts()
     md = [a for a in artifacts if a.key == "build-screening-set-summary" and str(tmp_path) in a.data]
